@@ -1,0 +1,1 @@
+"""Data files shipped with tpw-desktop (workloads, demo power traces, icon)."""

@@ -1,0 +1,1 @@
+"""The desktop dashboard: the only package that imports Qt (PySide6)."""
