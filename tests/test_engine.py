@@ -1,0 +1,159 @@
+"""The engine on real llama.cpp: token events, timestamps, counters, stopping."""
+import threading
+import time
+
+import pytest
+
+from tpw_desktop.engine.llama_engine import Engine, EngineSettings, load_engine
+from tpw_desktop.errors import ModelFileError, TpwError
+
+
+def test_events_carry_monotonic_timestamps_inside_the_call(tiny_engine):
+    before = time.monotonic_ns()
+    gen = tiny_engine.generate("the energy of a token", 16)
+    after = time.monotonic_ns()
+    assert gen.stop_reason in ("length", "eos")
+    assert 1 <= len(gen.events) <= 16
+    times = [e.t_ns for e in gen.events]
+    assert before <= gen.t_start_ns < times[0]
+    assert times == sorted(times)
+    assert times[-1] <= gen.t_end_ns <= after
+    assert [e.index for e in gen.events] == list(range(len(gen.events)))
+    assert all(isinstance(e.token_id, int) and 0 <= e.token_id < tiny_engine.n_vocab for e in gen.events)
+    assert gen.text == "".join(e.text for e in gen.events)
+
+
+def test_perf_counters_match_the_call(tiny_engine):
+    prompt = tiny_engine.tokenize("the energy of a token")
+    gen = tiny_engine.generate(prompt, 12, ignore_eos=True)
+    assert len(gen.events) == 12
+    assert gen.prompt_tokens == len(prompt)
+    assert gen.perf.prompt_tokens == len(prompt)
+    # The last sampled token is never decoded: 11 single-token decodes.
+    assert gen.perf.generated_tokens == 11
+    assert gen.perf.prompt_ms > 0 and gen.perf.generation_ms > 0
+    assert gen.perf.load_ms > 0
+
+
+def test_repeated_prompt_is_evaluated_again(tiny_engine):
+    """llama-cpp-python reuses a cached prefix unless reset: a benchmark must not."""
+    prompt = tiny_engine.tokenize("the the the the the")
+    first = tiny_engine.generate(prompt, 3, ignore_eos=True)
+    second = tiny_engine.generate(prompt, 3, ignore_eos=True)
+    assert second.perf.prompt_tokens == first.perf.prompt_tokens == len(prompt)
+
+
+def test_greedy_generation_is_deterministic(tiny_engine):
+    a = tiny_engine.generate("a joule", 10, ignore_eos=True)
+    b = tiny_engine.generate("a joule", 10, ignore_eos=True)
+    assert [e.token_id for e in a.events] == [e.token_id for e in b.events]
+
+
+def test_stop_mid_generation_leaves_the_engine_reusable(tiny_engine):
+    reference = tiny_engine.generate("the token", 40, ignore_eos=True)
+    stop = threading.Event()
+
+    def stop_after_five(event):
+        if event.index == 4:
+            stop.set()
+
+    stopped = tiny_engine.generate("the token", 40, ignore_eos=True, stop=stop, on_token=stop_after_five)
+    assert stopped.stop_reason == "stopped"
+    assert len(stopped.events) == 5
+    assert [e.token_id for e in stopped.events] == [e.token_id for e in reference.events[:5]]
+    again = tiny_engine.generate("the token", 40, ignore_eos=True)
+    assert [e.token_id for e in again.events] == [e.token_id for e in reference.events]
+
+
+def test_stop_interrupts_prompt_evaluation(tiny_engine):
+    prompt = [1] + [3 + i % 260 for i in range(400)]
+    stop = threading.Event()
+    stop.set()
+    result = tiny_engine.evaluate(prompt, stop=stop)
+    assert result.stopped
+    after = tiny_engine.evaluate(prompt)
+    assert after.stopped is False and after.perf.prompt_tokens == len(prompt)
+
+
+def test_evaluate_processes_the_whole_prompt(tiny_engine):
+    result = tiny_engine.evaluate([1] + list(range(3, 130)))
+    assert result.n_tokens == 128
+    assert result.perf.prompt_tokens == 128
+    assert result.t_end_ns > result.t_start_ns
+
+
+def test_on_token_sees_every_event(tiny_engine):
+    seen = []
+    gen = tiny_engine.generate("the", 8, ignore_eos=True, on_token=seen.append)
+    # (the last event's text may gain the flushed tail of an incomplete UTF-8 sequence)
+    assert [(e.index, e.t_ns, e.token_id) for e in seen] == [(e.index, e.t_ns, e.token_id) for e in gen.events]
+
+
+def test_prompt_too_long_for_the_context(tiny_engine):
+    with pytest.raises(TpwError, match="do not fit in the 512-token context"):
+        tiny_engine.generate([3 + i % 260 for i in range(500)], 100)
+
+
+def test_engine_refuses_another_thread(tiny_engine):
+    errors = []
+
+    def use():
+        try:
+            tiny_engine.generate("the", 2)
+        except RuntimeError as exc:
+            errors.append(str(exc))
+
+    t = threading.Thread(target=use)
+    t.start()
+    t.join()
+    assert errors == ["an Engine must be used on the thread that loaded it"]
+
+
+def test_gpu_layers_on_a_cpu_build_warn(tiny_model):
+    warnings = []
+    with Engine(tiny_model, EngineSettings(n_ctx=256, n_gpu_layers=10), on_warning=warnings.append) as engine:
+        if engine.build.gpu_offload_supported:
+            pytest.skip("this build has GPU offload")
+        assert engine.settings.n_gpu_layers == 0
+        assert len(warnings) == 1 and "no GPU support" in warnings[0]
+        assert engine.warnings == warnings
+
+
+def test_default_settings_follow_llama_bench(tiny_model):
+    import psutil
+
+    with Engine(tiny_model) as engine:
+        s = engine.settings
+        assert s.flash_attn is True
+        assert s.n_threads == psutil.cpu_count(logical=False)
+        assert s.n_gpu_layers == (-1 if engine.build.gpu_offload_supported else 0)
+        assert (s.n_batch, s.n_ubatch) == (2048, 512)
+
+
+def test_build_facts(tiny_engine):
+    import llama_cpp
+
+    assert tiny_engine.build.llama_cpp_python_version == llama_cpp.__version__
+    assert "CPU" in tiny_engine.build.system_info
+
+
+def test_chat_template_of_the_bundled_model(bundled_model):
+    with load_engine(None, EngineSettings(n_ctx=512)) as engine:
+        assert engine.facts.path == bundled_model.resolve()
+        prompt = engine.format_chat([{"role": "user", "content": "Hello"}])
+        assert "<|im_start|>user\nHello<|im_end|>" in prompt
+        assert prompt.rstrip().endswith("<|im_start|>assistant")
+        gen = engine.generate(prompt, 8)
+        assert gen.events and gen.text.strip()
+
+
+def test_a_model_without_template_gets_a_plain_transcript(tiny_engine):
+    prompt = tiny_engine.format_chat([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}])
+    assert prompt == "system: Be brief.\nuser: Hi\nassistant:"
+
+
+def test_loading_a_bad_file_says_which_and_why(tmp_path):
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(b"GGML" + bytes(100))
+    with pytest.raises(ModelFileError, match=r"bad\.gguf: not a GGUF file"):
+        Engine(bad)
