@@ -1,0 +1,39 @@
+"""Pure functions for every number tpw-desktop shows: no I/O, no clocks, no Qt."""
+from .efficiency import IdleBaseline, Latency, PhaseFigures, idle_power_w, latency, mean_sd, phase_figures
+from .energy import (
+    METHOD_RANK,
+    Method,
+    WindowEnergy,
+    combine,
+    concat,
+    counter_delta_uj,
+    counter_window_energy,
+    integrate_power_j,
+    sampled_window_energy,
+    unwrap_counter_j,
+)
+from .phases import Phase, Span, merge, split_call
+
+__all__ = [
+    "METHOD_RANK",
+    "IdleBaseline",
+    "Latency",
+    "Method",
+    "Phase",
+    "PhaseFigures",
+    "Span",
+    "WindowEnergy",
+    "combine",
+    "concat",
+    "counter_delta_uj",
+    "counter_window_energy",
+    "idle_power_w",
+    "integrate_power_j",
+    "latency",
+    "mean_sd",
+    "merge",
+    "phase_figures",
+    "sampled_window_energy",
+    "split_call",
+    "unwrap_counter_j",
+]
