@@ -1,0 +1,137 @@
+"""Play back a recorded power trace, for tests, demos and machines without a sensor.
+
+A trace is CSV (``t_s,power_w[,energy_j]``, ``#`` comments allowed) or JSON
+(a list of ``{"t_s", "power_w", "energy_j"?}`` objects, or ``{"samples": [...]}``).
+It plays in real time (optionally faster) against the engine's clock, or
+all at once through ``iter_readings``. Every figure it yields is labelled
+``replayed``, even when the trace was recorded from a counter.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import TpwError
+from .base import PowerReading
+
+
+@dataclass(frozen=True)
+class PowerTrace:
+    t_s: np.ndarray  # starts at 0, strictly increasing
+    power_w: np.ndarray
+    energy_j: np.ndarray | None  # cumulative, starts at 0
+    origin: str = "trace"
+
+    @property
+    def duration_s(self) -> float:
+        return float(self.t_s[-1])
+
+    @classmethod
+    def from_rows(cls, rows: list[dict[str, Any]], origin: str) -> PowerTrace:
+        if len(rows) < 2:
+            raise TpwError(f"{origin}: a power trace needs at least two samples")
+        try:
+            t = np.array([float(r["t_s"]) for r in rows])
+            p = np.array([float(r["power_w"]) for r in rows])
+            has_energy = all(r.get("energy_j") not in (None, "") for r in rows)
+            e = np.array([float(r["energy_j"]) for r in rows]) if has_energy else None
+        except (KeyError, ValueError, TypeError) as exc:
+            raise TpwError(f"{origin}: each sample needs numeric t_s and power_w ({exc})") from None
+        if np.any(np.diff(t) <= 0):
+            raise TpwError(f"{origin}: t_s must be strictly increasing")
+        return cls(t - t[0], p, None if e is None else e - e[0], origin)
+
+    @classmethod
+    def load(cls, path: str | Path) -> PowerTrace:
+        path = Path(path)
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise TpwError(f"{path}: cannot read the power trace ({exc.strerror})") from None
+        if path.suffix.lower() == ".json":
+            try:
+                data = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise TpwError(f"{path}: not valid JSON ({exc})") from None
+            rows = data["samples"] if isinstance(data, dict) and "samples" in data else data
+            if not isinstance(rows, list):
+                raise TpwError(f"{path}: expected a list of samples")
+        else:
+            lines = [line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+            rows = list(csv.DictReader(lines))
+        return cls.from_rows(rows, str(path))
+
+    def energy_at(self, t_s: float) -> float:
+        """Cumulative joules at ``t_s`` from the trace's counter, or its integral."""
+        if self.energy_j is not None:
+            return float(np.interp(t_s, self.t_s, self.energy_j))
+        cumulative = self._integral()
+        return float(np.interp(t_s, self.t_s, cumulative))
+
+    def _integral(self) -> np.ndarray:
+        steps = (self.power_w[1:] + self.power_w[:-1]) / 2 * np.diff(self.t_s)
+        return np.concatenate(([0.0], np.cumsum(steps)))
+
+
+class ReplaySource:
+    method = "replayed"
+    counter_wrap_uj = None
+
+    def __init__(
+        self,
+        trace: PowerTrace,
+        clock_ns: Callable[[], int],
+        *,
+        speed: float = 1.0,
+        loop: bool = True,
+    ):
+        if speed <= 0:
+            raise ValueError("speed must be positive")
+        self.trace = trace
+        self._clock_ns = clock_ns
+        self.speed = speed
+        self.loop = loop
+        self._t0_ns = clock_ns()
+        self._total_j = trace.energy_at(trace.duration_s)
+        self.name = f"replay:{Path(trace.origin).name}"
+        self.measures = f"recorded trace {Path(trace.origin).name}"
+
+    def _position(self, elapsed_s: float) -> tuple[int, float]:
+        duration = self.trace.duration_s
+        if not self.loop:
+            return 0, min(elapsed_s, duration)
+        loops = math.floor(elapsed_s / duration)
+        return loops, elapsed_s - loops * duration
+
+    def read(self) -> PowerReading:
+        t_ns = self._clock_ns()
+        loops, pos = self._position((t_ns - self._t0_ns) / 1e9 * self.speed)
+        power = float(np.interp(pos, self.trace.t_s, self.trace.power_w))
+        energy_j = loops * self._total_j + self.trace.energy_at(pos)
+        # Sped up, the trace's joules arrive faster than in the recording; scale
+        # them so joules per wall-clock second still equal the replayed watts.
+        return PowerReading(t_ns, power, round(energy_j / self.speed * 1e6))
+
+    def iter_readings(self, t0_ns: int = 0) -> Iterator[PowerReading]:
+        """Every sample of the trace at once, timestamped from ``t0_ns``."""
+        for t_s, power in zip(self.trace.t_s, self.trace.power_w):
+            yield PowerReading(t0_ns + round(t_s * 1e9), float(power), round(self.trace.energy_at(t_s) * 1e6))
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "trace": self.trace.origin,
+            "duration_s": self.trace.duration_s,
+            "speed": self.speed,
+            "loop": self.loop,
+            "trace_has_energy": self.trace.energy_j is not None,
+        }
+
+    def close(self) -> None:
+        pass

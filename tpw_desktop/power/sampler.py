@@ -1,0 +1,239 @@
+"""Poll power sources on a background thread at a fixed rate.
+
+Drift-free: each sample is due at ``start + k * period`` (the next deadline,
+not ``sleep(period)``), so the achieved rate doesn't sag with the time a read
+takes. Samples carry ``time.monotonic_ns()``, the engine's clock. A source
+that raises gets a NaN sample (a gap) and is polled again next time: one
+flaky sensor never stops the others.
+"""
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from ..metrics import (
+    WindowEnergy,
+    combine,
+    counter_delta_uj,
+    counter_window_energy,
+    sampled_window_energy,
+)
+from .base import PowerSource
+from .ring import RingBuffer
+
+DEFAULT_RATE_HZ = 50.0
+DEFAULT_CAPACITY = 1 << 18  # about 87 minutes at 50 Hz
+
+SAMPLE_COLUMNS = {"t_ns": np.int64, "power_w": np.float64, "energy_j": np.float64}
+
+
+@dataclass(frozen=True)
+class SamplerStats:
+    target_hz: float
+    achieved_hz: float  # over the samples actually taken
+    n_samples: int
+    n_late: int  # deadlines missed by more than a period (the thread was starved)
+    max_interval_ms: float
+    n_errors: int
+    last_error: str | None
+
+    def as_dict(self) -> dict:
+        return {
+            "target_hz": self.target_hz,
+            "achieved_hz": self.achieved_hz,
+            "n_samples": self.n_samples,
+            "n_late": self.n_late,
+            "max_interval_ms": self.max_interval_ms,
+            "n_errors": self.n_errors,
+            "last_error": self.last_error,
+        }
+
+
+@dataclass(frozen=True)
+class SampleError:
+    t_ns: int
+    source: str
+    message: str
+
+
+class _Channel:
+    """One source's ring buffer and counter state."""
+
+    def __init__(self, source: PowerSource, capacity: int):
+        self.source = source
+        self.ring = RingBuffer(capacity, SAMPLE_COLUMNS)
+        self.previous_counter_uj: int | None = None
+        self.energy_j = 0.0  # cumulative since the sampler started
+        self.consecutive_errors = 0
+
+
+class Sampler:
+    """Background sampling of several sources into per-source ring buffers."""
+
+    def __init__(
+        self,
+        sources: Sequence[PowerSource],
+        *,
+        rate_hz: float = DEFAULT_RATE_HZ,
+        capacity: int = DEFAULT_CAPACITY,
+        clock_ns: Callable[[], int] = time.monotonic_ns,
+    ):
+        if not sources:
+            raise ValueError("a sampler needs at least one power source")
+        if rate_hz <= 0:
+            raise ValueError("rate must be positive")
+        self.sources = list(sources)
+        self.rate_hz = rate_hz
+        self._period_ns = round(1e9 / rate_hz)
+        self._clock_ns = clock_ns
+        self._channels = [_Channel(s, capacity) for s in self.sources]
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._errors: deque[SampleError] = deque(maxlen=100)
+        self._n_errors = 0
+        self._n_late = 0
+        self._n_ticks = 0
+        self._first_tick_ns: int | None = None
+        self._last_tick_ns: int | None = None
+        self._max_interval_ns = 0
+
+    # --- lifecycle -----------------------------------------------------------------
+
+    def start(self) -> Sampler:
+        if self._thread is not None:
+            raise RuntimeError("sampler already started")
+        self._thread = threading.Thread(target=self._run, name="tpw-power-sampler", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 2.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def __enter__(self) -> Sampler:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def _run(self) -> None:
+        deadline = self._clock_ns()
+        while not self._stop.is_set():
+            self._tick()
+            deadline += self._period_ns
+            delay_ns = deadline - self._clock_ns()
+            if delay_ns < -self._period_ns:
+                # Starved for more than a period: skip the missed deadlines
+                # rather than firing a burst of catch-up samples.
+                missed = math.ceil(-delay_ns / self._period_ns)
+                deadline += missed * self._period_ns
+                self._n_late += 1
+                delay_ns = deadline - self._clock_ns()
+            if delay_ns > 0:
+                self._stop.wait(delay_ns / 1e9)
+
+    def _tick(self) -> None:
+        now = self._clock_ns()
+        if self._last_tick_ns is not None:
+            self._max_interval_ns = max(self._max_interval_ns, now - self._last_tick_ns)
+        else:
+            self._first_tick_ns = now
+        self._last_tick_ns = now
+        self._n_ticks += 1
+        for channel in self._channels:
+            self._sample(channel)
+
+    def _sample(self, channel: _Channel) -> None:
+        source = channel.source
+        try:
+            reading = source.read()
+            if reading.counter_uj is not None:
+                if channel.previous_counter_uj is not None:
+                    delta = counter_delta_uj(channel.previous_counter_uj, reading.counter_uj, source.counter_wrap_uj)
+                    channel.energy_j += delta / 1e6
+                channel.previous_counter_uj = reading.counter_uj
+            t_ns, power_w = reading.t_ns, reading.power_w
+            channel.consecutive_errors = 0
+        except Exception as exc:  # noqa: BLE001 - any sensor failure becomes a gap
+            t_ns, power_w = self._clock_ns(), math.nan
+            channel.consecutive_errors += 1
+            self._n_errors += 1
+            self._errors.append(SampleError(t_ns, source.name, f"{type(exc).__name__}: {exc}"))
+        energy = channel.energy_j if channel.previous_counter_uj is not None else math.nan
+        channel.ring.append(t_ns=t_ns, power_w=power_w, energy_j=energy)
+
+    # --- reading results -----------------------------------------------------------
+
+    def stats(self) -> SamplerStats:
+        n = self._n_ticks
+        span_ns = (self._last_tick_ns or 0) - (self._first_tick_ns or 0)
+        return SamplerStats(
+            target_hz=self.rate_hz,
+            achieved_hz=(n - 1) / (span_ns / 1e9) if n > 1 and span_ns > 0 else 0.0,
+            n_samples=n,
+            n_late=self._n_late,
+            max_interval_ms=self._max_interval_ns / 1e6,
+            n_errors=self._n_errors,
+            last_error=self._errors[-1].message if self._errors else None,
+        )
+
+    def errors(self) -> list[SampleError]:
+        return list(self._errors)
+
+    def failing_sources(self, min_consecutive: int = 10) -> list[str]:
+        """Sources whose last ``min_consecutive`` reads all failed."""
+        return [c.source.name for c in self._channels if c.consecutive_errors >= min_consecutive]
+
+    def snapshot(self, index: int, last: int | None = None) -> dict[str, np.ndarray]:
+        return self._channels[index].ring.snapshot(last)
+
+    def ring(self, index: int) -> RingBuffer:
+        return self._channels[index].ring
+
+    def latest_power_w(self) -> list[float]:
+        return [float(c.ring.snapshot(1)["power_w"][0]) if len(c.ring) else math.nan for c in self._channels]
+
+    def wait_until(self, t_ns: int, timeout_s: float = 2.0) -> None:
+        """Block until every source has a sample at or after ``t_ns``.
+
+        A window's end edge must be covered by samples before its energy can
+        be read; this waits at most one period in practice.
+        """
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and self.running:
+            if all(len(c.ring) and c.ring.snapshot(1)["t_ns"][0] >= t_ns for c in self._channels):
+                return
+            time.sleep(self._period_ns / 4e9)
+
+    def window_energy(self, t0_ns: int, t1_ns: int) -> WindowEnergy:
+        """Energy of all sources between two engine timestamps.
+
+        Counter sources are differenced (over the samples whose counter was
+        read); the others integrate power. The result's method is the weakest
+        of the parts.
+        """
+        parts = []
+        for channel in self._channels:
+            data = channel.ring.snapshot()
+            method = channel.source.method
+            known = np.isfinite(data["energy_j"])
+            if known.any():
+                part = counter_window_energy(
+                    data["t_ns"][known], data["energy_j"][known], data["power_w"][known], t0_ns, t1_ns
+                )
+                part = replace(part, method=method)
+            else:
+                part = sampled_window_energy(data["t_ns"], data["power_w"], t0_ns, t1_ns, method=method)
+            parts.append(part)
+        return combine(parts)
