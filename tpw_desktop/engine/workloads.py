@@ -66,6 +66,8 @@ def get_workload(name: str, folder: Path | None = None) -> Workload:
 class TestSpec:
     """One benchmark test: ``pp``/``tg`` with a token count, or a named workload."""
 
+    __test__ = False  # not a pytest test class, despite the name
+
     kind: str  # "pp" | "tg" | "workload"
     n_tokens: int = 0
     workload: Workload | None = None

@@ -1,0 +1,171 @@
+"""A measured run end to end: real llama.cpp, a replayed power trace, a real SQLite file."""
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from tpw_desktop.engine.workloads import Call, TestSpec, Workload, get_workload
+from tpw_desktop.errors import TpwError
+from tpw_desktop.power import PowerTrace, ReplaySource, Sampler
+from tpw_desktop.session import MeasuredRun, RunListener, RunOptions
+from tpw_desktop.store import SessionWriter, Store
+
+WATTS = 100.0
+
+
+@pytest.fixture
+def sampler():
+    trace = PowerTrace(np.array([0.0, 3600.0]), np.array([WATTS, WATTS]), None, "constant-100W.csv")
+    with Sampler([ReplaySource(trace, time.monotonic_ns)], rate_hz=100) as s:
+        yield s
+
+
+class Recording(RunListener):
+    def __init__(self):
+        self.statuses, self.tokens, self.calls, self.reps = [], [], [], []
+
+    def status(self, message):
+        self.statuses.append(message)
+
+    def call_started(self, test, repetition, call, t_ns):
+        self.calls.append((test, repetition, call))
+
+    def token(self, event):
+        self.tokens.append(event)
+
+    def repetition_done(self, repetition, results):
+        self.reps.append((repetition.test, repetition.index, [r.phase for r in results]))
+
+
+def test_energy_of_every_phase_under_a_known_power(tiny_engine, sampler, db_path):
+    listener = Recording()
+    options = RunOptions(repetitions=2, idle_s=0.3, price_per_kwh=0.5, currency="EUR")
+    with SessionWriter(db_path) as writer:
+        run = MeasuredRun(tiny_engine, sampler, options, recorder=writer, listener=listener)
+        report = run.run([TestSpec.pp(64), TestSpec.tg(16)])
+    assert report.status == "completed"
+    assert report.idle.power_w == pytest.approx(WATTS, rel=1e-6)
+    assert report.idle.method == "replayed"
+    assert [(r.test, r.repetition, r.phase) for r in report.results] == [
+        ("pp64", 0, "pp"), ("pp64", 1, "pp"), ("tg16", 0, "tg"), ("tg16", 1, "tg")]
+    for r in report.results:
+        f = r.figures
+        assert f.method == "replayed"
+        assert f.joules == pytest.approx(WATTS * f.seconds, rel=1e-5)
+        assert f.tokens_per_j == pytest.approx(f.tokens / (WATTS * f.seconds), rel=1e-5)
+        assert f.joules_above_idle == pytest.approx(0.0, abs=1e-4 * f.joules)
+        assert f.cost_per_1m_tokens == pytest.approx(f.j_per_token * 1e6 / 3.6e6 * 0.5, rel=1e-12)
+    assert [r.figures.tokens for r in report.results] == [64, 64, 16, 16]
+    assert [s.test for s in report.summaries] == ["pp64", "tg16"]
+    assert report.summaries[1].tokens_per_s[0] > 0 and report.summaries[1].repetitions == 2
+    assert report.sampler["n_samples"] > 0
+    # tokens streamed to the listener: 16 per tg repetition, none for pp or warm-ups
+    assert len(listener.tokens) == 32
+    assert listener.reps == [("pp64", 0, ["pp"]), ("pp64", 1, ["pp"]), ("tg16", 0, ["tg"]), ("tg16", 1, ["tg"])]
+    assert "measuring idle power for 0.3 s" in listener.statuses
+
+    with Store(db_path) as store:
+        session = store.session(report.session_id)
+        assert session["status"] == "completed"
+        assert session["idle_power_w"] == pytest.approx(WATTS, rel=1e-6)
+        assert session["tests"] == ["pp64", "tg16"]
+        assert [s["test"] for s in session["summary"]] == ["pp64", "tg16"]
+        rows = store.results(report.session_id)
+        assert [(r["test"], r["phase"], r["tokens"]) for r in rows] == [
+            ("pp64", "pp", 64), ("pp64", "pp", 64), ("tg16", "tg", 16), ("tg16", "tg", 16)]
+        assert all(r["method"] == "replayed" for r in rows)
+        assert len(store.tokens(report.session_id)) == 32
+        assert store.sample_count(report.session_id) > 30
+
+
+def test_a_workload_is_split_into_phases_and_its_text_kept(tiny_engine, sampler, db_path):
+    workload = Workload("two-calls", "Two calls", "test", (
+        Call(({"role": "user", "content": "the energy"},), 6),
+        Call(({"role": "user", "content": "a joule"},), 4),
+    ))
+    with SessionWriter(db_path) as writer:
+        report = MeasuredRun(tiny_engine, sampler, RunOptions(repetitions=1, idle_s=0, temperature=0.0),
+                             recorder=writer).run([TestSpec.of(workload)])
+    phases = {r.phase: r.figures for r in report.results}
+    assert set(phases) == {"pp", "tg", "total"}
+    assert report.idle is None and phases["pp"].joules_above_idle is None
+    with Store(db_path) as store:
+        calls = store.calls(report.session_id)
+        assert [c["call"] for c in calls] == [0, 1]
+        assert "the energy" in calls[0]["prompt_text"] and calls[0]["output_text"]
+        assert phases["pp"].tokens == sum(c["prompt_tokens"] for c in calls)
+        generated = sum(c["generated_tokens"] for c in calls)
+        assert phases["tg"].tokens == generated - 2  # decodes: one fewer than tokens, per call
+        assert phases["total"].tokens == phases["pp"].tokens + generated
+        tokens = store.tokens(report.session_id)
+        assert [t["call"] for t in tokens] == [0] * calls[0]["generated_tokens"] + [1] * calls[1]["generated_tokens"]
+        summary = store.session(report.session_id)["summary"]
+        assert summary[-1]["phase"] == "total" and summary[-1]["latency"]["time_to_first_token_s"] > 0
+
+
+def test_text_storage_can_be_turned_off(tiny_engine, sampler, db_path):
+    workload = Workload("w", "W", "test", (Call(({"role": "user", "content": "secret words"},), 4),))
+    with SessionWriter(db_path) as writer:
+        report = MeasuredRun(tiny_engine, sampler, RunOptions(repetitions=1, idle_s=0, store_text=False),
+                             recorder=writer).run([TestSpec.of(workload)], {"w": "secret words"})
+    with Store(db_path) as store:
+        [call] = store.calls(report.session_id)
+        assert call["prompt_text"] is None and call["output_text"] is None
+        assert all(t["text"] is None for t in store.tokens(report.session_id))
+        assert store.session(report.session_id)["workload"] is None
+        assert "secret" not in store.export_text(report.session_id, "json")
+
+
+def test_stop_mid_run_saves_a_cancelled_session(tiny_engine, sampler, db_path):
+    stop = threading.Event()
+
+    class StopAfterTokens(RunListener):
+        def token(self, event):
+            if event.index == 3:
+                stop.set()
+
+    with SessionWriter(db_path) as writer:
+        report = MeasuredRun(tiny_engine, sampler, RunOptions(repetitions=3, idle_s=0), recorder=writer,
+                             listener=StopAfterTokens(), stop=stop).run([TestSpec.tg(64), TestSpec.tg(32)])
+    assert report.status == "cancelled"
+    assert report.results == []  # the stopped repetition isn't a result
+    with Store(db_path) as store:
+        assert store.session(report.session_id)["status"] == "cancelled"
+        assert len(store.tokens(report.session_id)) == 4  # what was generated is kept
+    assert tiny_engine.generate("the", 3, ignore_eos=True).stop_reason == "length"  # still usable
+
+
+def test_an_engine_error_saves_a_failed_session(tiny_engine, sampler, db_path):
+    too_long = Workload("long", "Too long", "test", (Call(({"role": "user", "content": "x " * 400},), 200),))
+    with SessionWriter(db_path) as writer:
+        run = MeasuredRun(tiny_engine, sampler, RunOptions(repetitions=1, idle_s=0), recorder=writer)
+        with pytest.raises(TpwError, match="do not fit"):
+            run.run([TestSpec.of(too_long)])
+    with Store(db_path) as store:
+        [session] = store.list_sessions()
+        assert session["status"] == "failed"
+        assert "do not fit" in store.session(session["id"])["error"]
+
+
+def test_the_run_needs_a_running_sampler(tiny_engine):
+    trace = PowerTrace(np.array([0.0, 1.0]), np.array([1.0, 1.0]), None, "x.csv")
+    idle_sampler = Sampler([ReplaySource(trace, time.monotonic_ns)])
+    with pytest.raises(RuntimeError, match="start the sampler"):
+        MeasuredRun(tiny_engine, idle_sampler).run([TestSpec.tg(2)])
+
+
+@pytest.mark.slow
+def test_shipped_chat_workload_on_the_bundled_model(sampler, db_path):
+    from tpw_desktop.engine.llama_engine import EngineSettings, load_engine
+
+    with load_engine(None, EngineSettings(n_ctx=2048)) as engine, SessionWriter(db_path) as writer:
+        report = MeasuredRun(engine, sampler, RunOptions(repetitions=1, idle_s=0, warmup=False),
+                             recorder=writer).run([TestSpec.of(get_workload("chat"))])
+    assert report.status == "completed"
+    total = next(s for s in report.summaries if s.phase == "total")
+    assert total.tokens_per_s[0] > 0 and total.method == "replayed"
+    with Store(db_path) as store:
+        [call] = store.calls(report.session_id)
+        assert "electricity bill" in call["prompt_text"]
+        assert len(call["output_text"]) > 20  # SmolLM2 writes actual English
