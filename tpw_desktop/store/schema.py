@@ -1,0 +1,171 @@
+"""The session database schema, as sqlite-utils migrations.
+
+Never ALTER a table anywhere else: add a migration at the end of this file,
+and a database of any earlier version is brought up to date on open.
+"""
+from __future__ import annotations
+
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
+
+migrations = Migrations("tpw")
+
+SESSION_STATUSES = ("running", "completed", "failed", "interrupted", "cancelled")
+
+
+@migrations()
+def m001_core_tables(db: Database) -> None:
+    db["machines"].create(
+        {
+            "id": int,
+            "fingerprint": str,  # hash of the facts below: one row per distinct machine
+            "hostname": str,
+            "cpu": str,
+            "cpu_logical": int,
+            "cpu_physical": int,
+            "ram_gib": float,
+            "os": str,
+            "python": str,
+            "gpus": str,  # JSON: [{name, uuid, driver, power_limit_w, ...}]
+        },
+        pk="id",
+    )
+    db["machines"].create_index(["fingerprint"], unique=True)
+    db["models"].create(
+        {
+            "id": int,
+            "path": str,
+            "file_name": str,
+            "size_bytes": int,
+            "mtime_ns": int,
+            "sha256": str,
+            "architecture": str,
+            "name": str,
+            "n_params": int,
+            "quantization": str,
+            "n_layers": int,
+            "n_ctx_train": int,
+        },
+        pk="id",
+    )
+    db["models"].create_index(["path", "size_bytes", "mtime_ns"], unique=True)
+    db["sessions"].create(
+        {
+            "id": int,
+            "started_at": str,  # ISO 8601, UTC
+            "ended_at": str,
+            "status": str,
+            "tool_version": str,
+            "hostname": str,
+            "pid": int,
+            "heartbeat_at": str,  # the writer touches this every second while running
+            "t0_ns": int,  # monotonic clock at start: samples and tokens are relative to it
+            "machine_id": int,
+            "model_id": int,
+            "llama_cpp_version": str,
+            "gpu_offload": int,
+            "settings": str,  # JSON: engine settings as loaded
+            "options": str,  # JSON: repetitions, idle seconds, price...
+            "tests": str,  # JSON list of test names
+            "workload": str,  # JSON: the workload or prompt that ran
+            "method": str,  # weakest power method among the sources
+            "idle_power_w": float,
+            "idle_seconds": float,
+            "idle_method": str,
+            "idle_confident": int,
+            "price_per_kwh": float,
+            "currency": str,
+            "sampler": str,  # JSON: achieved rate, gaps, errors
+            "summary": str,  # JSON: per test and phase, mean and sd
+            "warnings": str,  # JSON list
+            "error": str,
+        },
+        pk="id",
+        foreign_keys=[("machine_id", "machines", "id"), ("model_id", "models", "id")],
+        not_null={"started_at", "status"},
+    )
+    db["session_sources"].create(
+        {"session_id": int, "name": str, "method": str, "measures": str, "info": str},
+        pk=("session_id", "name"),
+        foreign_keys=[("session_id", "sessions", "id")],
+    )
+    db["results"].create(
+        {
+            "id": int,
+            "session_id": int,
+            "test": str,
+            "repetition": int,
+            "phase": str,  # pp | tg | total
+            "tokens": int,
+            "seconds": float,
+            "joules": float,
+            "joules_above_idle": float,
+            "average_w": float,
+            "peak_w": float,
+            "tokens_per_s": float,
+            "tokens_per_j": float,
+            "j_per_token": float,
+            "wh_per_1k_tokens": float,
+            "cost_per_1m_tokens": float,
+            "tokens_per_j_above_idle": float,
+            "j_per_token_above_idle": float,
+            "method": str,
+            "confident": int,
+        },
+        pk="id",
+        foreign_keys=[("session_id", "sessions", "id")],
+    )
+    db["calls"].create(
+        {
+            "session_id": int,
+            "test": str,
+            "repetition": int,
+            "call": int,
+            "t_start_ns": int,
+            "t_end_ns": int,
+            "prompt_tokens": int,
+            "generated_tokens": int,
+            "stop_reason": str,
+            "prompt_text": str,  # NULL when the user turned text storage off
+            "output_text": str,
+            "perf": str,  # JSON: llama.cpp's own counters
+        },
+        pk=("session_id", "test", "repetition", "call"),
+        foreign_keys=[("session_id", "sessions", "id")],
+    )
+    db["samples"].create(
+        {"session_id": int, "source": str, "t_ns": int, "power_w": float, "energy_j": float},
+        foreign_keys=[("session_id", "sessions", "id")],
+    )
+    db["tokens"].create(
+        {
+            "session_id": int,
+            "test": str,
+            "repetition": int,
+            "call": int,
+            "idx": int,
+            "t_ns": int,
+            "token_id": int,
+            "text": str,
+        },
+        foreign_keys=[("session_id", "sessions", "id")],
+    )
+
+
+@migrations()
+def m002_query_indexes(db: Database) -> None:
+    """What the session list filters on and how samples are loaded for display."""
+    db["samples"].create_index(["session_id", "source", "t_ns"])
+    db["tokens"].create_index(["session_id", "t_ns"])
+    db["results"].create_index(["session_id"])
+    db["sessions"].create_index(["started_at"])
+    db["sessions"].create_index(["status"])
+    db["models"].create_index(["quantization"])
+
+
+def apply(db: Database) -> None:
+    migrations.apply(db)
+
+
+def schema_version(db: Database) -> list[str]:
+    return [m.name for m in migrations.applied(db)]

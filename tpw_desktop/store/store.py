@@ -1,0 +1,284 @@
+"""Reading the session database: list, load, compare, export, delete, recover.
+
+The library the CLI and the GUI share; each thread opens its own ``Store``.
+"""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import os
+import platform
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+
+from ..errors import TpwError
+from .db import connect
+
+HEARTBEAT_STALE_S = 30.0
+
+_JSON_COLUMNS = ("settings", "options", "tests", "workload", "sampler", "summary", "warnings", "info", "gpus", "perf")
+RESULT_COLUMNS = (
+    "test", "repetition", "phase", "tokens", "seconds", "joules", "joules_above_idle", "average_w", "peak_w",
+    "tokens_per_s", "tokens_per_j", "j_per_token", "wh_per_1k_tokens", "cost_per_1m_tokens",
+    "tokens_per_j_above_idle", "j_per_token_above_idle", "method", "confident",
+)  # fmt: skip
+SAMPLE_COLUMNS = ("source", "method", "t_ns", "t_s", "power_w", "energy_j")
+
+
+def _decode(row: dict[str, Any]) -> dict[str, Any]:
+    for key in _JSON_COLUMNS:
+        if isinstance(row.get(key), str):
+            row[key] = json.loads(row[key])
+    return row
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Store:
+    def __init__(self, path=None):
+        self.db = connect(path)
+        self.path = Path(self.db.conn.execute("PRAGMA database_list").fetchone()[2])
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # --- recovery --------------------------------------------------------------------
+
+    def recover_interrupted(self, stale_after_s: float = HEARTBEAT_STALE_S) -> list[int]:
+        """Mark sessions whose process died as ``interrupted``; their data stays.
+
+        A session is dead when its process is gone (same host) or its writer
+        hasn't touched the heartbeat for ``stale_after_s`` (any host).
+        """
+        host = platform.node()
+        cutoff = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=stale_after_s)).isoformat()
+        dead = []
+        for row in self.db.query("SELECT id, hostname, pid, heartbeat_at FROM sessions WHERE status = 'running'"):
+            gone = row["hostname"] == host and row["pid"] is not None and not _pid_alive(row["pid"])
+            if gone or (row["heartbeat_at"] or "") < cutoff:
+                dead.append(row)
+        with self.db.atomic():
+            for row in dead:
+                self.db.execute(
+                    "UPDATE sessions SET status = 'interrupted', ended_at = heartbeat_at, "
+                    "error = 'the process ended before the session finished' WHERE id = ? AND status = 'running'",
+                    [row["id"]],
+                )
+        return [row["id"] for row in dead]
+
+    # --- queries ------------------------------------------------------------------------
+
+    def list_sessions(
+        self,
+        *,
+        model: str | None = None,
+        quantization: str | None = None,
+        status: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        limit: int | None = 100,
+    ) -> list[dict[str, Any]]:
+        """Newest first. ``model`` matches the file name or GGUF name (substring);
+        ``since``/``until`` are ISO dates or timestamps (UTC)."""
+        where, args = [], []
+        if model:
+            where.append("(m.file_name LIKE ? OR m.name LIKE ?)")
+            args += [f"%{model}%"] * 2
+        if quantization:
+            where.append("m.quantization = ? COLLATE NOCASE")
+            args.append(quantization)
+        if status:
+            where.append("s.status = ?")
+            args.append(status)
+        if since:
+            where.append("s.started_at >= ?")
+            args.append(since)
+        if until:
+            where.append("s.started_at < ?")
+            args.append(until)
+        sql = (
+            "SELECT s.id, s.started_at, s.ended_at, s.status, s.method, s.tests, s.idle_power_w, s.summary, "
+            "m.file_name AS model, m.quantization, m.n_params, m.size_bytes "
+            "FROM sessions s LEFT JOIN models m ON m.id = s.model_id"
+            + (" WHERE " + " AND ".join(where) if where else "")
+            + " ORDER BY s.started_at DESC, s.id DESC"
+            + (" LIMIT ?" if limit else "")
+        )
+        if limit:
+            args.append(limit)
+        return [_decode(dict(r)) for r in self.db.query(sql, args)]
+
+    def session(self, session_id: int) -> dict[str, Any]:
+        """A session with its model, machine and power sources."""
+        row = next(self.db.query(
+            "SELECT s.*, m.path AS model_path, m.file_name AS model, m.sha256 AS model_sha256, "
+            "m.architecture, m.name AS model_name, m.n_params, m.quantization, m.size_bytes, "
+            "h.cpu, h.ram_gib, h.os, h.gpus FROM sessions s "
+            "LEFT JOIN models m ON m.id = s.model_id LEFT JOIN machines h ON h.id = s.machine_id WHERE s.id = ?",
+            [session_id],
+        ), None)
+        if row is None:
+            raise TpwError(f"no session {session_id} in {self.path}")
+        session = _decode(dict(row))
+        session["sources"] = self.sources(session_id)
+        return session
+
+    def sources(self, session_id: int) -> list[dict[str, Any]]:
+        return [
+            _decode(dict(r))
+            for r in self.db.query("SELECT name, method, measures, info FROM session_sources WHERE session_id = ?",
+                                   [session_id])
+        ]
+
+    def results(self, session_id: int) -> list[dict[str, Any]]:
+        return [dict(r) for r in self.db.query(
+            "SELECT * FROM results WHERE session_id = ? ORDER BY id", [session_id])]
+
+    def calls(self, session_id: int) -> list[dict[str, Any]]:
+        return [_decode(dict(r)) for r in self.db.query(
+            "SELECT * FROM calls WHERE session_id = ? ORDER BY test, repetition, call", [session_id])]
+
+    def tokens(self, session_id: int) -> list[dict[str, Any]]:
+        return [dict(r) for r in self.db.query(
+            "SELECT test, repetition, call, idx, t_ns, token_id, text FROM tokens WHERE session_id = ? ORDER BY t_ns",
+            [session_id])]
+
+    def sample_count(self, session_id: int) -> int:
+        return self.db.execute("SELECT count(*) FROM samples WHERE session_id = ?", [session_id]).fetchone()[0]
+
+    def samples(self, session_id: int, *, max_points: int | None = None) -> dict[str, dict[str, np.ndarray]]:
+        """Power samples per source, times in seconds from the session start.
+
+        With ``max_points``, each source is cut into that many time buckets and
+        each bucket gives its mean, min and max power (the min/max envelope is
+        what a chart needs so peaks don't vanish) and its last energy reading.
+        """
+        t0 = self.db.execute("SELECT t0_ns FROM sessions WHERE id = ?", [session_id]).fetchone()
+        if t0 is None:
+            raise TpwError(f"no session {session_id} in {self.path}")
+        t0_ns = t0[0]
+        out: dict[str, dict[str, np.ndarray]] = {}
+        for (source,) in self.db.execute(
+            "SELECT DISTINCT source FROM samples WHERE session_id = ? ORDER BY source", [session_id]
+        ).fetchall():
+            span = self.db.execute(
+                "SELECT min(t_ns), max(t_ns), count(*) FROM samples WHERE session_id = ? AND source = ?",
+                [session_id, source],
+            ).fetchone()
+            if max_points and span[2] > max_points:
+                bucket_ns = max(1, -(-(span[1] - span[0] + 1) // max_points))
+                rows = self.db.execute(
+                    "SELECT min(t_ns), avg(power_w), min(power_w), max(power_w), max(energy_j) FROM samples "
+                    "WHERE session_id = ? AND source = ? GROUP BY (t_ns - ?) / ? ORDER BY 1",
+                    [session_id, source, span[0], bucket_ns],
+                ).fetchall()
+            else:
+                rows = self.db.execute(
+                    "SELECT t_ns, power_w, power_w, power_w, energy_j FROM samples "
+                    "WHERE session_id = ? AND source = ? ORDER BY t_ns",
+                    [session_id, source],
+                ).fetchall()
+            a = np.array(rows, dtype=np.float64).reshape(-1, 5)  # NULL -> nan
+            out[source] = {
+                "t_s": (a[:, 0] - t0_ns) / 1e9,
+                "power_w": a[:, 1],
+                "power_min_w": a[:, 2],
+                "power_max_w": a[:, 3],
+                "energy_j": a[:, 4],
+            }
+        return out
+
+    def summary_rows(self, session_ids: list[int] | None = None, **filters) -> list[dict[str, Any]]:
+        """One row per session, test and phase: the figures to compare runs by."""
+        ids = session_ids if session_ids is not None else [s["id"] for s in self.list_sessions(limit=None, **filters)]
+        rows = []
+        for session_id in ids:
+            session = self.session(session_id)
+            for s in session.get("summary") or []:
+                rows.append({
+                    "session_id": session_id,
+                    "started_at": session["started_at"],
+                    "status": session["status"],
+                    "model": session["model"],
+                    "quantization": session["quantization"],
+                    "idle_power_w": session["idle_power_w"],
+                    **s,
+                })
+        return rows
+
+    def delete(self, session_id: int) -> None:
+        self.session(session_id)  # raises for an unknown id
+        with self.db.atomic():
+            for table in ("samples", "tokens", "calls", "results", "session_sources"):
+                self.db.execute(f"DELETE FROM {table} WHERE session_id = ?", [session_id])
+            self.db.execute("DELETE FROM sessions WHERE id = ?", [session_id])
+
+    # --- export ---------------------------------------------------------------------------
+
+    def _raw_samples(self, session_id: int, t0_ns: int):
+        methods = {s["name"]: s["method"] for s in self.sources(session_id)}
+        for source, t_ns, power_w, energy_j in self.db.execute(
+            "SELECT source, t_ns, power_w, energy_j FROM samples WHERE session_id = ? ORDER BY t_ns, source",
+            [session_id],
+        ):
+            yield {
+                "source": source,
+                "method": methods.get(source),
+                "t_ns": t_ns,
+                "t_s": (t_ns - t0_ns) / 1e9,
+                "power_w": power_w,
+                "energy_j": energy_j,
+            }
+
+    def export(self, session_id: int, fmt: str, out: TextIO) -> None:
+        """Every sample and result row of a session, each with its method.
+
+        JSON: one document (session, sources, results, calls, samples, tokens).
+        CSV: one table in long form; a ``record`` column says whether a row is
+        a ``result`` or a ``sample``, and only that kind's columns are filled.
+        """
+        session = self.session(session_id)
+        if fmt == "json":
+            doc = {
+                "session": {k: v for k, v in session.items() if k != "sources"},
+                "sources": session["sources"],
+                "results": self.results(session_id),
+                "calls": self.calls(session_id),
+                "samples": list(self._raw_samples(session_id, session["t0_ns"])),
+                "tokens": self.tokens(session_id),
+            }
+            json.dump(doc, out, indent=1, default=str)
+            out.write("\n")
+        elif fmt == "csv":
+            columns = ("record", "session_id", *RESULT_COLUMNS, *(c for c in SAMPLE_COLUMNS if c != "method"))
+            writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore")
+            writer.writeheader()
+            for row in self.results(session_id):
+                writer.writerow({"record": "result", **row})
+            for row in self._raw_samples(session_id, session["t0_ns"]):
+                writer.writerow({"record": "sample", "session_id": session_id, **row})
+        else:
+            raise TpwError(f"unknown export format {fmt!r} (choose csv or json)")
+
+    def export_text(self, session_id: int, fmt: str) -> str:
+        buf = io.StringIO()
+        self.export(session_id, fmt, buf)
+        return buf.getvalue()

@@ -1,0 +1,346 @@
+"""Persist running sessions from a writer thread with its own connection.
+
+Power samples (tens per second per source) and token events (hundreds per
+second) arrive from other threads. The writer pulls new samples straight
+from the sampler's ring buffers, drains queued rows, and commits everything
+in one transaction every 250 ms, so a crash or ``kill -9`` loses at most the
+last commit interval. It also touches the session's heartbeat, which lets
+another process tell a live session from one whose process died.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlite_utils import Database
+
+from ..engine.llama_engine import TokenEvent
+from ..power import Sampler
+from .db import connect, utc_now
+
+COMMIT_INTERVAL_S = 0.25
+HEARTBEAT_INTERVAL_S = 1.0
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, default=str, sort_keys=True)
+
+
+@dataclass
+class _Attached:
+    """A running session's sampler and how far into each ring we've written."""
+
+    sampler: Sampler
+    names: list[str]
+    cursors: list[int]
+
+
+@dataclass
+class _Op:
+    fn: Callable[[Database], Any]
+    urgent: bool = False  # someone is waiting on it: commit without waiting out the interval
+    future: Future = field(default_factory=Future)
+
+
+_TOKEN_INSERT = (
+    "INSERT INTO tokens (session_id, test, repetition, call, idx, t_ns, token_id, text) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_SAMPLE_INSERT = "INSERT INTO samples (session_id, source, t_ns, power_w, energy_j) VALUES (?, ?, ?, ?, ?)"
+
+
+class SessionWriter:
+    """The ``Recorder`` that writes sessions to SQLite; use one per process."""
+
+    def __init__(self, path=None, *, commit_interval_s: float = COMMIT_INTERVAL_S):
+        self.path = path
+        self.commit_interval_s = commit_interval_s
+        self._queue: queue.SimpleQueue[_Op | None] = queue.SimpleQueue()
+        self._token_rows: queue.SimpleQueue[tuple] = queue.SimpleQueue()
+        self._attached: dict[int, _Attached] = {}
+        self._last_heartbeat = 0.0
+        self._closed = threading.Event()
+        ready: Future = Future()
+        self._thread = threading.Thread(target=self._run, args=(ready,), name="tpw-store-writer", daemon=True)
+        self._thread.start()
+        ready.result()  # surfaces a connect() error (bad path, not a database) in the caller
+
+    # --- Recorder protocol -------------------------------------------------------
+
+    def begin(self, meta: dict[str, Any], sampler: Sampler) -> int:
+        """Create the session row; from now on its samples are written as they come."""
+        cursors = [sampler.ring(i).total_written for i in range(len(sampler.sources))]
+        t0_ns = time.monotonic_ns()
+
+        def create(db: Database) -> tuple[int, str | None]:
+            session_id, sha256 = self._insert_session(db, meta, t0_ns)
+            self._attached[session_id] = _Attached(sampler, [s.name for s in sampler.sources], cursors)
+            return session_id, sha256
+
+        session_id, sha256 = self._call(create)
+        if sha256 is None:
+            self._hash_model_later(meta["model"]["path"])
+        return session_id
+
+    def token(self, session_id: int, test: str, repetition: int, call: int, event: TokenEvent, store_text: bool) -> None:
+        text = event.text if store_text else None
+        self._token_rows.put((session_id, test, repetition, call, event.index, event.t_ns, event.token_id, text))
+
+    def repetition(self, session_id: int, repetition, results, store_text: bool) -> None:
+        calls = [
+            {
+                "session_id": session_id,
+                "test": repetition.test,
+                "repetition": repetition.index,
+                "call": i,
+                "t_start_ns": c.generation.t_start_ns,
+                "t_end_ns": c.generation.t_end_ns,
+                "prompt_tokens": c.generation.prompt_tokens,
+                "generated_tokens": len(c.generation.events),
+                "stop_reason": c.generation.stop_reason,
+                "prompt_text": c.prompt if store_text else None,
+                "output_text": c.generation.text if store_text else None,
+                "perf": _json(c.generation.perf.as_dict()),
+            }
+            for i, c in enumerate(repetition.calls)
+        ]
+        rows = [{"session_id": session_id, **r.as_dict()} for r in results]
+
+        def write(db: Database) -> None:
+            if calls:
+                db["calls"].insert_all(calls)
+            if rows:
+                db["results"].insert_all(rows)
+
+        self._submit(write)
+
+    def finish(self, session_id: int, status: str, summary: dict[str, Any], error: str | None = None) -> None:
+        """Write the last samples and the outcome; returns once it is committed."""
+
+        def write(db: Database) -> None:
+            self._drain_tokens(db)
+            self._pull_samples(db)
+            self._attached.pop(session_id, None)
+            idle = summary.get("idle") or {}
+            db["sessions"].update(
+                session_id,
+                {
+                    "status": status,
+                    "ended_at": utc_now(),
+                    "heartbeat_at": utc_now(),
+                    "error": error,
+                    "summary": _json(summary.get("summary")),
+                    "sampler": _json(summary.get("sampler")),
+                    "idle_power_w": idle.get("power_w"),
+                    "idle_seconds": idle.get("seconds"),
+                    "idle_method": idle.get("method"),
+                    "idle_confident": idle.get("confident"),
+                },
+            )
+
+        self._call(write)
+
+    def close(self) -> None:
+        if not self._closed.is_set():
+            self._closed.set()
+            self._queue.put(None)
+            self._thread.join(10)
+
+    def __enter__(self) -> SessionWriter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # --- the thread ------------------------------------------------------------------
+
+    def _submit(self, fn: Callable[[Database], Any], urgent: bool = False) -> Future:
+        if self._closed.is_set():
+            raise RuntimeError("the session writer is closed")
+        op = _Op(fn, urgent)
+        self._queue.put(op)
+        return op.future
+
+    def _call(self, fn: Callable[[Database], Any]) -> Any:
+        return self._submit(fn, urgent=True).result(timeout=60)
+
+    def _run(self, ready: Future) -> None:
+        try:
+            db = connect(self.path)
+        except BaseException as exc:  # noqa: BLE001 - handed to the constructor
+            ready.set_exception(exc)
+            return
+        ready.set_result(None)
+        stopping = False
+        while not stopping:
+            batch: list[_Op] = []
+            deadline = time.monotonic() + self.commit_interval_s
+            while (timeout := deadline - time.monotonic()) > 0:
+                try:
+                    op = self._queue.get(timeout=timeout)
+                except queue.Empty:
+                    break
+                if op is None:
+                    stopping = True
+                    break
+                batch.append(op)
+                if op.urgent:
+                    break
+            self._commit(db, batch)
+        db.close()
+
+    def _commit(self, db: Database, batch: list[_Op]) -> None:
+        """One transaction: queued ops (each in its own savepoint), new samples, heartbeat."""
+        outcomes: list[tuple[_Op, Any, BaseException | None]] = []
+        try:
+            db.conn.execute("BEGIN IMMEDIATE")
+            for op in batch:
+                try:
+                    with db.atomic():
+                        outcomes.append((op, op.fn(db), None))
+                except Exception as exc:  # noqa: BLE001 - reported to the op's caller
+                    outcomes.append((op, None, exc))
+            self._drain_tokens(db)
+            self._pull_samples(db)
+            self._heartbeat(db)
+            db.conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if db.conn.in_transaction:
+                db.conn.execute("ROLLBACK")
+            for op in batch:
+                if not op.future.done():
+                    op.future.set_exception(exc)
+            return
+        for op, result, error in outcomes:
+            if error is None:
+                op.future.set_result(result)
+            else:
+                op.future.set_exception(error)
+
+    def _pull_samples(self, db: Database) -> None:
+        for session_id, att in self._attached.items():
+            rows = []
+            for i, name in enumerate(att.names):
+                att.cursors[i], data = att.sampler.ring(i).since(att.cursors[i])
+                rows.extend(
+                    (session_id, name, int(t), _finite(p), _finite(e))
+                    for t, p, e in zip(data["t_ns"], data["power_w"], data["energy_j"])
+                )
+            if rows:
+                # The hot path (thousands of rows a second): one prepared statement.
+                db.conn.executemany(_SAMPLE_INSERT, rows)
+
+    def _drain_tokens(self, db: Database) -> None:
+        rows = []
+        while True:
+            try:
+                rows.append(self._token_rows.get_nowait())
+            except queue.Empty:
+                break
+        if rows:
+            db.conn.executemany(_TOKEN_INSERT, rows)
+
+    def _heartbeat(self, db: Database) -> None:
+        now = time.monotonic()
+        if self._attached and now - self._last_heartbeat >= HEARTBEAT_INTERVAL_S:
+            self._last_heartbeat = now
+            stamp = utc_now()
+            for session_id in self._attached:
+                db.conn.execute("UPDATE sessions SET heartbeat_at = ? WHERE id = ?", (stamp, session_id))
+
+    # --- rows --------------------------------------------------------------------------
+
+    def _insert_session(self, db: Database, meta: dict[str, Any], t0_ns: int) -> tuple[int, str | None]:
+        """The session row and its sources; also the model's sha256 if already known."""
+        machine_id = _machine_id(db, meta)
+        model_id = _model_id(db, meta["model"])
+        options = meta["options"]
+        session_id = db["sessions"].insert(
+            {
+                "started_at": utc_now(),
+                "heartbeat_at": utc_now(),
+                "status": "running",
+                "tool_version": meta["tool_version"],
+                "hostname": platform.node(),
+                "pid": os.getpid(),
+                "t0_ns": t0_ns,
+                "machine_id": machine_id,
+                "model_id": model_id,
+                "llama_cpp_version": meta["build"]["llama_cpp_python_version"],
+                "gpu_offload": int(meta["build"]["gpu_offload_supported"]),
+                "settings": _json(meta["settings"]),
+                "options": _json(options),
+                "tests": _json(meta["tests"]),
+                "workload": _json(meta.get("workload")) if options.get("store_text", True) else None,
+                "method": meta["method"],
+                "price_per_kwh": options.get("price_per_kwh"),
+                "currency": options.get("currency"),
+                "warnings": _json(meta.get("warnings", [])),
+            }
+        ).last_pk
+        db["session_sources"].insert_all(
+            [
+                {
+                    "session_id": session_id,
+                    "name": s["name"],
+                    "method": s["method"],
+                    "measures": s["measures"],
+                    "info": _json({k: v for k, v in s.items() if k not in ("name", "method", "measures")}),
+                }
+                for s in meta["power_sources"]
+            ]
+        )
+        return session_id, db["models"].get(model_id)["sha256"]
+
+    def _hash_model_later(self, path: str) -> None:
+        """sha256 of a many-GB file takes seconds: compute it aside, then record it."""
+
+        def work() -> None:
+            try:
+                stat = os.stat(path)
+                digest = hashlib.sha256()
+                with open(path, "rb") as f:
+                    for chunk in iter(lambda: f.read(1 << 20), b""):
+                        digest.update(chunk)
+            except OSError:
+                return
+            sql = "UPDATE models SET sha256 = ? WHERE path = ? AND size_bytes = ? AND mtime_ns = ?"
+            args = (digest.hexdigest(), path, stat.st_size, stat.st_mtime_ns)
+            try:
+                self._submit(lambda db: db.conn.execute(sql, args))
+            except RuntimeError:  # the writer closed meanwhile: next session hashes again
+                pass
+
+        threading.Thread(target=work, name="tpw-model-hash", daemon=True).start()
+
+
+def _finite(value: float) -> float | None:
+    return None if value != value else float(value)  # NaN -> NULL
+
+
+def _machine_id(db: Database, meta: dict[str, Any]) -> int:
+    machine = meta["machine"]
+    gpus = [
+        {k: s.get(k) for k in ("gpu_name", "gpu_uuid", "driver", "power_limit_w")}
+        for s in meta["power_sources"]
+        if s["name"].startswith("nvml:")
+    ]
+    facts = {**machine, "gpus": _json(gpus)}
+    fingerprint = hashlib.sha256(_json(facts).encode()).hexdigest()[:32]
+    return db["machines"].lookup({"fingerprint": fingerprint}, facts)
+
+
+def _model_id(db: Database, model: dict[str, Any]) -> int:
+    stat = os.stat(model["path"])
+    keys = {"path": model["path"], "size_bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    extra = {k: model.get(k) for k in ("file_name", "architecture", "name", "n_params", "quantization", "n_layers", "n_ctx_train")}
+    return db["models"].lookup(keys, extra)
