@@ -1,0 +1,171 @@
+"""The tpw command as a user runs it: real processes, real model, real database."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from tpw_desktop.cli import cli
+
+TPW = str(Path(sys.executable).with_name("tpw"))
+
+
+def run_tpw(*args, db=None, timeout=300):
+    env_db = ["--db", str(db)] if db else []
+    return subprocess.run([TPW, *env_db, *args], capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.slow
+def test_bench_json_on_the_bundled_model(db_path):
+    done = run_tpw("bench", "-p", "64", "-n", "32", "-r", "2", "--idle-s", "0.5", "--json", db=db_path)
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    [run] = doc["runs"]
+    assert run["status"] == "completed"
+    assert run["model"]["quantization"] == "Q4_1" and run["model"]["file_name"].startswith("SmolLM2-135M")
+    assert run["settings"]["flash_attn"] is True
+    rates = {s["test"]: s["tokens_per_s_mean"] for s in run["summary"]}
+    assert rates["pp64"] > 0 and rates["tg32"] > 0
+    for s in run["summary"]:
+        assert s["method"] == "estimated"  # no sensor on this machine: never unlabelled
+        assert s["tokens_per_j_mean"] > 0 and s["j_per_token_mean"] > 0
+        assert s["repetitions"] == 2 and s["tokens_per_s_sd"] >= 0
+        assert {"confident", "average_w_mean", "wh_per_1k_tokens", "tokens_per_j_above_idle_mean"} <= set(s)
+    assert len(run["results"]) == 4 and all(r["method"] == "estimated" for r in run["results"])
+    assert run["power_sources"][0]["method"] == "estimated"
+    assert run["idle"]["method"] == "estimated"
+    assert 0 < run["sampler"]["achieved_hz"] <= 55
+    assert "pp64: repetition 2/2" in done.stderr  # progress went to stderr, not into the JSON
+    # ...and the run was recorded
+    listed = run_tpw("sessions", "list", "--json", db=db_path)
+    [session] = json.loads(listed.stdout)
+    assert session["id"] == run["session_id"] and session["status"] == "completed"
+
+
+def test_bench_table_on_a_tiny_model(tiny_model, db_path):
+    done = run_tpw("bench", str(tiny_model), "-p", "32", "-n", "8", "-r", "2", "--idle-s", "0.2",
+                   "--power", "estimate:80", db=db_path)
+    assert done.returncode == 0, done.stderr
+    header, rule, *rows = done.stdout.splitlines()[:4]
+    assert header.split("|")[1].strip() == "model" and "tok/J" in header and "method" in header
+    assert "pp32" in rows[0] and "tg8" in rows[1]
+    assert "estimated" in rows[0] and "llama F32" in rows[0]
+    assert "note: 'estimated' figures come from CPU utilisation x TDP" in done.stdout
+    assert "saved session 1" in done.stderr
+
+
+def test_bench_with_a_replayed_trace_and_no_save(tiny_model, db_path, tmp_path):
+    trace = tmp_path / "flat.csv"
+    trace.write_text("t_s,power_w\n0,50\n100,50\n")
+    done = run_tpw("bench", str(tiny_model), "-p", "0", "-n", "8", "-r", "1", "--idle-s", "0.2", "--no-save",
+                   "--power", f"replay:{trace}", "--json", db=db_path)
+    assert done.returncode == 0, done.stderr
+    [run] = json.loads(done.stdout)["runs"]
+    [tg] = run["summary"]
+    assert tg["method"] == "replayed" and tg["average_w_mean"] == pytest.approx(50.0, rel=1e-4)
+    assert run["session_id"] is None and not db_path.exists()
+
+
+def test_bench_a_workload(tiny_model, db_path):
+    done = run_tpw("bench", str(tiny_model), "--workload", "agentic", "-r", "1", "--idle-s", "0", "--json",
+                   "--no-warmup", db=db_path)
+    assert done.returncode == 0, done.stderr
+    [run] = json.loads(done.stdout)["runs"]
+    assert [(s["test"], s["phase"]) for s in run["summary"]] == [("agentic", "pp"), ("agentic", "tg"), ("agentic", "total")]
+    assert run["summary"][2]["latency"]["time_to_first_token_s"] > 0
+
+
+BAD_MODEL_CASES = {
+    "missing": (lambda d, m: d / "absent.gguf", "no such file"),
+    "directory": (lambda d, m: d, "is a directory"),
+    "not gguf": (lambda d, m: _write(d / "readme.gguf", b"# hello\n" * 10), "not a GGUF file"),
+    "truncated": (lambda d, m: _write(d / "cut.gguf", m.read_bytes()[: m.stat().st_size // 2]), "truncated GGUF"),
+}
+
+
+def _write(path, data):
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize("case", BAD_MODEL_CASES)
+def test_bad_model_files_end_with_one_line_and_status_2(case, tmp_path, tiny_model, db_path):
+    make, problem = BAD_MODEL_CASES[case]
+    path = make(tmp_path, tiny_model)
+    done = run_tpw("bench", str(path), "-r", "1", db=db_path)
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert done.stderr.count("\n") == 1
+    assert done.stderr.startswith(f"tpw: {path}: {problem}")
+    assert "Traceback" not in done.stderr
+
+
+def test_usage_errors_are_status_2(db_path):
+    runner = CliRunner()
+    result = runner.invoke(cli, ["--db", str(db_path), "bench", "-p", "0", "-n", "0"])
+    assert result.exit_code == 2 and "nothing to run" in result.output
+    result = runner.invoke(cli, ["--db", str(db_path), "bench", "--workload", "nope"])
+    assert result.exit_code == 2 and "unknown workload 'nope'" in result.output
+    result = runner.invoke(cli, ["--db", str(db_path), "bench", "--power", "gpu"])
+    assert result.exit_code == 2 and "unknown source" in result.output
+
+
+def test_power_lists_what_is_available_and_why_not():
+    result = CliRunner().invoke(cli, ["power", "--json"])
+    assert result.exit_code == 0
+    kinds = {r["kind"]: r for r in json.loads(result.output)}
+    assert set(kinds) == {"nvml", "rapl", "estimate"}
+    assert kinds["estimate"]["available"] is True
+    for kind in ("nvml", "rapl"):
+        assert kinds[kind]["available"] or kinds[kind]["detail"]
+
+
+def test_watch_prints_labelled_watts():
+    result = CliRunner().invoke(cli, ["watch", "--power", "estimate:50", "--interval", "0.1", "--count", "3"])
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.output.splitlines() if "W (estimated)" in line]
+    assert len(lines) == 3
+
+
+def test_models_lists_the_bundled_model_and_folders(tmp_path, tiny_model):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "a.gguf").write_bytes(tiny_model.read_bytes())
+    (tmp_path / "broken.gguf").write_text("nope")
+    result = CliRunner().invoke(cli, ["models", str(tmp_path), "--json"])
+    assert result.exit_code == 0
+    rows = json.loads(result.output)
+    bundled = [r for r in rows if r["bundled"]]
+    assert len(bundled) == 1 and bundled[0]["quantization"] == "Q4_1"
+    by_name = {Path(r["path"]).name: r for r in rows}
+    assert by_name["a.gguf"]["architecture"] == "llama"
+    assert "not a GGUF file" in by_name["broken.gguf"]["problem"]
+
+
+def test_workloads_are_listed():
+    result = CliRunner().invoke(cli, ["workloads"])
+    assert result.exit_code == 0
+    assert {"chat", "long-summary", "agentic"} <= {line.split()[0] for line in result.output.splitlines()}
+
+
+def test_sessions_commands(tiny_model, db_path, tmp_path):
+    bench = run_tpw("bench", str(tiny_model), "-p", "16", "-n", "4", "-r", "1", "--idle-s", "0.2", "-q", db=db_path)
+    assert bench.returncode == 0, bench.stderr
+    runner = CliRunner()
+    base = ["--db", str(db_path), "sessions"]
+    listed = runner.invoke(cli, [*base, "list"])
+    assert listed.exit_code == 0 and "tiny-llama-f32.gguf" in listed.output and "completed" in listed.output
+    shown = runner.invoke(cli, [*base, "show", "1"])
+    assert shown.exit_code == 0
+    assert "power:   estimate [estimated]" in shown.output and "tg4/tg" in shown.output
+    out = tmp_path / "s1.csv"
+    exported = runner.invoke(cli, [*base, "export", "1", "--format", "csv", "-o", str(out)])
+    assert exported.exit_code == 0 and out.read_text().startswith("record,session_id,")
+    as_json = runner.invoke(cli, [*base, "export", "1"])
+    assert json.loads(as_json.output)["session"]["id"] == 1
+    missing = runner.invoke(cli, [*base, "show", "42"])
+    assert missing.exit_code == 2 and "no session 42" in missing.output
+    deleted = runner.invoke(cli, [*base, "delete", "1", "--yes"])
+    assert deleted.exit_code == 0
+    assert "no sessions" in runner.invoke(cli, [*base, "list"]).output

@@ -1,0 +1,502 @@
+"""``tpw``: the headless command line over the same core as the desktop app.
+
+Every user error ends as one line on stderr naming the thing and the
+problem, with exit status 2 and no traceback.
+"""
+from __future__ import annotations
+
+import json
+import math
+import signal
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import click
+import numpy as np
+
+from . import __version__
+from .engine.gguf_info import format_params, format_size, read_model_facts
+from .engine.llama_engine import EngineSettings, load_engine
+from .engine.workloads import TestSpec, get_workload, load_workloads
+from .errors import TpwError
+from .paths import bundled_model_path
+from .power import DEFAULT_RATE_HZ, DEFAULT_TDP_W, PowerEnvironment, Sampler, availability, open_sources
+from .session import MeasuredRun, RunListener, RunOptions, RunReport
+
+EXIT_USAGE = 2
+
+
+# --- plumbing ------------------------------------------------------------------------------
+
+
+def _err(message: str) -> None:
+    click.echo(f"tpw: {message}", err=True)
+
+
+def _fmt(value, digits: int = 2) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    return f"{value:.{digits}f}"
+
+
+def _pm(pair, digits: int = 2) -> str:
+    if pair is None:
+        return "n/a"
+    mean, sd = pair
+    return f"{_fmt(mean, digits)} ± {_fmt(sd, digits)}"
+
+
+class _CliGroup(click.Group):
+    """Turns a TpwError anywhere below into one line and exit status 2."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except TpwError as exc:
+            _err(str(exc))
+            ctx.exit(EXIT_USAGE)
+
+
+@contextmanager
+def _stop_on_ctrl_c():
+    """First Ctrl-C stops the run cleanly (the session is saved as cancelled); a second one aborts."""
+    stop = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+
+    def handler(signum, frame):
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        _err("stopping after the current token (Ctrl-C again to abort)")
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+class _Progress(RunListener):
+    """One status line on stderr, rewritten in place on a terminal."""
+
+    def __init__(self, label: str, enabled: bool):
+        self.label = label
+        self.enabled = enabled
+        self.tty = sys.stderr.isatty()
+
+    def status(self, message: str) -> None:
+        if not self.enabled:
+            return
+        line = f"tpw: {self.label}: {message}"
+        if self.tty:
+            click.echo(f"\r\x1b[2K{line}", err=True, nl=False)
+        else:
+            click.echo(line, err=True)
+
+    def done(self) -> None:
+        if self.enabled and self.tty:
+            click.echo("\r\x1b[2K", err=True, nl=False)
+
+
+def _parse_counts(value: str, option: str) -> list[int]:
+    try:
+        counts = [int(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise click.BadParameter(f"expected token counts like 512 or 128,256, got {value!r}", param_hint=option)
+    if any(c < 0 for c in counts):
+        raise click.BadParameter("token counts can't be negative", param_hint=option)
+    return [c for c in counts if c > 0]
+
+
+# --- commands -------------------------------------------------------------------------------
+
+
+@click.group(cls=_CliGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="tpw")
+@click.option(
+    "--db",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="TPW_DB",
+    help="Session database (default: the user data folder; env TPW_DB).",
+)
+@click.pass_context
+def cli(ctx, db):
+    """Measure how many tokens this machine produces per joule."""
+    ctx.obj = {"db": db}
+
+
+@cli.command()
+@click.argument("models", nargs=-1, type=click.Path(path_type=Path))
+@click.option("-p", "--n-prompt", default="512", show_default=True, help="Prompt-processing test sizes (pp), comma-separated; 0 skips.")
+@click.option("-n", "--n-gen", default="128", show_default=True, help="Generation test sizes (tg), comma-separated; 0 skips.")
+@click.option("-r", "--repetitions", default=5, show_default=True, type=click.IntRange(1, 1000))
+@click.option("-w", "--workload", "workloads", multiple=True, help="A named workload (see `tpw workloads`); repeatable. Replaces the pp/tg tests.")
+@click.option("--ngl", "n_gpu_layers", type=int, default=None, help="GPU layers (default: all when the build supports a GPU, else 0).")
+@click.option("--ctx", "n_ctx", type=click.IntRange(16), default=None, help="Context size (default: 4096, or larger if the tests need it).")
+@click.option("-b", "--batch", "n_batch", type=click.IntRange(1), default=2048, show_default=True)
+@click.option("-t", "--threads", "n_threads", type=click.IntRange(1), default=None, help="CPU threads (default: physical cores, as llama-bench).")
+@click.option("--flash-attn", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True)
+@click.option("--seed", type=int, default=1234, show_default=True)
+@click.option("--no-warmup", is_flag=True, help="Skip the unrecorded warm-up run of each test.")
+@click.option("--power", "power_spec", default="auto", show_default=True, help="Power sources: auto, nvml[:0+1], rapl, estimate[:TDP], replay:FILE; comma-separated.")
+@click.option("--tdp-w", type=click.FloatRange(min=1), default=DEFAULT_TDP_W, show_default=True, help="CPU TDP for the estimate source.")
+@click.option("--rate-hz", type=click.FloatRange(min=1, max=1000), default=DEFAULT_RATE_HZ, show_default=True, help="Power sampling rate.")
+@click.option("--idle-s", type=click.FloatRange(min=0), default=3.0, show_default=True, help="Idle-power baseline measured before the tests; 0 skips.")
+@click.option("--price", "price_per_kwh", type=click.FloatRange(min=0), default=None, help="Electricity price per kWh, for cost per 1M tokens.")
+@click.option("--currency", default="USD", show_default=True)
+@click.option("--no-save", is_flag=True, help="Don't record a session in the database.")
+@click.option("--no-text", is_flag=True, help="Record the session without prompt and output text.")
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable results on stdout.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")
+@click.pass_obj
+def bench(obj, models, n_prompt, n_gen, repetitions, workloads, n_gpu_layers, n_ctx, n_batch, n_threads,
+          flash_attn, seed, no_warmup, power_spec, tdp_w, rate_hz, idle_s, price_per_kwh, currency, no_save,
+          no_text, as_json, quiet):
+    """Benchmark speed and energy, llama-bench style (default: the bundled model)."""
+    if workloads:
+        tests = [TestSpec.of(get_workload(name)) for name in workloads]
+    else:
+        tests = [TestSpec.pp(n) for n in _parse_counts(n_prompt, "-p")]
+        tests += [TestSpec.tg(n) for n in _parse_counts(n_gen, "-n")]
+    if not tests:
+        raise click.UsageError("nothing to run: give -p or -n a size above 0, or a --workload")
+    paths = list(models) or [None]
+    for path in paths:  # a bad file fails before anything else starts
+        if path is not None:
+            read_model_facts(path)
+    needed = max((t.n_tokens for t in tests), default=0) + 1
+    settings = EngineSettings(
+        n_gpu_layers=n_gpu_layers,
+        n_ctx=n_ctx or max(4096, needed),
+        n_batch=n_batch,
+        n_threads=n_threads,
+        flash_attn={"auto": None, "on": True, "off": False}[flash_attn],
+        seed=seed,
+    )
+    options = RunOptions(
+        repetitions=repetitions,
+        warmup=not no_warmup,
+        idle_s=idle_s,
+        price_per_kwh=price_per_kwh,
+        currency=currency,
+        store_text=not no_text,
+    )
+    sources = open_sources(power_spec, PowerEnvironment(tdp_w=tdp_w))
+    writer = None
+    if not no_save:
+        from .store import SessionWriter, Store
+
+        with Store(obj["db"]) as store:
+            store.recover_interrupted()
+            db_path = store.path
+        writer = SessionWriter(db_path)
+    reports: list[RunReport] = []
+    sampler = Sampler(sources, rate_hz=rate_hz)
+    try:
+        with _stop_on_ctrl_c() as stop, sampler:
+            for path in paths:
+                if stop.is_set():
+                    break
+                name = Path(path).name if path else "bundled SmolLM2-135M-Instruct Q4_1"
+                progress = _Progress(name, enabled=not quiet)
+                progress.status("loading the model")
+                engine = load_engine(path, settings, on_warning=lambda m: _err(f"warning: {m}"))
+                try:
+                    run = MeasuredRun(engine, sampler, options, recorder=writer, listener=progress, stop=stop)
+                    workload_text = (
+                        {t.name: [c.messages for c in t.workload.calls] for t in tests if t.workload} or None
+                    )
+                    report = run.run(tests, workload_text)
+                finally:
+                    progress.done()
+                    engine.close()
+                reports.append(report)
+    finally:
+        for source in sources:
+            source.close()
+        if writer:
+            writer.close()
+    if as_json:
+        click.echo(json.dumps({"tpw_version": __version__, "runs": [r.as_dict() for r in reports]}, indent=2,
+                              default=_json_default))
+    else:
+        _print_bench_table(reports)
+        for report in reports:
+            if report.session_id is not None:
+                click.echo(f"\nsaved session {report.session_id} ({report.status}) in {db_path}", err=True)
+    if any(r.status == "cancelled" for r in reports):
+        sys.exit(130)
+
+
+def _json_default(value):
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, Path):
+        return str(value)
+    return str(value)
+
+
+def _backend(report: RunReport) -> str:
+    build, settings = report.meta["build"], report.meta["settings"]
+    if build["gpu_offload_supported"] and settings["n_gpu_layers"] != 0:
+        for name in ("CUDA", "Metal", "Vulkan", "ROCm", "SYCL"):
+            if name.upper() in build["system_info"].upper():
+                return name
+        return "GPU"
+    return "CPU"
+
+
+def _print_bench_table(reports: list[RunReport]) -> None:
+    header = ["model", "size", "params", "backend", "ngl", "threads", "fa", "test", "t/s", "W",
+              "tok/J", "tok/J >idle", "J/tok", "method"]  # fmt: skip
+    rows = []
+    for report in reports:
+        model, settings = report.meta["model"], report.meta["settings"]
+        for s in report.summaries:
+            single_phase = s.test.startswith(("pp", "tg")) and s.phase == s.test[:2]
+            rows.append([
+                f"{model['architecture']} {model['quantization']}",
+                format_size(model["size_bytes"]),
+                format_params(model["n_params"]),
+                _backend(report),
+                str(settings["n_gpu_layers"]),
+                str(settings["n_threads"]),
+                "on" if settings["flash_attn"] else "off",
+                s.test if single_phase else f"{s.test}/{s.phase}",
+                _pm(s.tokens_per_s),
+                _fmt(s.average_w[0], 1),
+                _pm(s.tokens_per_j, 3),
+                _pm(s.tokens_per_j_above_idle, 3),
+                _fmt(s.j_per_token[0], 4),
+                s.method + ("" if s.confident else " (low confidence)"),
+            ])
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    right = {8, 9, 10, 11, 12}
+
+    def line(cells):
+        return "| " + " | ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))) + " |"
+
+    click.echo(line(header))
+    click.echo("| " + " | ".join(("-" * (w - 1) + ":") if i in right else "-" * w for i, w in enumerate(widths)) + " |")
+    for row in rows:
+        click.echo(line(row))
+    for report in reports:
+        if report.idle is not None:
+            click.echo(f"\nidle baseline: {report.idle.power_w:.1f} W over {report.idle.seconds:.1f} s "
+                       f"({report.idle.method}{'' if report.idle.confident else ', low confidence'})")
+        methods = {s["name"]: s["method"] for s in report.meta["power_sources"]}
+        if "estimated" in methods.values():
+            click.echo("note: 'estimated' figures come from CPU utilisation x TDP, not a sensor: "
+                       "treat them as rough (errors of -60% to +190% are reported for this method).")
+
+
+@cli.command()
+@click.argument("folders", nargs=-1, type=click.Path(path_type=Path, file_okay=False))
+@click.option("--json", "as_json", is_flag=True)
+def models(folders, as_json):
+    """List the bundled model and the GGUF files in model folders.
+
+    Folders searched: those given, those in TPW_MODEL_DIRS (separated by
+    the OS path separator), and ~/models if it exists.
+    """
+    from .models import find_models
+
+    rows = []
+    for path, facts, problem in find_models(list(folders)):
+        rows.append({
+            "path": str(path),
+            "bundled": path == bundled_model_path(),
+            **(facts.as_dict() if facts else {}),
+            "problem": problem,
+        })
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo("no GGUF models found")
+        return
+    for r in rows:
+        if r["problem"]:
+            click.echo(f"  {r['path']}\n      unusable: {r['problem']}")
+            continue
+        tag = " (bundled default)" if r["bundled"] else ""
+        click.echo(
+            f"{r['file_name']}{tag}\n      {r['architecture']} {r['quantization']}, {format_params(r['n_params'])} params, "
+            f"{format_size(r['size_bytes'])}, context {r['n_ctx_train']}\n      {r['path']}"
+        )
+
+
+@cli.command()
+def workloads():
+    """List the named workloads that `tpw bench --workload` and the app can run."""
+    for w in load_workloads().values():
+        budget = sum(c.max_tokens for c in w.calls)
+        click.echo(f"{w.name:14} {w.title}: {w.description} ({len(w.calls)} call(s), up to {budget} tokens)")
+
+
+@cli.command()
+@click.option("--tdp-w", type=click.FloatRange(min=1), default=DEFAULT_TDP_W, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def power(tdp_w, as_json):
+    """Which power sources this machine has, and why the others are unavailable."""
+    report = availability(PowerEnvironment(tdp_w=tdp_w))
+    if as_json:
+        click.echo(json.dumps([r.__dict__ for r in report], indent=2, default=str))
+        return
+    for item in report:
+        mark = "yes" if item.available else "no "
+        click.echo(f"{item.kind:9} {mark}  {item.detail}")
+    click.echo("\nauto picks the first available of nvml, rapl, estimate. Choose with --power, e.g. --power nvml:0,rapl")
+
+
+@cli.command()
+@click.option("--power", "power_spec", default="auto", show_default=True)
+@click.option("--tdp-w", type=click.FloatRange(min=1), default=DEFAULT_TDP_W, show_default=True)
+@click.option("--interval", type=click.FloatRange(min=0.05), default=0.5, show_default=True, help="Seconds between lines.")
+@click.option("--rate-hz", type=click.FloatRange(min=1, max=1000), default=DEFAULT_RATE_HZ, show_default=True)
+@click.option("--count", type=click.IntRange(min=1), default=None, help="Stop after this many lines (default: until Ctrl-C).")
+def watch(power_spec, tdp_w, interval, rate_hz, count):
+    """Print live watts per source (mean over each interval) until Ctrl-C."""
+    sources = open_sources(power_spec, PowerEnvironment(tdp_w=tdp_w))
+    sampler = Sampler(sources, rate_hz=rate_hz)
+    click.echo("  ".join(f"{s.name} [{s.method}]: {s.measures}" for s in sources), err=True)
+    lines = 0
+    try:
+        with sampler:
+            t_prev = time.monotonic_ns()
+            while count is None or lines < count:
+                time.sleep(interval)
+                t_now = time.monotonic_ns()
+                cells = []
+                for i, source in enumerate(sources):
+                    data = sampler.snapshot(i, last=int(rate_hz * interval * 2) + 2)
+                    recent = data["power_w"][(data["t_ns"] > t_prev) & ~np.isnan(data["power_w"])]
+                    watts = f"{recent.mean():8.1f} W" if recent.size else "     n/a  "
+                    cells.append(f"{source.name} {watts} ({source.method})")
+                click.echo(time.strftime("%H:%M:%S  ") + "   ".join(cells))
+                t_prev = t_now
+                lines += 1
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for source in sources:
+            source.close()
+
+
+# --- sessions -------------------------------------------------------------------------------
+
+
+@cli.group()
+def sessions():
+    """List, show, export and delete recorded sessions."""
+
+
+def _open_store(obj):
+    from .store import Store
+
+    store = Store(obj["db"])
+    store.recover_interrupted()
+    return store
+
+
+@sessions.command("list")
+@click.option("--model", help="Part of the model file name or GGUF name.")
+@click.option("--quant", "quantization", help="Quantization, e.g. Q4_K_M.")
+@click.option("--status", type=click.Choice(["running", "completed", "failed", "interrupted", "cancelled"]))
+@click.option("--since", help="Started on or after this date (YYYY-MM-DD, UTC).")
+@click.option("--until", help="Started before this date (YYYY-MM-DD, UTC).")
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def sessions_list(obj, model, quantization, status, since, until, limit, as_json):
+    """Recorded sessions, newest first."""
+    with _open_store(obj) as store:
+        rows = store.list_sessions(model=model, quantization=quantization, status=status, since=since,
+                                   until=until, limit=limit)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, default=_json_default))
+        return
+    if not rows:
+        click.echo("no sessions")
+        return
+    click.echo(f"{'id':>5}  {'started (UTC)':19}  {'status':11}  {'model':38}  {'quant':7}  {'method':9}  headline")
+    for r in rows:
+        headline = ""
+        for s in r.get("summary") or []:
+            if s["phase"] in ("tg", "total"):
+                headline = f"{s['test']}/{s['phase']} {_fmt(s['tokens_per_s_mean'])} t/s, {_fmt(s['tokens_per_j_mean'], 3)} tok/J"
+                break
+        click.echo(f"{r['id']:>5}  {r['started_at'][:19].replace('T', ' '):19}  {r['status']:11}  "
+                   f"{(r['model'] or '')[:38]:38}  {r['quantization'] or '':7}  {r['method'] or '':9}  {headline}")
+
+
+@sessions.command("show")
+@click.argument("session_id", type=int)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def sessions_show(obj, session_id, as_json):
+    """One session: model, settings, power sources, idle baseline, summary."""
+    with _open_store(obj) as store:
+        s = store.session(session_id)
+        n_samples = store.sample_count(session_id)
+    if as_json:
+        click.echo(json.dumps({**s, "n_samples": n_samples}, indent=2, default=_json_default))
+        return
+    click.echo(f"session {s['id']}: {s['status']}, {s['started_at']} -> {s['ended_at'] or '...'}")
+    click.echo(f"model:   {s['model']} ({s['architecture']} {s['quantization']}, {format_params(s['n_params'] or 0)} "
+               f"params, {format_size(s['size_bytes'] or 0)})  sha256 {s['model_sha256'] or 'not yet computed'}")
+    click.echo(f"engine:  llama-cpp-python {s['llama_cpp_version']}; " + ", ".join(
+        f"{k}={v}" for k, v in (s["settings"] or {}).items()))
+    click.echo(f"machine: {s['cpu']}, {s['ram_gib']} GiB, {s['os']}")
+    for src in s["sources"]:
+        click.echo(f"power:   {src['name']} [{src['method']}] {src['measures']}")
+    if s["idle_power_w"] is not None:
+        click.echo(f"idle:    {s['idle_power_w']:.2f} W over {s['idle_seconds']:.1f} s ({s['idle_method']})")
+    click.echo(f"samples: {n_samples}")
+    if s["error"]:
+        click.echo(f"error:   {s['error']}")
+    for row in s.get("summary") or []:
+        click.echo(f"  {row['test']}/{row['phase']:5}  {_fmt(row['tokens_per_s_mean'])} t/s  "
+                   f"{_fmt(row['average_w_mean'], 1)} W  {_fmt(row['tokens_per_j_mean'], 3)} tok/J  "
+                   f"{_fmt(row['j_per_token_mean'], 4)} J/tok  [{row['method']}"
+                   f"{'' if row['confident'] else ', low confidence'}]")
+
+
+@sessions.command("export")
+@click.argument("session_id", type=int)
+@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="json", show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="File to write (default: stdout).")
+@click.pass_obj
+def sessions_export(obj, session_id, fmt, output):
+    """Every sample and result of a session (JSON also has calls and tokens)."""
+    with _open_store(obj) as store:
+        if output is None:
+            store.export(session_id, fmt, sys.stdout)
+            return
+        with open(output, "w", newline="") as f:
+            store.export(session_id, fmt, f)
+    click.echo(f"wrote {output}", err=True)
+
+
+@sessions.command("delete")
+@click.argument("session_id", type=int)
+@click.option("-y", "--yes", is_flag=True, help="Don't ask.")
+@click.pass_obj
+def sessions_delete(obj, session_id, yes):
+    """Delete a session and all its samples."""
+    with _open_store(obj) as store:
+        s = store.session(session_id)
+        if not yes and not click.confirm(f"delete session {session_id} ({s['model']}, {s['started_at']})?"):
+            return
+        store.delete(session_id)
+    click.echo(f"deleted session {session_id}", err=True)
+
+
+def main() -> None:
+    """Console entry point."""
+    cli.main(prog_name="tpw")
