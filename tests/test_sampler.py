@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from tpw_desktop.power import PowerReading, PowerTrace, ReplaySource, Sampler
+from sources import Switchable
 from tpw_desktop.power.ring import RingBuffer
 
 
@@ -143,3 +144,37 @@ def test_ring_buffer_under_a_concurrent_reader():
         snap = ring.snapshot()
         assert (snap["b"] == 2 * snap["a"]).all()  # never a torn row
         assert (np.diff(snap["a"]) == 1).all()
+
+
+
+def test_a_counter_that_comes_back_covers_the_gap():
+    source = Switchable()
+    with Sampler([source], rate_hz=200) as sampler:
+        time.sleep(0.05)
+        t0 = time.monotonic_ns()
+        time.sleep(0.1)
+        source.alive = False
+        time.sleep(0.2)
+        source.alive = True
+        time.sleep(0.1)
+        t1 = time.monotonic_ns()
+        sampler.wait_until(t1)
+    data = sampler.snapshot(0)
+    assert np.isnan(data["energy_j"]).any()  # the gap is recorded as unknown, not as "no energy"
+    w = sampler.window_energy(t0, t1)
+    assert w.joules == pytest.approx(100.0 * (t1 - t0) / 1e9, rel=0.01)
+
+
+def test_a_source_that_never_comes_back_fails_the_window_with_a_reason():
+    from tpw_desktop.power.sampler import SourceFailed
+
+    source = Switchable()
+    with Sampler([source], rate_hz=200) as sampler:
+        time.sleep(0.05)
+        t0 = time.monotonic_ns()
+        source.alive = False
+        time.sleep(0.1)
+        t1 = time.monotonic_ns()
+        sampler.wait_until(t1)
+    with pytest.raises(SourceFailed, match="power source switchable stopped answering .*device went away"):
+        sampler.window_energy(t0, t1)

@@ -148,6 +148,26 @@ def test_an_engine_error_saves_a_failed_session(tiny_engine, sampler, db_path):
         assert "do not fit" in store.session(session["id"])["error"]
 
 
+def test_a_power_source_that_stops_answering_fails_the_session_with_the_reason(tiny_engine, db_path):
+    from sources import Switchable
+
+    source = Switchable()
+
+    class Unplug(RunListener):
+        def token(self, event):
+            if event.index == 2:
+                source.alive = False
+
+    with Sampler([source], rate_hz=200) as sampler, SessionWriter(db_path) as writer:
+        run = MeasuredRun(tiny_engine, sampler, RunOptions(repetitions=1, idle_s=0), recorder=writer, listener=Unplug())
+        with pytest.raises(TpwError, match="stopped answering"):
+            run.run([TestSpec.tg(64)])
+    with Store(db_path) as store:
+        [session] = store.list_sessions()
+        assert session["status"] == "failed"
+        assert "power source switchable stopped answering (OSError: device went away)" in store.session(session["id"])["error"]
+
+
 def test_the_run_needs_a_running_sampler(tiny_engine):
     trace = PowerTrace(np.array([0.0, 1.0]), np.array([1.0, 1.0]), None, "x.csv")
     idle_sampler = Sampler([ReplaySource(trace, time.monotonic_ns)])

@@ -24,6 +24,7 @@ from ..metrics import (
     counter_window_energy,
     sampled_window_energy,
 )
+from ..errors import TpwError
 from .base import PowerSource
 from .ring import RingBuffer
 
@@ -31,6 +32,10 @@ DEFAULT_RATE_HZ = 50.0
 DEFAULT_CAPACITY = 1 << 18  # about 87 minutes at 50 Hz
 
 SAMPLE_COLUMNS = {"t_ns": np.int64, "power_w": np.float64, "energy_j": np.float64}
+
+
+class SourceFailed(TpwError):
+    """A window's energy can't be measured because a source stopped answering."""
 
 
 @dataclass(frozen=True)
@@ -164,13 +169,17 @@ class Sampler:
                     channel.energy_j += delta / 1e6
                 channel.previous_counter_uj = reading.counter_uj
             t_ns, power_w = reading.t_ns, reading.power_w
+            counter_read = reading.counter_uj is not None
             channel.consecutive_errors = 0
         except Exception as exc:  # noqa: BLE001 - any sensor failure becomes a gap
-            t_ns, power_w = self._clock_ns(), math.nan
+            t_ns, power_w, counter_read = self._clock_ns(), math.nan, False
             channel.consecutive_errors += 1
             self._n_errors += 1
             self._errors.append(SampleError(t_ns, source.name, f"{type(exc).__name__}: {exc}"))
-        energy = channel.energy_j if channel.previous_counter_uj is not None else math.nan
+        # A failed read has no energy reading: NaN, not the last value, or a
+        # window over the gap would read as zero joules. When the counter
+        # answers again, the difference covers the gap.
+        energy = channel.energy_j if counter_read else math.nan
         channel.ring.append(t_ns=t_ns, power_w=power_w, energy_j=energy)
 
     # --- reading results -----------------------------------------------------------
@@ -228,12 +237,22 @@ class Sampler:
             data = channel.ring.snapshot()
             method = channel.source.method
             known = np.isfinite(data["energy_j"])
-            if known.any():
-                part = counter_window_energy(
-                    data["t_ns"][known], data["energy_j"][known], data["power_w"][known], t0_ns, t1_ns
-                )
-                part = replace(part, method=method)
-            else:
-                part = sampled_window_energy(data["t_ns"], data["power_w"], t0_ns, t1_ns, method=method)
+            try:
+                if known.any():
+                    part = counter_window_energy(
+                        data["t_ns"][known], data["energy_j"][known], data["power_w"][known], t0_ns, t1_ns
+                    )
+                    part = replace(part, method=method)
+                else:
+                    part = sampled_window_energy(data["t_ns"], data["power_w"], t0_ns, t1_ns, method=method)
+            except ValueError:
+                raise SourceFailed(self._why_uncovered(channel, t0_ns, t1_ns)) from None
             parts.append(part)
         return combine(parts)
+
+    def _why_uncovered(self, channel: _Channel, t0_ns: int, t1_ns: int) -> str:
+        name = channel.source.name
+        errors = [e for e in self._errors if e.source == name]
+        if errors and errors[-1].t_ns >= t0_ns:
+            return f"power source {name} stopped answering ({errors[-1].message}): the energy of this run is unknown"
+        return f"power source {name} has no readings covering the window"
