@@ -222,3 +222,37 @@ def test_mean_and_sample_sd_as_llama_bench():
     assert mean == 2.5
     assert sd == pytest.approx(math.sqrt(5 / 3), rel=1e-15)
     assert mean_sd([7.0]) == (7.0, 0.0)
+
+
+# --- live rates -----------------------------------------------------------------------------------
+
+from tpw_desktop.metrics import rate, spread_tokens, trailing_sum  # noqa: E402
+
+
+def test_a_prompt_is_spread_over_the_bins_its_span_covers():
+    counts = np.zeros(4)
+    # 100 tokens over [50 ms, 250 ms] with 100 ms bins: 25 + 50 + 25
+    spread_tokens(counts, 50_000_000, 250_000_000, 100, 0, 100_000_000)
+    assert counts.tolist() == [25.0, 50.0, 25.0, 0.0]
+
+
+def test_a_token_counts_in_its_own_bin():
+    counts = np.zeros(3)
+    spread_tokens(counts, 150, 150, 1, 0, 100)
+    spread_tokens(counts, 200, 200, 1, 0, 100)  # on an edge: the later bin
+    assert counts.tolist() == [0.0, 1.0, 1.0]
+
+
+def test_a_span_ending_on_an_edge_stays_in_its_bins():
+    counts = np.zeros(3)
+    spread_tokens(counts, 0, 200, 10, 0, 100)
+    assert counts.tolist() == [5.0, 5.0, 0.0]
+
+
+def test_trailing_sums():
+    assert trailing_sum(np.array([1.0, 2.0, np.nan, 4.0]), 2).tolist() == [1.0, 3.0, 2.0, 4.0]
+
+
+def test_rates_are_nan_without_a_denominator():
+    out = rate(np.array([4.0, 1.0, 1.0]), np.array([2.0, 0.0, -1.0]))
+    assert out[0] == 2.0 and np.isnan(out[1:]).all()

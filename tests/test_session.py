@@ -28,8 +28,8 @@ class Recording(RunListener):
     def status(self, message):
         self.statuses.append(message)
 
-    def call_started(self, test, repetition, call, t_ns):
-        self.calls.append((test, repetition, call))
+    def call_started(self, test, repetition, call, prompt_tokens, t_ns):
+        self.calls.append((test, repetition, call, prompt_tokens))
 
     def token(self, event):
         self.tokens.append(event)
@@ -63,6 +63,7 @@ def test_energy_of_every_phase_under_a_known_power(tiny_engine, sampler, db_path
     # tokens streamed to the listener: 16 per tg repetition, none for pp or warm-ups
     assert len(listener.tokens) == 32
     assert listener.reps == [("pp64", 0, ["pp"]), ("pp64", 1, ["pp"]), ("tg16", 0, ["tg"]), ("tg16", 1, ["tg"])]
+    assert listener.calls == [("pp64", 0, 0, 64), ("pp64", 1, 0, 64), ("tg16", 0, 0, 1), ("tg16", 1, 0, 1)]
     assert "measuring idle power for 0.3 s" in listener.statuses
 
     with Store(db_path) as store:

@@ -56,23 +56,25 @@ def run_once(
     temperature: float = 0.0,
     stop: threading.Event | None = None,
     on_token: Callable[[TokenEvent], None] | None = None,
-    on_call: Callable[[int], None] | None = None,
+    on_call: Callable[[int, int], None] | None = None,
     warmup: bool = False,
 ) -> Repetition:
     """One repetition of a test; a warm-up is a shortened one (as llama-bench does).
 
-    ``on_call(i)`` is told before the i-th call of the repetition starts, so a
-    listener can file the tokens that follow under it.
+    ``on_call(i, prompt_tokens)`` is told just before the i-th call of the
+    repetition starts, so a listener can file the tokens that follow under it.
     """
-    on_call = on_call or (lambda _i: None)
-    on_call(0)
+    on_call = on_call or (lambda _i, _n: None)
     if spec.kind == "pp":
-        result = engine.evaluate(_random_prompt(engine, spec.n_tokens, seed=index + 1), stop=stop)
+        prompt = _random_prompt(engine, spec.n_tokens, seed=index + 1)
+        on_call(0, len(prompt))
+        result = engine.evaluate(prompt, stop=stop)
         phases = {"pp": Phase("pp", spec.n_tokens, (Span(result.t_start_ns, result.t_end_ns),))}
         return Repetition(spec.name, index, result.t_start_ns, result.t_end_ns, phases, result.stopped)
 
     if spec.kind == "tg":
         n = 1 if warmup else spec.n_tokens
+        on_call(0, 1)
         gen = engine.generate([engine.token_bos()], n, temperature=0.0, ignore_eos=True, stop=stop, on_token=on_token)
         end = gen.events[-1].t_ns if gen.events else gen.t_end_ns
         # n decodes (the BOS, then every sampled token but the last) in [start, last token]
@@ -85,10 +87,10 @@ def run_once(
     per_call: list[dict[str, Phase]] = []
     stopped = False
     for i, call in enumerate(spec.workload.calls[:1] if warmup else spec.workload.calls):
-        if i:
-            on_call(i)
         prompt = engine.format_chat(call.messages)
-        gen = engine.generate(prompt, 1 if warmup else call.max_tokens, temperature=temperature, stop=stop,
+        tokens = engine.tokenize(prompt)
+        on_call(i, len(tokens))
+        gen = engine.generate(tokens, 1 if warmup else call.max_tokens, temperature=temperature, stop=stop,
                               on_token=on_token)
         calls.append(CallRecord(prompt, gen))
         per_call.append(split_call(gen.t_start_ns, [e.t_ns for e in gen.events], gen.prompt_tokens))

@@ -52,7 +52,7 @@ class RunListener:
 
     def idle_measured(self, baseline: IdleBaseline) -> None: ...
 
-    def call_started(self, test: str, repetition: int, call: int, t_ns: int) -> None: ...
+    def call_started(self, test: str, repetition: int, call: int, prompt_tokens: int, t_ns: int) -> None: ...
 
     def token(self, event: TokenEvent) -> None: ...
 
@@ -291,10 +291,10 @@ class MeasuredRun:
         """One repetition, with its tokens streamed to the listener and the recorder."""
         call = 0
 
-        def on_call(i: int) -> None:
+        def on_call(i: int, prompt_tokens: int) -> None:
             nonlocal call
             call = i
-            self.listener.call_started(test.name, index, i, time.monotonic_ns())
+            self.listener.call_started(test.name, index, i, prompt_tokens, time.monotonic_ns())
 
         def on_token(event: TokenEvent) -> None:
             if self.recorder:

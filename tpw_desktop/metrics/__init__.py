@@ -13,6 +13,7 @@ from .energy import (
     unwrap_counter_j,
 )
 from .phases import Phase, Span, merge, split_call
+from .rates import rate, spread_tokens, trailing_sum
 
 __all__ = [
     "METHOD_RANK",
@@ -33,7 +34,10 @@ __all__ = [
     "mean_sd",
     "merge",
     "phase_figures",
+    "rate",
     "sampled_window_energy",
     "split_call",
+    "spread_tokens",
+    "trailing_sum",
     "unwrap_counter_j",
 ]
