@@ -1,0 +1,79 @@
+"""Big-number tiles: each figure with its unit and how it was obtained."""
+from __future__ import annotations
+
+import math
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QFrame, QGridLayout, QLabel, QVBoxLayout, QWidget
+
+# key, title, unit, decimals
+TILES = (
+    ("tok_s", "speed", "tok/s", 1),
+    ("power_w", "power", "W", 1),
+    ("tok_j", "efficiency", "tok/J", 3),
+    ("j_tok", "energy", "J/token", 4),
+    ("wh_1k", "energy", "Wh / 1k tok", 4),
+    ("cost_1m", "cost", "/ 1M tok", 4),
+    ("ttft", "first token", "s", 3),
+)
+
+
+def _format(value, decimals: int) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "–"
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    return f"{value:.{decimals}f}"
+
+
+class Tile(QFrame):
+    def __init__(self, key: str, title: str, unit: str, decimals: int, parent=None):
+        super().__init__(parent)
+        self.key, self.unit, self.decimals = key, unit, decimals
+        self.setObjectName("tile")
+        self.setFrameShape(QFrame.StyledPanel)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(10, 6, 10, 6)
+        layout.setSpacing(0)
+        self.title = QLabel(title)
+        self.value = QLabel("–")
+        self.value.setAlignment(Qt.AlignLeft | Qt.AlignVCenter)
+        self.unit_label = QLabel(unit)
+        self.method = QLabel("")
+        for w in (self.title, self.value, self.unit_label, self.method):
+            layout.addWidget(w)
+        self.set_presentation(False)
+
+    def set(self, value, method: str, unit: str | None = None) -> None:
+        self.value.setText(_format(value, self.decimals))
+        if unit is not None:
+            self.unit_label.setText(unit)
+        self.method.setText(method)
+        self.setToolTip(f"{self.title.text()}: {self.value.text()} {self.unit_label.text()} ({method})")
+
+    def text(self) -> str:
+        return f"{self.value.text()} {self.unit_label.text()} [{self.method.text()}]"
+
+    def set_presentation(self, on: bool) -> None:
+        scale = 2.2 if on else 1.0
+        self.title.setStyleSheet(f"font-size: {round(9 * scale)}pt; color: palette(placeholder-text);")
+        self.value.setStyleSheet(f"font-size: {round(20 * scale)}pt; font-weight: 600;")
+        self.unit_label.setStyleSheet(f"font-size: {round(9 * scale)}pt;")
+        self.method.setStyleSheet(f"font-size: {round(8 * scale)}pt; font-style: italic; color: palette(placeholder-text);")
+
+
+class TileBoard(QWidget):
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        layout = QGridLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        self.tiles = {key: Tile(key, title, unit, decimals) for key, title, unit, decimals in TILES}
+        for i, tile in enumerate(self.tiles.values()):
+            layout.addWidget(tile, 0, i)
+
+    def __getitem__(self, key: str) -> Tile:
+        return self.tiles[key]
+
+    def set_presentation(self, on: bool) -> None:
+        for tile in self.tiles.values():
+            tile.set_presentation(on)
