@@ -157,3 +157,20 @@ def test_loading_a_bad_file_says_which_and_why(tmp_path):
     bad.write_bytes(b"GGML" + bytes(100))
     with pytest.raises(ModelFileError, match=r"bad\.gguf: not a GGUF file"):
         Engine(bad)
+
+
+def test_the_abort_callback_is_only_installed_while_a_prompt_is_evaluated(tiny_engine):
+    """ggml calls it after every graph node, and a Python callback needs the GIL."""
+    calls = []
+    original = tiny_engine._should_abort
+    tiny_engine._should_abort = lambda data: calls.append(1) or original(data)
+    import llama_cpp
+
+    tiny_engine._abort_cb = llama_cpp.ggml_abort_callback(tiny_engine._should_abort)
+    stop = threading.Event()
+    prompt = [1] + [3 + i % 260 for i in range(100)]
+    gen = tiny_engine.generate(prompt, 1, stop=stop, ignore_eos=True)
+    during_prompt = len(calls)
+    assert during_prompt > 0 and len(gen.events) == 1
+    tiny_engine.generate(prompt[:1], 30, stop=stop, ignore_eos=True)  # single-token decodes only
+    assert len(calls) == during_prompt
