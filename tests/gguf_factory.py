@@ -37,13 +37,16 @@ def write_tiny_llama(
     name: str = "tiny-test-llama",
     chat_template: str | None = None,
     with_file_type: bool = True,
+    f16: bool = False,
 ) -> Path:
+    """``f16`` stores the matrices as F16 (norms stay F32), as a converted model would be."""
     tokens, scores, types = _vocab()
     n_vocab = len(tokens)
     rng = np.random.default_rng(seed)
+    dtype = np.float16 if f16 else np.float32
 
     def weight(*shape: int) -> np.ndarray:
-        return (rng.standard_normal(shape) * 0.02).astype(np.float32)
+        return (rng.standard_normal(shape, dtype=np.float32) * 0.02).astype(dtype)
 
     w = gguf.GGUFWriter(str(path), "llama")
     w.add_name(name)
@@ -57,7 +60,7 @@ def write_tiny_llama(
     w.add_rope_dimension_count(n_embd // n_head)
     w.add_vocab_size(n_vocab)
     if with_file_type:
-        w.add_file_type(gguf.LlamaFileType.ALL_F32)
+        w.add_file_type(gguf.LlamaFileType.MOSTLY_F16 if f16 else gguf.LlamaFileType.ALL_F32)
     w.add_tokenizer_model("llama")
     w.add_token_list(tokens)
     w.add_token_scores(scores)

@@ -146,3 +146,28 @@ def test_gpu_lost_mid_run_leaves_a_gap_and_the_sampler_goes_on():
     assert "GPU is lost" in sampler.errors()[0].message
     assert np.isnan(lost).any() and (lost[-3:] == 250.0).all()  # recovered
     assert not np.isnan(healthy).any()
+
+
+def test_counter_and_integrated_power_agree_for_a_steady_gpu():
+    """What scripts/gpu_check.sh reports per window, on a fake GPU drawing a steady 250 W."""
+    gpu = FakeGpu(power_mw=250_000, energy_mj=0)
+    start = time.monotonic_ns()
+
+    def energy_now(_gpu):
+        return (time.monotonic_ns() - start) // 4_000  # 250 W = 250 mJ per ms = 1 mJ per 4 us
+
+    fake = make_fake_nvml([gpu])
+    fake.nvmlDeviceGetTotalEnergyConsumption.side_effect = lambda handle: energy_now(gpu)
+    sources = nvml_sources(time.monotonic_ns, module=fake)
+    with Sampler(sources, rate_hz=200) as sampler:
+        time.sleep(0.05)
+        t0 = time.monotonic_ns()
+        time.sleep(0.5)
+        t1 = time.monotonic_ns()
+        sampler.wait_until(t1)
+    [row] = sampler.compare_methods(t0, t1)
+    assert row["source"] == "nvml:0"
+    assert row["counter_j"] == pytest.approx(250 * (t1 - t0) / 1e9, rel=0.02)
+    assert row["integrated_power_j"] == pytest.approx(250 * (t1 - t0) / 1e9, rel=1e-6)
+    assert row["ratio"] == pytest.approx(1.0, rel=0.02)
+    assert row["power_samples"] >= 80

@@ -73,15 +73,22 @@ class Recorder(Protocol):
 
 @dataclass(frozen=True)
 class PhaseResult:
-    """One phase of one repetition, with its energy and efficiency."""
+    """One phase of one repetition, with its energy and efficiency.
+
+    ``t_start_ns``/``t_end_ns`` bound the phase on the engine's clock (a
+    multi-call workload's phase is several spans inside them).
+    """
 
     test: str
     repetition: int
     phase: str
     figures: PhaseFigures
+    t_start_ns: int
+    t_end_ns: int
 
     def as_dict(self) -> dict:
-        return {"test": self.test, "repetition": self.repetition, "phase": self.phase, **self.figures.as_dict()}
+        return {"test": self.test, "repetition": self.repetition, "phase": self.phase,
+                "t_start_ns": self.t_start_ns, "t_end_ns": self.t_end_ns, **self.figures.as_dict()}
 
 
 @dataclass(frozen=True)
@@ -242,7 +249,8 @@ class MeasuredRun:
                 idle_w=idle.power_w if idle else None,
                 price_per_kwh=self.options.price_per_kwh,
             )
-            results.append(PhaseResult(rep.test, rep.index, name, figures))
+            results.append(PhaseResult(rep.test, rep.index, name, figures,
+                                       phase.spans[0].t_start_ns, phase.spans[-1].t_end_ns))
         return results
 
     def run(self, tests: list[TestSpec], workload_text: dict | None = None) -> RunReport:

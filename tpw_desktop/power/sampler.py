@@ -250,6 +250,35 @@ class Sampler:
             parts.append(part)
         return combine(parts)
 
+    def compare_methods(self, t0_ns: int, t1_ns: int) -> list[dict]:
+        """For each source with a counter: its counter energy next to its integrated power.
+
+        The GPU check's question: on this GPU, does integrating the power
+        reading agree with the energy counter? (On recent NVIDIA GPUs the
+        power reading is a 1 s average, or the instant field sees ~25% of
+        the time: the two can disagree on short windows.)
+        """
+        rows = []
+        for channel in self._channels:
+            data = channel.ring.snapshot()
+            known = np.isfinite(data["energy_j"])
+            if not known.any():
+                continue
+            counter = counter_window_energy(data["t_ns"][known], data["energy_j"][known], data["power_w"][known],
+                                            t0_ns, t1_ns)
+            integrated = sampled_window_energy(data["t_ns"], data["power_w"], t0_ns, t1_ns)
+            rows.append({
+                "source": channel.source.name,
+                "seconds": counter.seconds,
+                "counter_j": counter.joules,
+                "integrated_power_j": integrated.joules,
+                "ratio": integrated.joules / counter.joules if counter.joules > 0 else float("nan"),
+                "counter_updates": counter.n_updates,
+                "power_samples": integrated.n_updates,
+                "confident": counter.confident,
+            })
+        return rows
+
     def _why_uncovered(self, channel: _Channel, t0_ns: int, t1_ns: int) -> str:
         name = channel.source.name
         errors = [e for e in self._errors if e.source == name]

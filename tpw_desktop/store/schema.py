@@ -163,6 +163,13 @@ def m002_query_indexes(db: Database) -> None:
     db["models"].create_index(["quantization"])
 
 
+@migrations()
+def m003_result_windows(db: Database) -> None:
+    """Where each result's window lies on the session clock, to line it up with the samples."""
+    db["results"].add_column("t_start_ns", int)
+    db["results"].add_column("t_end_ns", int)
+
+
 def apply(db: Database) -> None:
     migrations.apply(db)
 

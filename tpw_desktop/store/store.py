@@ -22,7 +22,7 @@ HEARTBEAT_STALE_S = 30.0
 
 _JSON_COLUMNS = ("settings", "options", "tests", "workload", "sampler", "summary", "warnings", "info", "gpus", "perf")
 RESULT_COLUMNS = (
-    "test", "repetition", "phase", "tokens", "seconds", "joules", "joules_above_idle", "average_w", "peak_w",
+    "test", "repetition", "phase", "t_start_ns", "t_end_ns", "tokens", "seconds", "joules", "joules_above_idle", "average_w", "peak_w",
     "tokens_per_s", "tokens_per_j", "j_per_token", "wh_per_1k_tokens", "cost_per_1m_tokens",
     "tokens_per_j_above_idle", "j_per_token_above_idle", "method", "confident",
 )  # fmt: skip
