@@ -57,6 +57,8 @@ def test_energy_of_every_phase_under_a_known_power(tiny_engine, sampler, db_path
         assert f.joules_above_idle == pytest.approx(0.0, abs=1e-4 * f.joules)
         assert f.cost_per_1m_tokens == pytest.approx(f.j_per_token * 1e6 / 3.6e6 * 0.5, rel=1e-12)
     assert [r.figures.tokens for r in report.results] == [64, 64, 16, 16]
+    for r in report.results:  # single-span phases: the window is exactly the phase
+        assert r.figures.seconds == pytest.approx((r.t_end_ns - r.t_start_ns) / 1e9, rel=1e-12)
     assert [s.test for s in report.summaries] == ["pp64", "tg16"]
     assert report.summaries[1].tokens_per_s[0] > 0 and report.summaries[1].repetitions == 2
     assert report.sampler["n_samples"] > 0
@@ -76,6 +78,7 @@ def test_energy_of_every_phase_under_a_known_power(tiny_engine, sampler, db_path
         assert [(r["test"], r["phase"], r["tokens"]) for r in rows] == [
             ("pp64", "pp", 64), ("pp64", "pp", 64), ("tg16", "tg", 16), ("tg16", "tg", 16)]
         assert all(r["method"] == "replayed" for r in rows)
+        assert [(r["t_start_ns"], r["t_end_ns"]) for r in rows] == [(r.t_start_ns, r.t_end_ns) for r in report.results]
         assert len(store.tokens(report.session_id)) == 32
         assert store.sample_count(report.session_id) > 30
 

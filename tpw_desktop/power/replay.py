@@ -13,6 +13,7 @@ import json
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -70,12 +71,13 @@ class PowerTrace:
 
     def energy_at(self, t_s: float) -> float:
         """Cumulative joules at ``t_s`` from the trace's counter, or its integral."""
-        if self.energy_j is not None:
-            return float(np.interp(t_s, self.t_s, self.energy_j))
-        cumulative = self._integral()
-        return float(np.interp(t_s, self.t_s, cumulative))
+        return float(np.interp(t_s, self.t_s, self._cumulative_j))
 
-    def _integral(self) -> np.ndarray:
+    @cached_property
+    def _cumulative_j(self) -> np.ndarray:
+        """The recorded counter, or the trapezoid integral of power (computed once: read runs at 50 Hz)."""
+        if self.energy_j is not None:
+            return self.energy_j
         steps = (self.power_w[1:] + self.power_w[:-1]) / 2 * np.diff(self.t_s)
         return np.concatenate(([0.0], np.cumsum(steps)))
 

