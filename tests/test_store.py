@@ -209,13 +209,13 @@ def test_downsampling_keeps_the_envelope(db_path, tiny_model):
     n = 10_000
     power = np.full(n, 50.0)
     power[1234] = 400.0  # one spike
-    rows = [(session_id, "gpu", t0 + i * 20_000_000, float(power[i]), i * 1.0) for i in range(n)]
+    rows = [(session_id, "replay:constant.csv", t0 + i * 20_000_000, float(power[i]), i * 1.0) for i in range(n)]
     db.conn.executemany("INSERT INTO samples VALUES (?, ?, ?, ?, ?)", rows)
     db.conn.commit()
     with Store(db_path) as store:
-        full = store.samples(session_id)["gpu"]
+        full = store.samples(session_id)["replay:constant.csv"]
         assert len(full["t_s"]) == n
-        small = store.samples(session_id, max_points=100)["gpu"]
+        small = store.samples(session_id, max_points=100)["replay:constant.csv"]
         assert len(small["t_s"]) == 100
         assert small["power_max_w"].max() == 400.0  # the spike survives
         assert small["power_min_w"].min() == 50.0
