@@ -247,3 +247,9 @@ def test_the_export_dialog_offers_a_working_svg_exporter(qtbot, make_window, tmp
     QtSvgExporter(window.charts.power_plot).export(str(path))  # what right-click > Export does for one chart
     svg = path.read_text()
     assert "<svg" in svg and "</svg>" in svg and "power" in svg
+
+
+def test_nice_y_ceilings():
+    from tpw_desktop.ui.charts import nice_ceiling
+
+    assert [nice_ceiling(v) for v in (0.0, 0.9, 1.0, 1.9, 2.3, 4.0, 7.0, 130.0)] == [1.0, 1.0, 2.0, 2.0, 2.5, 5.0, 10.0, 200.0]

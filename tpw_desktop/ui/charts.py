@@ -7,10 +7,13 @@ dialog (PNG, SVG, CSV); the window's Chart menu exports them too.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QFont
+from PySide6.QtCore import QRectF, Qt
+from PySide6.QtGui import QBrush, QFont
+from PySide6.QtWidgets import QGraphicsItem
 
 from .live import LiveSeries
 from .svg_export import QtSvgExporter, install
@@ -19,6 +22,64 @@ from .theme import Theme
 install()
 
 FOLLOW_WINDOW_S = 120.0
+# Axes re-render their tick text whenever a range changes, and that text is
+# the costliest thing on screen. So the view scrolls in half-second steps
+# (a step ahead of now) and the y ranges only move when the data outgrows
+# them or falls well below, to round numbers.
+FOLLOW_STEP_S = 0.5
+Y_SHRINK_BELOW = 0.4
+
+
+def nice_ceiling(value: float) -> float:
+    """The next of 1, 2, 2.5, 5 x 10^k at or above ``value`` (with 5% headroom)."""
+    if not math.isfinite(value) or value <= 0:
+        return 1.0
+    value *= 1.05
+    exponent = math.floor(math.log10(value))
+    for step in (1, 2, 2.5, 5, 10):
+        if step * 10**exponent >= value:
+            return step * 10**exponent
+    return 10 ** (exponent + 1)
+PHASE_KINDS = ("pp", "tg")
+
+
+class PhaseBands(pg.GraphicsObject):
+    """Shaded prompt-processing and generation spans, as one item per chart.
+
+    A LinearRegionItem per span meant thousands of items after an hour, each
+    told about every scroll; this paints only the spans inside the view.
+    """
+
+    def __init__(self, brushes: dict[str, QBrush]):
+        super().__init__()
+        self.brushes = brushes
+        self.x0 = np.zeros(0)
+        self.x1 = np.zeros(0)
+        self.kind = np.zeros(0, dtype=np.int8)
+
+    def set_spans(self, x0: np.ndarray, x1: np.ndarray, kind: np.ndarray) -> None:
+        self.x0, self.x1, self.kind = x0, x1, kind
+        self.update()
+
+    def boundingRect(self) -> QRectF:
+        rect = self.viewRect()
+        return rect if rect is not None else QRectF()
+
+    def viewRangeChanged(self) -> None:
+        self.prepareGeometryChange()
+
+    def paint(self, painter, *_args) -> None:
+        view = self.viewRect()
+        if view is None or not len(self.x0):
+            return
+        # spans are in time order: only those overlapping the view are drawn
+        first = int(np.searchsorted(self.x1, view.left()))
+        last = int(np.searchsorted(self.x0, view.right(), side="right"))
+        painter.setPen(Qt.NoPen)
+        for i in range(first, last):
+            painter.setBrush(self.brushes[PHASE_KINDS[self.kind[i]]])
+            painter.drawRect(QRectF(self.x0[i], view.top(), self.x1[i] - self.x0[i], view.height()))
+
 
 
 class LiveCharts(pg.GraphicsLayoutWidget):
@@ -26,9 +87,10 @@ class LiveCharts(pg.GraphicsLayoutWidget):
         super().__init__(parent)
         self.theme = theme
         self.follow = True
+        self.auto_y = True
+        self._x_range: tuple[float, float] | None = None
         self._presentation = False
         self._series: LiveSeries | None = None
-        self._regions: list[list[pg.LinearRegionItem]] = []
         self._power_curves: list[pg.PlotDataItem] = []
         self.rate_plot = self.addPlot(row=0, col=0)
         self.power_plot = self.addPlot(row=1, col=0)
@@ -42,7 +104,22 @@ class LiveCharts(pg.GraphicsLayoutWidget):
             plot.setDownsampling(auto=False)
             plot.addLegend(offset=(10, 5))
             plot.getViewBox().sigRangeChangedManually.connect(self._user_moved_view)
+            plot.disableAutoRange()
+            plot.setYRange(0, 1, padding=0)
         self.eff_plot.setLabel("bottom", "time since start", units="s")  # one shared axis: label it once
+        for plot in self.plots[:2]:
+            plot.getAxis("bottom").setStyle(showValues=False)
+        for plot in self.plots:
+            for axis in ("left", "bottom"):
+                # Replaying an axis's text costs ~2 ms a frame; as a cached pixmap it's a
+                # blit until the axis itself changes.
+                plot.getAxis(axis).setCacheMode(QGraphicsItem.DeviceCoordinateCache)
+            plot.legend.setCacheMode(QGraphicsItem.DeviceCoordinateCache)
+        self.bands = [PhaseBands(self._phase_brushes(theme)) for _ in self.plots]
+        for plot, bands in zip(self.plots, self.bands):
+            bands.setZValue(-10)
+            plot.addItem(bands, ignoreBounds=True)
+        self._span_x = (np.zeros(0), np.zeros(0), np.zeros(0, dtype=np.int8))
         self.rate_plot.setLabel("left", "tokens/s")
         self.power_plot.setLabel("left", "power", units="W")
         self.eff_plot.setLabel("left", "tokens/J")
@@ -79,12 +156,11 @@ class LiveCharts(pg.GraphicsLayoutWidget):
                                          connect="finite")
             curve.color_key, curve.base_width, curve.dash = key, 1, False
             self._power_curves.append(curve)
-        for items in self._regions:
-            for plot, item in zip(self.plots, items):
-                plot.removeItem(item)
-        self._regions = []
+        self._span_x = (np.zeros(0), np.zeros(0), np.zeros(0, dtype=np.int8))
+        for bands in self.bands:
+            bands.set_spans(*self._span_x)
         self.set_idle(series.idle_w)
-        self.follow = True
+        self.follow_live()
 
     def set_idle(self, idle_w: float | None) -> None:
         self.idle_line.setVisible(idle_w is not None)
@@ -108,9 +184,14 @@ class LiveCharts(pg.GraphicsLayoutWidget):
                       *self._power_curves]:
             curve.setPen(pg.mkPen(theme.colors[curve.color_key], width=curve.base_width * scale,
                                   style=Qt.DashLine if curve.dash else Qt.SolidLine))
-        for items in self._regions:
-            for item in items:
-                item.setBrush(pg.mkBrush(theme.colors[f"phase_{item.kind}"]))
+        for bands in getattr(self, "bands", []):
+            bands.brushes = self._phase_brushes(theme)
+            bands.update()
+
+    @staticmethod
+    def _phase_brushes(theme: Theme) -> dict[str, QBrush]:
+        # pg.mkColor reads the theme's #RRGGBBAA; QColor would take it as #AARRGGBB
+        return {kind: QBrush(pg.mkColor(theme.colors[f"phase_{kind}"])) for kind in PHASE_KINDS}
 
     def set_presentation(self, on: bool) -> None:
         self._presentation = on
@@ -118,17 +199,29 @@ class LiveCharts(pg.GraphicsLayoutWidget):
 
     def _user_moved_view(self, *_) -> None:
         self.follow = False
+        self.auto_y = False
 
     def follow_live(self) -> None:
-        self.follow = True
-        for plot in self.plots:
-            plot.enableAutoRange(axis="y")
+        self.follow = self.auto_y = True
+        self._x_range = None
 
     def show_all(self) -> None:
         """Zoom out to the whole history (and stop following)."""
         if self._series is not None:
-            self.follow = False
+            self.follow, self.auto_y = False, True
             self.rate_plot.setXRange(0, max(self._series.now_s, 1), padding=0.01)
+
+    def _follow_range(self, now_s: float) -> tuple[float, float]:
+        right = max(10.0, (math.floor(now_s / FOLLOW_STEP_S) + 2) * FOLLOW_STEP_S)
+        return max(0.0, right - FOLLOW_WINDOW_S), right
+
+    @staticmethod
+    def _fit_y(plot, *arrays: np.ndarray) -> None:
+        finite = [a[np.isfinite(a)] for a in arrays]
+        peak = max((float(a.max()) for a in finite if a.size), default=0.0)
+        top = plot.getViewBox().viewRange()[1][1]
+        if peak > top or peak < Y_SHRINK_BELOW * top:
+            plot.setYRange(0, nice_ceiling(peak), padding=0)
 
     # --- drawing -------------------------------------------------------------------------------
 
@@ -136,15 +229,17 @@ class LiveCharts(pg.GraphicsLayoutWidget):
         series = self._series
         if series is None:
             return
-        now = series.now_s
         if self.follow:
-            x0, x1 = max(0.0, now - FOLLOW_WINDOW_S), max(now, 10.0)
-            self.rate_plot.setXRange(x0, x1, padding=0)
+            x0, x1 = self._follow_range(series.now_s)
+            if (x0, x1) != self._x_range:
+                self._x_range = (x0, x1)
+                self.rate_plot.setXRange(x0, x1, padding=0)
         else:
             x0, x1 = self.rate_plot.getViewBox().viewRange()[0]
         max_points = max(200, 2 * int(self.width()))
-        for i, curve in enumerate(self._power_curves):
-            curve.setData(*series.power_series(i, x0, x1, max_points))
+        power = [series.power_series(i, x0, x1, max_points) for i in range(len(self._power_curves))]
+        for curve, data in zip(self._power_curves, power):
+            curve.setData(*data)
         bins = series.bin_series(x0, x1)
         x = bins["x"]
         self.rate_instant.setData(x, bins["tok_s"])
@@ -152,26 +247,27 @@ class LiveCharts(pg.GraphicsLayoutWidget):
         self.eff_rolling.setData(x, bins["tok_j_rolling"])
         self.eff_run.setData(x, bins["tok_j_run"])
         self.eff_run_above.setData(x, bins["tok_j_run_above_idle"])
+        if self.auto_y:
+            idle = [np.array([self.idle_line.value()])] if self.idle_line.isVisible() else []
+            self._fit_y(self.power_plot, *(y for _, y in power), *idle)
+            self._fit_y(self.rate_plot, bins["tok_s"], bins["tok_s_rolling"])
+            self._fit_y(self.eff_plot, bins["tok_j_rolling"], bins["tok_j_run"], bins["tok_j_run_above_idle"])
         self._refresh_regions(series)
 
     def _refresh_regions(self, series: LiveSeries) -> None:
-        for i, span in enumerate(series.phases):
-            t1 = span.t1_ns if span.t1_ns is not None else series.latest_ns
-            edges = (series.seconds(span.t0_ns), series.seconds(t1))
-            if i < len(self._regions):
-                if span.t1_ns is None or i >= len(series.phases) - 2:
-                    for item in self._regions[i]:
-                        item.setRegion(edges)
-                continue
-            items = []
-            for plot in self.plots:
-                item = pg.LinearRegionItem(edges, movable=False, brush=pg.mkBrush(self.theme.colors[f"phase_{span.kind}"]),
-                                           pen=pg.mkPen(None))
-                item.kind = span.kind
-                item.setZValue(-10)
-                plot.addItem(item, ignoreBounds=True)
-                items.append(item)
-            self._regions.append(items)
+        """Append the spans that appeared since last time; only the newest two can still move."""
+        x0, x1, kind = self._span_x
+        keep = max(0, min(len(x0), len(series.phases) - 2))
+        fresh = series.phases[keep:]
+        if not fresh and keep == len(x0):
+            return
+        new_x0 = np.array([series.seconds(p.t0_ns) for p in fresh])
+        new_x1 = np.array([series.seconds(p.t1_ns if p.t1_ns is not None else series.latest_ns) for p in fresh])
+        new_kind = np.array([PHASE_KINDS.index(p.kind) for p in fresh], dtype=np.int8)
+        self._span_x = (np.concatenate((x0[:keep], new_x0)), np.concatenate((x1[:keep], new_x1)),
+                        np.concatenate((kind[:keep], new_kind)))
+        for bands in self.bands:
+            bands.set_spans(*self._span_x)
 
     def export(self, path: str) -> None:
         """The three charts as one picture (.png/.svg) or their data (.csv)."""

@@ -762,19 +762,22 @@ class MainWindow(QMainWindow):
         t["ttft"].set(figures["ttft_s"], "timed · last call")
 
     def _show_summary(self, report: RunReport) -> None:
-        headline = next((s for s in report.summaries if s.phase == "total"), None) or (
-            report.summaries[-1] if report.summaries else None)
-        if headline is not None:
-            m = headline.method + ("" if headline.confident else ", low confidence")
+        """The run's figures on the tiles: speed is generation's; energy is the whole call's."""
+        by_phase = {s.phase: s for s in report.summaries}
+        energy = by_phase.get("total") or (report.summaries[-1] if report.summaries else None)
+        speed = by_phase.get("tg") or energy
+        if energy is not None:
+            m = energy.method + ("" if energy.confident else ", low confidence")
+            what = f"{energy.test}/{energy.phase} mean"
             currency = report.meta["options"]["currency"]
             t = self.tiles
-            t["tok_s"].set(headline.tokens_per_s[0], f"timed · {headline.test}/{headline.phase} mean")
-            t["power_w"].set(headline.average_w[0], f"{m} · run mean")
-            t["tok_j"].set(headline.tokens_per_j[0], f"{m} · run mean")
-            t["j_tok"].set(headline.j_per_token[0], f"{m} · run mean")
-            t["wh_1k"].set(headline.wh_per_1k_tokens, f"{m} · run mean")
-            t["cost_1m"].set(headline.cost_per_1m_tokens, f"{m} · run mean", unit=f"{currency} / 1M tok")
-            latency = headline.latency or {}
+            t["tok_s"].set(speed.tokens_per_s[0], f"timed · {speed.test}/{speed.phase} mean")
+            t["power_w"].set(energy.average_w[0], f"{m} · {what}")
+            t["tok_j"].set(energy.tokens_per_j[0], f"{m} · {what}")
+            t["j_tok"].set(energy.j_per_token[0], f"{m} · {what}")
+            t["wh_1k"].set(energy.wh_per_1k_tokens, f"{m} · {what}")
+            t["cost_1m"].set(energy.cost_per_1m_tokens, f"{m} · {what}", unit=f"{currency} / 1M tok")
+            latency = energy.latency or {}
             t["ttft"].set(latency.get("time_to_first_token_s"), "timed · mean of calls")
         self.summary.setHtml(summary_html(report, self.db_path))
         self.tabs.setCurrentWidget(self.summary)

@@ -40,6 +40,7 @@ class Tile(QFrame):
         self.value.setAlignment(Qt.AlignLeft | Qt.AlignVCenter)
         self.unit_label = QLabel(unit)
         self.method = QLabel("")
+        self.method.setWordWrap(True)
         for w in (self.title, self.value, self.unit_label, self.method):
             layout.addWidget(w)
         self.set_presentation(False)
