@@ -65,7 +65,9 @@ def test_energy_of_every_phase_under_a_known_power(tiny_engine, sampler, db_path
     # tokens streamed to the listener: 16 per tg repetition, none for pp or warm-ups
     assert len(listener.tokens) == 32
     assert listener.reps == [("pp64", 0, ["pp"]), ("pp64", 1, ["pp"]), ("tg16", 0, ["tg"]), ("tg16", 1, ["tg"])]
-    assert listener.calls == [("pp64", 0, 0, 64), ("pp64", 1, 0, 64), ("tg16", 0, 0, 1), ("tg16", 1, 0, 1)]
+    assert listener.calls == [  # repetition -1: the unrecorded warm-up (a full pp, a one-token tg)
+        ("pp64", -1, 0, 64), ("pp64", 0, 0, 64), ("pp64", 1, 0, 64),
+        ("tg16", -1, 0, 1), ("tg16", 0, 0, 1), ("tg16", 1, 0, 1)]
     assert "measuring idle power for 0.3 s" in listener.statuses
 
     with Store(db_path) as store:

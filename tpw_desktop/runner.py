@@ -106,6 +106,7 @@ def run_once(
                       stopped, calls)
 
 
-def warm_up(engine: Engine, spec: TestSpec, stop: threading.Event | None = None) -> None:
+def warm_up(engine: Engine, spec: TestSpec, stop: threading.Event | None = None,
+            on_call: Callable[[int, int], None] | None = None) -> None:
     """An unrecorded, shortened run: first-call costs (allocations, caches) stay out of the figures."""
-    run_once(engine, spec, -1, stop=stop, warmup=True)
+    run_once(engine, spec, -1, stop=stop, on_call=on_call, warmup=True)

@@ -52,7 +52,8 @@ class RunListener:
 
     def idle_measured(self, baseline: IdleBaseline) -> None: ...
 
-    def call_started(self, test: str, repetition: int, call: int, prompt_tokens: int, t_ns: int) -> None: ...
+    def call_started(self, test: str, repetition: int, call: int, prompt_tokens: int, t_ns: int) -> None:
+        """A call begins; ``repetition`` is -1 for the unrecorded warm-up."""
 
     def token(self, event: TokenEvent) -> None: ...
 
@@ -269,7 +270,8 @@ class MeasuredRun:
                     break
                 if self.options.warmup:
                     self.listener.status(f"{test.name}: warm-up")
-                    warm_up(self.engine, test, self.stop)
+                    warm_up(self.engine, test, self.stop, on_call=lambda i, n, name=test.name: (
+                        self.listener.call_started(name, -1, i, n, time.monotonic_ns())))
                 for i in range(self.options.repetitions):
                     if self.stop.is_set():
                         break

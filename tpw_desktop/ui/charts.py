@@ -40,7 +40,7 @@ def nice_ceiling(value: float) -> float:
         if step * 10**exponent >= value:
             return step * 10**exponent
     return 10 ** (exponent + 1)
-PHASE_KINDS = ("pp", "tg")
+PHASE_KINDS = ("pp", "tg", "warmup")
 
 
 class PhaseBands(pg.GraphicsObject):
@@ -174,12 +174,16 @@ class LiveCharts(pg.GraphicsLayoutWidget):
         font = QFont()
         font.setPointSize(theme.font_pt * (2 if self._presentation else 1))
         for plot in self.plots:
+            plot.legend.setLabelTextSize(f"{theme.font_pt * (2 if self._presentation else 1) - 1}pt")
+            for _, label in plot.legend.items:
+                label.setText(label.text)  # a LabelItem re-renders only on setText
             for axis in ("left", "bottom"):
                 ax = plot.getAxis(axis)
                 ax.setPen(theme.colors["axis"])
                 ax.setTextPen(theme.colors["foreground"])
                 ax.setTickFont(font)
                 ax.label.setFont(font)
+        self.idle_line.label.setFont(font)
         for curve in [self.rate_instant, self.rate_rolling, self.eff_rolling, self.eff_run, self.eff_run_above,
                       *self._power_curves]:
             curve.setPen(pg.mkPen(theme.colors[curve.color_key], width=curve.base_width * scale,

@@ -70,7 +70,7 @@ def decimate_minmax(x: np.ndarray, y: np.ndarray, max_points: int) -> tuple[np.n
 
 @dataclass
 class PhaseSpan:
-    kind: str  # "pp" | "tg"
+    kind: str  # "pp" | "tg" | "warmup" (unrecorded, shown so a busy stretch isn't a mystery)
     t0_ns: int
     t1_ns: int | None  # None while open
 
@@ -88,6 +88,10 @@ class LiveSeries:
         self._bin_power_sum = [_Growing(np.float64) for _ in sources]
         self._bin_power_n = [_Growing(np.float64) for _ in sources]
         self._bin_tokens = _Growing(np.float64)
+        # share of each bin inside a measured pp/tg span: the live "this run"
+        # figures count only that energy, as the run's results do (no idle
+        # window, no warm-up)
+        self._bin_measured = _Growing(np.float64)
         self.phases: list[PhaseSpan] = []
         self._open_call: tuple[int, int] | None = None  # (start ns, prompt tokens) until its first token
         self.idle_w: float | None = None
@@ -102,7 +106,7 @@ class LiveSeries:
         return (np.asarray(t_ns) - self.origin_ns) // BIN_NS
 
     def _ensure_bins(self, n_bins: int) -> None:
-        for g in (*self._bin_power_sum, *self._bin_power_n, self._bin_tokens):
+        for g in (*self._bin_power_sum, *self._bin_power_n, self._bin_tokens, self._bin_measured):
             g.ensure(n_bins)
             g.n = max(g.n, n_bins)
 
@@ -131,9 +135,19 @@ class LiveSeries:
                 span.t1_ns = t_ns
 
     def call_started(self, t_ns: int, prompt_tokens: int) -> None:
-        self._close_tg()
+        self._close_open_span(t_ns)
         self._open_call = (t_ns, prompt_tokens)
         self.phases.append(PhaseSpan("pp", t_ns, None))
+
+    def warmup_started(self, t_ns: int) -> None:
+        self._close_open_span(t_ns)
+        self._open_call = None
+        self.phases.append(PhaseSpan("warmup", t_ns, None))
+
+    def _measured(self, t0_ns: int, t1_ns: int) -> None:
+        if t1_ns > t0_ns:
+            self._ensure_bins(int(self._bin(t1_ns)) + 1)
+            spread_tokens(self._bin_measured.raw, t0_ns, t1_ns, (t1_ns - t0_ns) / BIN_NS, self.origin_ns, BIN_NS)
 
     def add_tokens(self, t_ns: list[int]) -> None:
         """Generated tokens in time order; the first of a call ends its prompt processing."""
@@ -142,30 +156,32 @@ class LiveSeries:
         self._ensure_bins(int(self._bin(t_ns[-1])) + 1)
         counts = self._bin_tokens.raw
         for t in t_ns:
+            counts[(t - self.origin_ns) // BIN_NS] += 1
             if self._open_call is not None:
                 start, n_prompt = self._open_call
                 spread_tokens(counts, start, t, n_prompt, self.origin_ns, BIN_NS)
+                self._measured(start, t)
                 self.phases[-1].t1_ns = t
                 self.phases.append(PhaseSpan("tg", t, t))
                 self.last_ttft_s = (t - start) / 1e9
                 self._open_call = None
-            else:
-                counts[(t - self.origin_ns) // BIN_NS] += 1
-                if self.phases and self.phases[-1].kind == "tg":
-                    self.phases[-1].t1_ns = t
+            elif self.phases and self.phases[-1].kind == "tg":
+                self._measured(self.phases[-1].t1_ns, t)
+                self.phases[-1].t1_ns = t
         self.latest_ns = max(self.latest_ns, t_ns[-1])
 
     def prompt_evaluated(self, t0_ns: int, t1_ns: int, n_tokens: int) -> None:
         """A pp test's prompt (no tokens come out of it): close its span with the real edges."""
         self._ensure_bins(int(self._bin(t1_ns)) + 1)
         spread_tokens(self._bin_tokens.raw, t0_ns, t1_ns, n_tokens, self.origin_ns, BIN_NS)
+        self._measured(t0_ns, t1_ns)
         if self.phases and self.phases[-1].kind == "pp" and self.phases[-1].t1_ns is None:
             self.phases[-1].t0_ns, self.phases[-1].t1_ns = t0_ns, t1_ns
         self._open_call = None
 
-    def _close_tg(self) -> None:
+    def _close_open_span(self, t_ns: int) -> None:
         if self.phases and self.phases[-1].t1_ns is None:
-            self.phases[-1].t1_ns = self.latest_ns
+            self.phases[-1].t1_ns = t_ns
 
     # --- views -------------------------------------------------------------------------------
 
@@ -218,11 +234,12 @@ class LiveSeries:
             "tok_s_rolling": rolling_tokens / rolling_seconds,
             "tok_j_rolling": rate(rolling_tokens, rolling_joules),
         }
-        series.update(self._run_cumulative(tokens, joules, bin_s))
+        series.update(self._run_cumulative(tokens, joules, self._bin_measured.view(), bin_s))
         s = self._bin_range(x0_s, x1_s)
         return {k: v[s] for k, v in series.items()}
 
-    def _run_cumulative(self, tokens, joules, bin_s) -> dict[str, np.ndarray]:
+    def _run_cumulative(self, tokens, joules, measured, bin_s) -> dict[str, np.ndarray]:
+        """Tokens over the energy spent inside the run's measured spans, cumulatively."""
         n = len(tokens)
         run = np.full(n, np.nan)
         above = np.full(n, np.nan)
@@ -230,12 +247,12 @@ class LiveSeries:
             first = int(self._bin(self.run_start_ns))
             last = n if self.run_end_ns is None else min(n, int(self._bin(self.run_end_ns)) + 1)
             if last > first:
+                share = measured[first:last]
                 cum_tokens = np.cumsum(tokens[first:last])
-                cum_joules = np.cumsum(np.nan_to_num(joules[first:last]))
+                cum_joules = np.cumsum(np.nan_to_num(joules[first:last]) * share)
                 run[first:last] = rate(cum_tokens, cum_joules)
                 if self.idle_w is not None:
-                    elapsed = np.arange(1, last - first + 1) * bin_s
-                    cum_above = cum_joules - self.idle_w * elapsed
+                    cum_above = cum_joules - self.idle_w * np.cumsum(share) * bin_s
                     # Until the run has spent a real share above idle, this ratio divides
                     # by noise around zero: leave it blank rather than draw a spike.
                     cum_above[cum_above < MIN_ABOVE_IDLE_SHARE * cum_joules] = np.nan

@@ -731,6 +731,8 @@ class MainWindow(QMainWindow):
                 live.call_started(item[1], item[2])
                 if self.output.document().characterCount() > 1:
                     self.output.appendPlainText("")
+            elif item[0] == "warmup":
+                live.warmup_started(item[1])
             elif item[0] == "prompt":
                 live.prompt_evaluated(item[1], item[2], item[3])
         live.add_tokens(times)

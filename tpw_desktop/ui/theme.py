@@ -36,6 +36,7 @@ DARK = Theme("dark", {
     "axis": "#8a8a8a",
     "phase_pp": "#ff8c0030",
     "phase_tg": "#4f9dde22",
+    "phase_warmup": "#ffffff10",
     "error": "#5c1f1f",
 })
 
@@ -48,6 +49,7 @@ LIGHT = Theme("light", {
     "axis": "#555555",
     "phase_pp": "#ff8c0028",
     "phase_tg": "#1f77b41c",
+    "phase_warmup": "#00000010",
     "error": "#f6d5d5",
 })
 

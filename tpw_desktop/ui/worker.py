@@ -47,7 +47,7 @@ class _Listener(RunListener):
         self.worker.idle_measured.emit(baseline)
 
     def call_started(self, test: str, repetition: int, call: int, prompt_tokens: int, t_ns: int) -> None:
-        self.worker.tokens.append(("call", t_ns, prompt_tokens))
+        self.worker.tokens.append(("warmup" if repetition < 0 else "call", t_ns, prompt_tokens))
 
     def token(self, event: TokenEvent) -> None:
         self.worker.tokens.append(("token", event.t_ns, event.text))
