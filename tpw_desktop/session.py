@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 from . import __version__
@@ -34,15 +34,7 @@ class RunOptions:
     store_text: bool = True
 
     def as_dict(self) -> dict:
-        return {
-            "repetitions": self.repetitions,
-            "warmup": self.warmup,
-            "idle_s": self.idle_s,
-            "price_per_kwh": self.price_per_kwh,
-            "currency": self.currency,
-            "temperature": self.temperature,
-            "store_text": self.store_text,
-        }
+        return asdict(self)
 
 
 class RunListener:

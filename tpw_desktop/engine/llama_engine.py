@@ -14,7 +14,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -58,11 +58,7 @@ class BuildFacts:
     system_info: str
 
     def as_dict(self) -> dict:
-        return {
-            "llama_cpp_python_version": self.llama_cpp_python_version,
-            "gpu_offload_supported": self.gpu_offload_supported,
-            "system_info": self.system_info,
-        }
+        return asdict(self)
 
 
 def build_facts() -> BuildFacts:
@@ -108,13 +104,7 @@ class PerfCounters:
         return self.generated_tokens / self.generation_ms * 1e3 if self.generation_ms > 0 else None
 
     def as_dict(self) -> dict:
-        return {
-            "load_ms": self.load_ms,
-            "prompt_tokens": self.prompt_tokens,
-            "prompt_ms": self.prompt_ms,
-            "generated_tokens": self.generated_tokens,
-            "generation_ms": self.generation_ms,
-        }
+        return asdict(self)
 
 
 @dataclass

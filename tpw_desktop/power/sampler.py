@@ -13,7 +13,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
@@ -50,15 +50,7 @@ class SamplerStats:
     last_error: str | None
 
     def as_dict(self) -> dict:
-        return {
-            "target_hz": self.target_hz,
-            "achieved_hz": self.achieved_hz,
-            "n_samples": self.n_samples,
-            "n_late": self.n_late,
-            "max_interval_ms": self.max_interval_ms,
-            "n_errors": self.n_errors,
-            "last_error": self.last_error,
-        }
+        return asdict(self)
 
 
 @dataclass(frozen=True)

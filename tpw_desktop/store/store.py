@@ -98,22 +98,15 @@ class Store:
     ) -> list[dict[str, Any]]:
         """Newest first. ``model`` matches the file name or GGUF name (substring);
         ``since``/``until`` are ISO dates or timestamps (UTC)."""
-        where, args = [], []
-        if model:
-            where.append("(m.file_name LIKE ? OR m.name LIKE ?)")
-            args += [f"%{model}%"] * 2
-        if quantization:
-            where.append("m.quantization = ? COLLATE NOCASE")
-            args.append(quantization)
-        if status:
-            where.append("s.status = ?")
-            args.append(status)
-        if since:
-            where.append("s.started_at >= ?")
-            args.append(since)
-        if until:
-            where.append("s.started_at < ?")
-            args.append(until)
+        filters = [  # (condition, its arguments when the filter is given)
+            ("(m.file_name LIKE ? OR m.name LIKE ?)", model and [f"%{model}%"] * 2),
+            ("m.quantization = ? COLLATE NOCASE", quantization and [quantization]),
+            ("s.status = ?", status and [status]),
+            ("s.started_at >= ?", since and [since]),
+            ("s.started_at < ?", until and [until]),
+        ]
+        where = [condition for condition, values in filters if values]
+        args = [value for _, values in filters if values for value in values]
         sql = (
             "SELECT s.id, s.started_at, s.ended_at, s.status, s.method, s.tests, s.idle_power_w, s.summary, "
             "m.file_name AS model, m.quantization, m.n_params, m.size_bytes "
