@@ -59,6 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     app.setApplicationName("tpw-desktop")
     app.setApplicationVersion(__version__)
     app.setDesktopFileName("tpw-desktop")
+    from PySide6.QtGui import QIcon
+
+    app.setWindowIcon(QIcon(str(resources_dir() / "icon.svg")))
     settings = QSettings(str(args.settings), QSettings.IniFormat) if args.settings else QSettings("tpw-desktop", "tpw-desktop")
     if args.theme:
         settings.setValue("theme", args.theme)

@@ -1,0 +1,4 @@
+"""`python -m tpw_desktop ...` is the `tpw` command line."""
+from .cli import main
+
+main()
