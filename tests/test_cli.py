@@ -21,7 +21,7 @@ def run_tpw(*args, db=None, timeout=300):
 def test_bench_json_on_the_bundled_model(db_path):
     done = run_tpw("bench", "-p", "64", "-n", "32", "-r", "2", "--idle-s", "0.5", "--json", db=db_path)
     assert done.returncode == 0, done.stderr
-    doc = json.loads(done.stdout)
+    doc = json.loads(done.stdout, parse_constant=lambda c: pytest.fail(f"{c} is not JSON"))
     [run] = doc["runs"]
     assert run["status"] == "completed"
     assert run["model"]["quantization"] == "Q4_1" and run["model"]["file_name"].startswith("SmolLM2-135M")
@@ -169,3 +169,27 @@ def test_sessions_commands(tiny_model, db_path, tmp_path):
     deleted = runner.invoke(cli, [*base, "delete", "1", "--yes"])
     assert deleted.exit_code == 0
     assert "no sessions" in runner.invoke(cli, [*base, "list"]).output
+
+
+def test_sessions_compare_two_quantizations(tiny_model, tmp_path, db_path):
+    """The hobbyist's question: the same model in two quantizations, side by side."""
+    import llama_cpp
+
+    q8 = tmp_path / "tiny-llama-Q8_0.gguf"
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = llama_cpp.LLAMA_FTYPE_MOSTLY_Q8_0
+    assert llama_cpp.llama_model_quantize(str(tiny_model).encode(), str(q8).encode(), params) == 0
+    bench = run_tpw("bench", str(tiny_model), str(q8), "-p", "32", "-n", "8", "-r", "2", "--idle-s", "0.2", "-q",
+                    "--power", "estimate:50", db=db_path)
+    assert bench.returncode == 0, bench.stderr
+    runner = CliRunner()
+    result = runner.invoke(cli, ["--db", str(db_path), "sessions", "compare", "1", "2", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)
+    assert [(r["session_id"], r["quantization"], r["test"]) for r in rows] == [
+        (1, "F32", "pp32"), (1, "F32", "tg8"), (2, "Q8_0", "pp32"), (2, "Q8_0", "tg8")]
+    # (a millisecond window on the tiny model can see 0 W from the estimate: tokens/J is then null, not a guess)
+    assert all(r["method"] == "estimated" and r["tokens_per_s_mean"] > 0 and "tokens_per_j_mean" in r for r in rows)
+    by_quant = runner.invoke(cli, ["--db", str(db_path), "sessions", "compare", "--quant", "Q8_0"])
+    assert by_quant.exit_code == 0 and "Q8_0" in by_quant.output and "F32" not in by_quant.output
+    assert runner.invoke(cli, ["--db", str(db_path), "sessions", "compare"]).exit_code == 2

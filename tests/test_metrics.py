@@ -256,3 +256,13 @@ def test_trailing_sums():
 def test_rates_are_nan_without_a_denominator():
     out = rate(np.array([4.0, 1.0, 1.0]), np.array([2.0, 0.0, -1.0]))
     assert out[0] == 2.0 and np.isnan(out[1:]).all()
+
+
+def test_json_never_carries_nan():
+    import json
+
+    from tpw_desktop import serialize
+
+    text = serialize.dumps({"peak_w": float("nan"), "rates": [np.float64(2.5), np.inf], "n": np.int64(3)})
+    assert json.loads(text, parse_constant=lambda c: pytest.fail(f"{c} in JSON")) == {
+        "peak_w": None, "rates": [2.5, None], "n": 3}

@@ -5,7 +5,6 @@ problem, with exit status 2 and no traceback.
 """
 from __future__ import annotations
 
-import json
 import math
 import signal
 import sys
@@ -17,7 +16,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from . import __version__
+from . import __version__, serialize
 from .engine.gguf_info import format_params, format_size, read_model_facts
 from .engine.llama_engine import EngineSettings, load_engine
 from .engine.workloads import TestSpec, get_workload, load_workloads
@@ -107,7 +106,7 @@ def _parse_counts(value: str, option: str) -> list[int]:
     try:
         counts = [int(v) for v in value.split(",") if v.strip()]
     except ValueError:
-        raise click.BadParameter(f"expected token counts like 512 or 128,256, got {value!r}", param_hint=option)
+        raise click.BadParameter(f"expected token counts like 512 or 128,256, got {value!r}", param_hint=option) from None
     if any(c < 0 for c in counts):
         raise click.BadParameter("token counts can't be negative", param_hint=option)
     return [c for c in counts if c > 0]
@@ -222,8 +221,7 @@ def bench(obj, models, n_prompt, n_gen, repetitions, workloads, n_gpu_layers, n_
         if writer:
             writer.close()
     if as_json:
-        click.echo(json.dumps({"tpw_version": __version__, "runs": [r.as_dict() for r in reports]}, indent=2,
-                              default=_json_default))
+        click.echo(serialize.dumps({"tpw_version": __version__, "runs": [r.as_dict() for r in reports]}, indent=2))
     else:
         _print_bench_table(reports)
         for report in reports:
@@ -231,14 +229,6 @@ def bench(obj, models, n_prompt, n_gen, repetitions, workloads, n_gpu_layers, n_
                 click.echo(f"\nsaved session {report.session_id} ({report.status}) in {db_path}", err=True)
     if any(r.status == "cancelled" for r in reports):
         sys.exit(130)
-
-
-def _json_default(value):
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, Path):
-        return str(value)
-    return str(value)
 
 
 def _backend(report: RunReport) -> str:
@@ -315,7 +305,7 @@ def models(folders, as_json):
             "problem": problem,
         })
     if as_json:
-        click.echo(json.dumps(rows, indent=2))
+        click.echo(serialize.dumps(rows, indent=2))
         return
     if not rows:
         click.echo("no GGUF models found")
@@ -346,7 +336,7 @@ def power(tdp_w, as_json):
     """Which power sources this machine has, and why the others are unavailable."""
     report = availability(PowerEnvironment(tdp_w=tdp_w))
     if as_json:
-        click.echo(json.dumps([r.__dict__ for r in report], indent=2, default=str))
+        click.echo(serialize.dumps([r.__dict__ for r in report], indent=2))
         return
     for item in report:
         mark = "yes" if item.available else "no "
@@ -419,7 +409,7 @@ def sessions_list(obj, model, quantization, status, since, until, limit, as_json
         rows = store.list_sessions(model=model, quantization=quantization, status=status, since=since,
                                    until=until, limit=limit)
     if as_json:
-        click.echo(json.dumps(rows, indent=2, default=_json_default))
+        click.echo(serialize.dumps(rows, indent=2))
         return
     if not rows:
         click.echo("no sessions")
@@ -445,7 +435,7 @@ def sessions_show(obj, session_id, as_json):
         s = store.session(session_id)
         n_samples = store.sample_count(session_id)
     if as_json:
-        click.echo(json.dumps({**s, "n_samples": n_samples}, indent=2, default=_json_default))
+        click.echo(serialize.dumps({**s, "n_samples": n_samples}, indent=2))
         return
     click.echo(f"session {s['id']}: {s['status']}, {s['started_at']} -> {s['ended_at'] or '...'}")
     click.echo(f"model:   {s['model']} ({s['architecture']} {s['quantization']}, {format_params(s['n_params'] or 0)} "
@@ -465,6 +455,34 @@ def sessions_show(obj, session_id, as_json):
                    f"{_fmt(row['average_w_mean'], 1)} W  {_fmt(row['tokens_per_j_mean'], 3)} tok/J  "
                    f"{_fmt(row['j_per_token_mean'], 4)} J/tok  [{row['method']}"
                    f"{'' if row['confident'] else ', low confidence'}]")
+
+
+@sessions.command("compare")
+@click.argument("session_ids", type=int, nargs=-1)
+@click.option("--model", help="Instead of ids: sessions whose model name contains this.")
+@click.option("--quant", "quantization", help="Instead of ids: sessions of this quantization.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def sessions_compare(obj, session_ids, model, quantization, as_json):
+    """Sessions side by side: one row per session, test and phase (e.g. Q4_K_M vs Q8_0)."""
+    if not session_ids and not (model or quantization):
+        raise click.UsageError("give session ids, or --model / --quant to pick sessions")
+    with _open_store(obj) as store:
+        rows = store.summary_rows(list(session_ids) or None, model=model, quantization=quantization)
+    if as_json:
+        click.echo(serialize.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo("no results to compare")
+        return
+    click.echo(f"{'id':>5}  {'model':34}  {'quant':7}  {'test/phase':16}  {'t/s':>9}  {'W':>7}  {'tok/J':>7}  "
+               f"{'tok/J>idle':>10}  {'J/tok':>8}  method")
+    for r in rows:
+        above = r["tokens_per_j_above_idle_mean"]
+        click.echo(f"{r['session_id']:>5}  {(r['model'] or '')[:34]:34}  {r['quantization'] or '':7}  "
+                   f"{r['test'] + '/' + r['phase']:16}  {_fmt(r['tokens_per_s_mean']):>9}  {_fmt(r['average_w_mean'], 1):>7}  "
+                   f"{_fmt(r['tokens_per_j_mean'], 3):>7}  {_fmt(above, 3):>10}  {_fmt(r['j_per_token_mean'], 4):>8}  "
+                   f"{r['method']}{'' if r['confident'] else ' (low confidence)'}")
 
 
 @sessions.command("export")

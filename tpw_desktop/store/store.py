@@ -15,6 +15,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
+from .. import serialize
 from ..errors import TpwError
 from .db import connect
 
@@ -262,7 +263,7 @@ class Store:
                 "samples": list(self._raw_samples(session_id, session["t0_ns"])),
                 "tokens": self.tokens(session_id),
             }
-            json.dump(doc, out, indent=1, default=str)
+            serialize.dump(doc, out, indent=1)
             out.write("\n")
         elif fmt == "csv":
             columns = ("record", "session_id", *RESULT_COLUMNS, *(c for c in SAMPLE_COLUMNS if c != "method"))

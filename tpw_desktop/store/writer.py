@@ -10,7 +10,6 @@ another process tell a live session from one whose process died.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import platform
 import queue
@@ -24,6 +23,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from .. import serialize
 from ..engine.llama_engine import TokenEvent
 from ..power import Sampler
 from .db import connect, utc_now
@@ -33,7 +33,7 @@ HEARTBEAT_INTERVAL_S = 1.0
 
 
 def _json(value: Any) -> str:
-    return json.dumps(value, default=str, sort_keys=True)
+    return serialize.dumps(value, sort_keys=True)
 
 
 @dataclass
