@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
@@ -174,7 +173,6 @@ class MeasuredRun:
         recorder: Recorder | None = None,
         listener: RunListener | None = None,
         stop: threading.Event | None = None,
-        sleep: Callable[[float], bool] | None = None,
     ):
         self.engine = engine
         self.sampler = sampler
@@ -182,7 +180,6 @@ class MeasuredRun:
         self.recorder = recorder
         self.listener = listener or RunListener()
         self.stop = stop or threading.Event()
-        self._sleep = sleep or self.stop.wait  # returns True when stopped
 
     def meta(self, tests: list[TestSpec], workload_text: dict | None = None) -> dict[str, Any]:
         engine = self.engine
@@ -207,7 +204,7 @@ class MeasuredRun:
             return None
         self.listener.status(f"measuring idle power for {seconds:g} s")
         t0 = self._now_with_samples()
-        if self._sleep(seconds):
+        if self.stop.wait(seconds):  # True: stopped during the idle window
             return None
         t1 = time.monotonic_ns()
         energy = self._energy([(t0, t1)])
@@ -216,7 +213,7 @@ class MeasuredRun:
         return baseline
 
     def _now_with_samples(self) -> int:
-        """Now, once the sampler has a sample at or before it (a window needs its left edge)."""
+        """Now, once the sampler has caught up with it: a window starting later has a sample at its left edge."""
         t = time.monotonic_ns()
         self.sampler.wait_until(t)
         return t
@@ -281,13 +278,15 @@ class MeasuredRun:
         except Exception as exc:
             report.status, report.error = "failed", f"{type(exc).__name__}: {exc}"
             raise
+        except BaseException:  # a second Ctrl-C: the run was cut short, not broken
+            report.status, report.error = "interrupted", "interrupted by the user"
+            raise
         finally:
             report.summaries = summarise(report.results, reps)
             report.sampler = self.sampler.stats().as_dict()
             if self.recorder:
                 self.recorder.finish(session_id, report.status, _summary_row(report), report.error)
         return report
-
 
     def _repetition(self, test: TestSpec, index: int, session_id: int | None) -> Repetition:
         """One repetition, with its tokens streamed to the listener and the recorder."""
