@@ -178,3 +178,12 @@ def test_a_source_that_never_comes_back_fails_the_window_with_a_reason():
         sampler.wait_until(t1)
     with pytest.raises(SourceFailed, match="power source switchable stopped answering .*device went away"):
         sampler.window_energy(t0, t1)
+
+
+def test_the_sampler_runs_no_faster_than_its_fastest_source_changes(clock):
+    from tpw_desktop.power import EstimateSource
+
+    estimate = EstimateSource(clock, utilisation=lambda: 0.5)
+    assert Sampler([estimate], rate_hz=50).rate_hz == 10.0  # it changes every 100 ms
+    assert Sampler([estimate, constant_replay(1.0)], rate_hz=50).rate_hz == 50.0  # the replay can use 50 Hz
+    assert Sampler([estimate], rate_hz=4).rate_hz == 4.0

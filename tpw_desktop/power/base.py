@@ -58,6 +58,7 @@ class PowerSource(Protocol):
     method: Method
     measures: str  # what the figure covers, for a human: "GPU 0 NVIDIA H100 (board)"
     counter_wrap_uj: int | None  # where the counter wraps to zero; None if it doesn't
+    # Optional: ``max_rate_hz``, the fastest rate at which reading it tells anything new.
 
     def read(self) -> PowerReading: ...
 

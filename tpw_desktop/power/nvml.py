@@ -15,7 +15,6 @@ can only be called the way the real module can.
 """
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from typing import Any
 

@@ -35,6 +35,19 @@ STOP_CHECK_NS = 50_000_000  # the longest stop() may wait for the thread
 SAMPLE_COLUMNS = {"t_ns": np.int64, "power_w": np.float64, "energy_j": np.float64}
 
 
+def effective_rate_hz(requested_hz: float, sources: Sequence[PowerSource]) -> float:
+    """The requested rate, unless every source changes more slowly than that.
+
+    Each wake-up of the sampler takes a core from the inference it measures;
+    sampling a source faster than it updates (the estimate: every 100 ms)
+    costs speed and adds nothing.
+    """
+    caps = [getattr(s, "max_rate_hz", None) for s in sources]
+    if any(cap is None for cap in caps):
+        return requested_hz
+    return min(requested_hz, max(caps))
+
+
 class SourceFailed(TpwError):
     """A window's energy can't be measured because a source stopped answering."""
 
@@ -87,8 +100,9 @@ class Sampler:
         if rate_hz <= 0:
             raise ValueError("rate must be positive")
         self.sources = list(sources)
-        self.rate_hz = rate_hz
-        self._period_ns = round(1e9 / rate_hz)
+        self.requested_hz = rate_hz
+        self.rate_hz = effective_rate_hz(rate_hz, self.sources)
+        self._period_ns = round(1e9 / self.rate_hz)
         self._clock_ns = clock_ns
         self._channels = [_Channel(s, capacity) for s in self.sources]
         self._stop = threading.Event()
