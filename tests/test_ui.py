@@ -254,3 +254,14 @@ def test_nice_y_ceilings():
     from tpw_desktop.ui.charts import nice_ceiling
 
     assert [nice_ceiling(v) for v in (0.0, 0.9, 1.0, 1.9, 2.3, 4.0, 7.0, 130.0)] == [1.0, 1.0, 2.0, 2.0, 2.5, 5.0, 10.0, 200.0]
+
+
+def test_start_is_visible_without_scrolling_in_a_small_window(qtbot, make_window):
+    window = make_window(db=False)
+    window.resize(1024, 640)
+    qtbot.waitUntil(lambda: window.height() <= 640)
+    window.refresh()
+    button = window.start_button
+    top_left = button.mapTo(window, button.rect().topLeft())
+    assert button.isVisible()
+    assert 0 <= top_left.y() and top_left.y() + button.height() <= window.height()

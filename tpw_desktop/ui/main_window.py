@@ -289,12 +289,18 @@ class MainWindow(QMainWindow):
 
         for w in (model_box, engine_box, power_box, workload_box):
             side_layout.addWidget(w)
-        side_layout.addLayout(buttons)
         side_layout.addStretch(1)
-        self.side = QScrollArea()
-        self.side.setWidget(side)
-        self.side.setWidgetResizable(True)
+        scroll = QScrollArea()
+        scroll.setWidget(side)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QScrollArea.NoFrame)
+        # Start/Stop stay in view below the scrolling settings, whatever the window's height.
+        self.side = QWidget()
         self.side.setMinimumWidth(330)
+        side_outer = QVBoxLayout(self.side)
+        side_outer.setContentsMargins(0, 0, 0, 0)
+        side_outer.addWidget(scroll, 1)
+        side_outer.addLayout(buttons)
 
         # Centre: banner, tiles, charts, output.
         self.banner = ErrorBanner()
