@@ -18,7 +18,6 @@ from tpw_desktop.metrics import (
     phase_figures,
     sampled_window_energy,
     split_call,
-    unwrap_counter_j,
 )
 
 S = 1_000_000_000  # ns per second
@@ -40,15 +39,6 @@ def test_counter_delta_across_a_wrap():
 def test_counter_going_backwards_without_a_range_is_an_error():
     with pytest.raises(ValueError, match="went backwards"):
         counter_delta_uj(500, 100, None)
-
-
-def test_unwrap_a_counter_series_with_a_wrap():
-    raw = [RAPL_WRAP_UJ - 2_000_000, RAPL_WRAP_UJ - 1_000_000, 500_000, 1_500_000]
-    assert unwrap_counter_j(raw, RAPL_WRAP_UJ).tolist() == [0.0, 1.0, 2.5, 3.5]
-
-
-def test_unwrap_empty():
-    assert unwrap_counter_j([], None).size == 0
 
 
 # --- a step in power: 10 W for 2 s, then 30 W ---------------------------------------------

@@ -250,7 +250,7 @@ def test_export_json_round_trips(db_path, tiny_model):
     session_id = record(db_path, tiny_model, seconds=0.3)
     _seed_results(db_path, session_id)
     with Store(db_path) as store:
-        doc = json.loads(store.export_text(session_id, "json"))
+        doc = json.loads(export_text(store, session_id, "json"))
         assert doc["session"]["id"] == session_id
         assert len(doc["samples"]) == store.sample_count(session_id)
         db_samples = store.db.execute(
@@ -265,7 +265,7 @@ def test_export_csv_round_trips(db_path, tiny_model):
     session_id = record(db_path, tiny_model, seconds=0.3)
     _seed_results(db_path, session_id)
     with Store(db_path) as store:
-        rows = list(csv.DictReader(io.StringIO(store.export_text(session_id, "csv"))))
+        rows = list(csv.DictReader(io.StringIO(export_text(store, session_id, "csv"))))
         samples = [r for r in rows if r["record"] == "sample"]
         results = [r for r in rows if r["record"] == "result"]
         assert len(samples) == store.sample_count(session_id)
@@ -279,4 +279,10 @@ def test_export_csv_round_trips(db_path, tiny_model):
 
 def test_export_an_unknown_session(db_path):
     with Store(db_path) as store, pytest.raises(TpwError, match="no session 99"):
-        store.export_text(99, "json")
+        export_text(store, 99, "json")
+
+
+def export_text(store, session_id, fmt):
+    out = io.StringIO()
+    store.export(session_id, fmt, out)
+    return out.getvalue()

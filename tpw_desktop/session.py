@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from . import __version__
 from .engine.llama_engine import Engine, TokenEvent
 from .engine.workloads import TestSpec
-from .metrics import IdleBaseline, PhaseFigures, WindowEnergy, concat, latency, mean_sd, phase_figures
+from .metrics import IdleBaseline, PhaseFigures, WindowEnergy, concat, idle_power_w, latency, mean_sd, phase_figures
 from .power import Sampler, source_summary
 from .runner import Repetition, run_once, warm_up
 
@@ -208,7 +208,8 @@ class MeasuredRun:
             return None
         t1 = time.monotonic_ns()
         energy = self._energy([(t0, t1)])
-        baseline = IdleBaseline(energy.average_w, energy.seconds, energy.method, energy.confident)
+        baseline = IdleBaseline(idle_power_w(energy.joules, energy.seconds), energy.seconds, energy.method,
+                                energy.confident)
         self.listener.idle_measured(baseline)
         return baseline
 

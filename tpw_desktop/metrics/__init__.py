@@ -10,7 +10,6 @@ from .energy import (
     counter_window_energy,
     integrate_power_j,
     sampled_window_energy,
-    unwrap_counter_j,
 )
 from .phases import Phase, Span, merge, split_call
 from .rates import rate, spread_tokens, trailing_sum
@@ -39,5 +38,4 @@ __all__ = [
     "split_call",
     "spread_tokens",
     "trailing_sum",
-    "unwrap_counter_j",
 ]

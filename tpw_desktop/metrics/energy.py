@@ -38,19 +38,6 @@ def counter_delta_uj(previous_uj: int, current_uj: int, wrap_uj: int | None) -> 
     return delta + wrap_uj
 
 
-def unwrap_counter_j(counter_uj: np.ndarray, wrap_uj: int | None) -> np.ndarray:
-    """Cumulative joules since the first read, for a series of raw counter reads."""
-    counter = np.asarray(counter_uj, dtype=np.int64)
-    if counter.size == 0:
-        return np.zeros(0)
-    deltas = np.diff(counter)
-    if wrap_uj is not None:
-        deltas = np.where(deltas < 0, deltas + wrap_uj, deltas)
-    elif (deltas < 0).any():
-        raise ValueError("energy counter went backwards and has no wrap range")
-    return np.concatenate(([0], np.cumsum(deltas))) / 1e6
-
-
 @dataclass(frozen=True)
 class WindowEnergy:
     joules: float

@@ -221,9 +221,6 @@ class Sampler:
     def ring(self, index: int) -> RingBuffer:
         return self._channels[index].ring
 
-    def latest_power_w(self) -> list[float]:
-        return [float(c.ring.snapshot(1)["power_w"][0]) if len(c.ring) else math.nan for c in self._channels]
-
     def wait_until(self, t_ns: int, timeout_s: float = 2.0) -> None:
         """Block until every source has a sample at or after ``t_ns``.
 

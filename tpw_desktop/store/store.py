@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import io
 import json
 import os
 import platform
@@ -275,8 +274,3 @@ class Store:
                 writer.writerow({"record": "sample", "session_id": session_id, **row})
         else:
             raise TpwError(f"unknown export format {fmt!r} (choose csv or json)")
-
-    def export_text(self, session_id: int, fmt: str) -> str:
-        buf = io.StringIO()
-        self.export(session_id, fmt, buf)
-        return buf.getvalue()
