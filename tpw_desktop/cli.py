@@ -102,6 +102,17 @@ class _Progress(RunListener):
             click.echo("\r\x1b[2K", err=True, nl=False)
 
 
+def _printed_as_json_or_empty(rows: list, as_json: bool, empty_message: str) -> bool:
+    """Print ``rows`` as JSON, or say there are none; True when nothing is left to print."""
+    if as_json:
+        click.echo(serialize.dumps(rows, indent=2))
+        return True
+    if not rows:
+        click.echo(empty_message)
+        return True
+    return False
+
+
 def _parse_counts(value: str, option: str) -> list[int]:
     try:
         counts = [int(v) for v in value.split(",") if v.strip()]
@@ -296,19 +307,12 @@ def models(folders, as_json):
     """
     from .models import find_models
 
-    rows = []
-    for path, facts, problem in find_models(list(folders)):
-        rows.append({
-            "path": str(path),
-            "bundled": path == bundled_model_path(),
-            **(facts.as_dict() if facts else {}),
-            "problem": problem,
-        })
-    if as_json:
-        click.echo(serialize.dumps(rows, indent=2))
-        return
-    if not rows:
-        click.echo("no GGUF models found")
+    bundled = bundled_model_path()
+    rows = [
+        {"path": str(path), "bundled": path == bundled, **(facts.as_dict() if facts else {}), "problem": problem}
+        for path, facts, problem in find_models(list(folders))
+    ]
+    if _printed_as_json_or_empty(rows, as_json, "no GGUF models found"):
         return
     for r in rows:
         if r["problem"]:
@@ -408,11 +412,7 @@ def sessions_list(obj, model, quantization, status, since, until, limit, as_json
     with _open_store(obj) as store:
         rows = store.list_sessions(model=model, quantization=quantization, status=status, since=since,
                                    until=until, limit=limit)
-    if as_json:
-        click.echo(serialize.dumps(rows, indent=2))
-        return
-    if not rows:
-        click.echo("no sessions")
+    if _printed_as_json_or_empty(rows, as_json, "no sessions"):
         return
     click.echo(f"{'id':>5}  {'started (UTC)':19}  {'status':11}  {'model':38}  {'quant':7}  {'method':9}  headline")
     for r in rows:
@@ -469,11 +469,7 @@ def sessions_compare(obj, session_ids, model, quantization, as_json):
         raise click.UsageError("give session ids, or --model / --quant to pick sessions")
     with _open_store(obj) as store:
         rows = store.summary_rows(list(session_ids) or None, model=model, quantization=quantization)
-    if as_json:
-        click.echo(serialize.dumps(rows, indent=2))
-        return
-    if not rows:
-        click.echo("no results to compare")
+    if _printed_as_json_or_empty(rows, as_json, "no results to compare"):
         return
     click.echo(f"{'id':>5}  {'model':34}  {'quant':7}  {'test/phase':16}  {'t/s':>9}  {'W':>7}  {'tok/J':>7}  "
                f"{'tok/J>idle':>10}  {'J/tok':>8}  method")
