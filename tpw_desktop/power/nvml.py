@@ -206,7 +206,7 @@ class NvmlSource:
 
     def info(self) -> dict[str, Any]:
         d = self.device
-        facts = {
+        return _available({
             "gpu_name": d.name(),
             "gpu_uuid": d.uuid(),
             "architecture": d.architecture(),
@@ -214,23 +214,26 @@ class NvmlSource:
             "power_limit_w": d.power_limit_w(),
             "persistence_mode": d.persistence_mode(),
             "power_field": self.power_field,
-        }
-        return {k: v for k, v in facts.items() if v is not NA}
+        })
 
     def telemetry(self) -> dict[str, Any]:
         """Conditions that change during a run: clocks, temperature, load, memory."""
         d = self.device
-        facts = {
+        return _available({
             "sm_clock_mhz": d.sm_clock_mhz(),
             "memory_clock_mhz": d.memory_clock_mhz(),
             "temperature_c": d.temperature_c(),
             "utilization_percent": d.utilization_percent(),
             "memory_used_mib": d.memory_used_mib(),
-        }
-        return {k: v for k, v in facts.items() if v is not NA}
+        })
 
     def close(self) -> None:
         self.device.lib.shutdown()
+
+
+def _available(facts: dict[str, Any]) -> dict[str, Any]:
+    """The facts this GPU reports: N/A ones are left out, not shown as blanks."""
+    return {k: v for k, v in facts.items() if v is not NA}
 
 
 def nvml_sources(clock_ns: Callable[[], int], indices: list[int] | None = None, module=None) -> list[NvmlSource]:
