@@ -286,3 +286,61 @@ def export_text(store, session_id, fmt):
     out = io.StringIO()
     store.export(session_id, fmt, out)
     return out.getvalue()
+
+
+def test_a_commit_that_fails_loses_no_tokens_or_samples(db_path, tiny_model):
+    """Another process holds the write lock past the busy timeout: the rows wait, they don't vanish."""
+    import sqlite3
+
+    from tpw_desktop.engine.llama_engine import TokenEvent
+
+    source = replay()
+    with Sampler([source], rate_hz=100) as sampler, SessionWriter(db_path) as writer:
+        session_id = writer.begin(meta_for(tiny_model, [source]), sampler)
+        writer._call(lambda db: db.execute("PRAGMA busy_timeout = 20"))  # fail fast instead of waiting 15 s
+        blocker = sqlite3.connect(db_path, isolation_level=None)
+        blocker.execute("BEGIN EXCLUSIVE")
+        for i in range(50):
+            writer.token(session_id, "tg50", 0, 0, TokenEvent(time.monotonic_ns(), i, 7, "x"), store_text=True)
+            time.sleep(0.01)  # ~0.5 s of tokens and samples while every commit fails
+        blocker.execute("ROLLBACK")
+        blocker.close()
+        time.sleep(0.3)
+        writer.finish(session_id, "completed", {"summary": [], "sampler": None})
+    with Store(db_path) as store:
+        assert len(store.tokens(session_id)) == 50
+        t = store.samples(session_id)["replay:constant.csv"]["t_s"]
+        assert np.diff(t).max() < 0.05  # no hole where the lock was held
+
+
+def test_a_transaction_that_fails_midway_loses_no_tokens_or_samples(db_path, tiny_model):
+    """A failure after rows were taken (disk full, I/O error): they are written by the next commit."""
+    import sqlite3
+
+    from tpw_desktop.engine.llama_engine import TokenEvent
+
+    setup = sqlite3.connect(db_path)
+    connect(db_path).close()
+    setup.executescript("""
+        CREATE TABLE fail_now (x);
+        CREATE TRIGGER simulated_disk_full BEFORE INSERT ON tokens WHEN EXISTS (SELECT 1 FROM fail_now)
+        BEGIN SELECT RAISE(ABORT, 'disk full (simulated)'); END;
+    """)
+    source = replay()
+    with Sampler([source], rate_hz=100) as sampler, SessionWriter(db_path) as writer:
+        session_id = writer.begin(meta_for(tiny_model, [source]), sampler)
+        setup.execute("INSERT INTO fail_now VALUES (1)")
+        setup.commit()
+        for i in range(50):
+            writer.token(session_id, "tg50", 0, 0, TokenEvent(time.monotonic_ns(), i, 7, "x"), store_text=True)
+            time.sleep(0.01)  # ~0.5 s of commits failing after they took the rows
+        setup.execute("DELETE FROM fail_now")
+        setup.commit()
+        time.sleep(0.3)
+        writer.finish(session_id, "completed", {"summary": [], "sampler": None})
+    setup.close()
+    with Store(db_path) as store:
+        assert store.session(session_id)["status"] == "completed"
+        assert len(store.tokens(session_id)) == 50
+        t = store.samples(session_id)["replay:constant.csv"]["t_s"]
+        assert np.diff(t).max() < 0.05

@@ -43,6 +43,7 @@ class _Attached:
     sampler: Sampler
     names: list[str]
     cursors: list[int]
+    finished: bool = False  # detached once the commit holding its last samples succeeds
 
 
 @dataclass
@@ -127,9 +128,6 @@ class SessionWriter:
         """Write the last samples and the outcome; returns once it is committed."""
 
         def write(db: Database) -> None:
-            self._drain_tokens(db)
-            self._pull_samples(db)
-            self._attached.pop(session_id, None)
             idle = summary.get("idle") or {}
             db["sessions"].update(
                 session_id,
@@ -146,6 +144,8 @@ class SessionWriter:
                     "idle_confident": idle.get("confident"),
                 },
             )
+            # This commit also writes the session's last tokens and samples, then detaches it.
+            self._attached[session_id].finished = True
 
         self._call(write)
 
@@ -199,7 +199,14 @@ class SessionWriter:
         db.close()
 
     def _commit(self, db: Database, batch: list[_Op]) -> None:
-        """One transaction: queued ops (each in its own savepoint), new samples, heartbeat."""
+        """One transaction: queued ops (each in its own savepoint), new tokens and samples, heartbeat.
+
+        Rows are taken before the transaction and only count as written when
+        it commits: if it fails (disk full, I/O error), the tokens go back in
+        the queue and the ring cursors stay put, so the next commit writes them.
+        """
+        tokens = self._take_tokens()
+        samples, cursors = self._new_samples()
         outcomes: list[tuple[_Op, Any, BaseException | None]] = []
         try:
             db.conn.execute("BEGIN IMMEDIATE")
@@ -209,45 +216,53 @@ class SessionWriter:
                         outcomes.append((op, op.fn(db), None))
                 except Exception as exc:  # noqa: BLE001 - reported to the op's caller
                     outcomes.append((op, None, exc))
-            self._drain_tokens(db)
-            self._pull_samples(db)
+            if tokens:
+                db.conn.executemany(_TOKEN_INSERT, tokens)
+            if samples:
+                # The hot path (thousands of rows a second): one prepared statement.
+                db.conn.executemany(_SAMPLE_INSERT, samples)
             self._heartbeat(db)
             db.conn.execute("COMMIT")
         except sqlite3.Error as exc:
             if db.conn.in_transaction:
                 db.conn.execute("ROLLBACK")
+            for row in tokens:
+                self._token_rows.put(row)
             for op in batch:
                 if not op.future.done():
                     op.future.set_exception(exc)
             return
+        for att, new_cursors in cursors:
+            att.cursors = new_cursors
+        self._attached = {sid: att for sid, att in self._attached.items() if not att.finished}
         for op, result, error in outcomes:
             if error is None:
                 op.future.set_result(result)
             else:
                 op.future.set_exception(error)
 
-    def _pull_samples(self, db: Database) -> None:
+    def _new_samples(self) -> tuple[list[tuple], list[tuple[_Attached, list[int]]]]:
+        """Sample rows appended since the last commit, and the cursors to keep once they're written."""
+        rows, cursors = [], []
         for session_id, att in self._attached.items():
-            rows = []
+            moved = []
             for i, name in enumerate(att.names):
-                att.cursors[i], data = att.sampler.ring(i).since(att.cursors[i])
+                total, data = att.sampler.ring(i).since(att.cursors[i])
+                moved.append(total)
                 rows.extend(
                     (session_id, name, int(t), _finite(p), _finite(e))
                     for t, p, e in zip(data["t_ns"], data["power_w"], data["energy_j"])
                 )
-            if rows:
-                # The hot path (thousands of rows a second): one prepared statement.
-                db.conn.executemany(_SAMPLE_INSERT, rows)
+            cursors.append((att, moved))
+        return rows, cursors
 
-    def _drain_tokens(self, db: Database) -> None:
+    def _take_tokens(self) -> list[tuple]:
         rows = []
         while True:
             try:
                 rows.append(self._token_rows.get_nowait())
             except queue.Empty:
-                break
-        if rows:
-            db.conn.executemany(_TOKEN_INSERT, rows)
+                return rows
 
     def _heartbeat(self, db: Database) -> None:
         now = time.monotonic()
