@@ -54,6 +54,7 @@ def main() -> None:
     parser.add_argument("-n", "--n-gen", type=int, nargs="+", default=[128, 1024])
     parser.add_argument("-r", "--repetitions", type=int, default=5)
     parser.add_argument("--idle-s", type=float, default=3.0)
+    parser.add_argument("--settle-s", type=float, default=5.0, help="left alone before idle (GPUs stay in a high power state)")
     parser.add_argument("--embd", type=int, default=2560, help="generated model: embedding width (~1.9 B params with 24 layers)")
     parser.add_argument("--layers", type=int, default=24, help="generated model: layers")
     parser.add_argument("--quant", default="Q4_K_M", help="generated model: llama.cpp file type")
@@ -87,7 +88,8 @@ def main() -> None:
         result["settings"] = {k: v for k, v in engine.settings.__dict__.items()}
         result["load_ms"] = engine.load_ms
         result["telemetry_before"] = [s.telemetry() for s in sources if hasattr(s, "telemetry")]
-        report = MeasuredRun(engine, sampler, RunOptions(repetitions=args.repetitions, idle_s=args.idle_s)).run(tests)
+        options = RunOptions(repetitions=args.repetitions, idle_s=args.idle_s, settle_s=args.settle_s)
+        report = MeasuredRun(engine, sampler, options).run(tests)
         result["telemetry_after"] = [s.telemetry() for s in sources if hasattr(s, "telemetry")]
         windows = []
         print(f"\n{'test':8} {'rep':>3} {'s':>7} {'counter J':>10} {'integrated J':>13} {'ratio':>6} {'upd':>4}")
@@ -96,14 +98,20 @@ def main() -> None:
                 row.update(test=res.test, repetition=res.repetition, phase=res.phase, tokens=res.figures.tokens,
                            tokens_per_s=res.figures.tokens_per_s, tokens_per_j=res.figures.tokens_per_j)
                 windows.append(row)
-                print(f"{res.test:8} {res.repetition:3} {row['seconds']:7.3f} {row['counter_j']:10.2f} "
-                      f"{row['integrated_power_j']:13.2f} {row['ratio']:6.3f} {row['counter_updates']:4}", flush=True)
+                print(f"{res.test:8} {res.repetition:3} {row['seconds']:7.3f} {_num(row['counter_j'], 10, 2)} "
+                      f"{row['integrated_power_j']:13.2f} {_num(row['ratio'], 6, 3)} {row['counter_updates']:4}",
+                      flush=True)
         result["windows"] = windows
         result["summary"] = [s.as_dict() for s in report.summaries]
         result["idle"] = report.idle.__dict__ if report.idle else None
+        result["idle_reason"] = report.idle_reason
         result["sampler"] = report.sampler
     args.out.write_text(json.dumps(result, indent=2, default=str))
     print(f"\nwrote {args.out}")
+
+
+def _num(value, width: int, digits: int) -> str:
+    return f"{value:{width}.{digits}f}" if value is not None else "n/a".rjust(width)
 
 
 if __name__ == "__main__":

@@ -27,3 +27,21 @@ class Switchable:
 
     def close(self):
         pass
+
+
+class FailsOnceAt(Switchable):
+    """A counter source whose first read at or after ``fail_at_ns`` fails (a one-off NVML hiccup)."""
+
+    name = "hiccup"
+
+    def __init__(self):
+        super().__init__()
+        self.fail_at_ns: int | None = None
+        self.failed_at_ns: int | None = None
+
+    def read(self):
+        now = time.monotonic_ns()
+        if self.fail_at_ns is not None and self.failed_at_ns is None and now >= self.fail_at_ns:
+            self.failed_at_ns = now
+            raise OSError("transient read error")
+        return super().read()

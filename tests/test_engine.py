@@ -29,10 +29,54 @@ def test_perf_counters_match_the_call(tiny_engine):
     assert len(gen.events) == 12
     assert gen.prompt_tokens == len(prompt)
     assert gen.perf.prompt_tokens == len(prompt)
-    # The last sampled token is never decoded: 11 single-token decodes.
-    assert gen.perf.generated_tokens == 11
+    # The last sampled token is never decoded: 11 single-token decodes, and the window ends on the last token.
+    assert gen.perf.generated_tokens == gen.decodes == 11
+    assert gen.t_prompt_done_ns == gen.events[0].t_ns and gen.t_last_decode_ns == gen.events[-1].t_ns
     assert gen.perf.prompt_ms > 0 and gen.perf.generation_ms > 0
     assert gen.perf.load_ms > 0
+
+
+@pytest.mark.slow
+def test_a_call_ending_on_end_of_text_counts_the_decode_that_produced_it(bundled_model):
+    """Issue 8, item 6: that decode happens after the last returned token and must stay in the window."""
+    with load_engine(None, EngineSettings(n_ctx=512)) as engine:
+        gen = engine.generate(engine.format_chat([{"role": "user", "content": "Say hi in five words."}]), 64)
+    assert gen.stop_reason == "eos" and 1 < len(gen.events) < 64
+    assert gen.decodes == len(gen.events) == gen.perf.generated_tokens  # llama.cpp counted each of them
+    assert gen.t_last_decode_ns > gen.events[-1].t_ns  # the end-of-text decode, after the last token
+    assert gen.t_last_decode_ns <= gen.t_end_ns
+
+
+@pytest.mark.slow
+def test_the_lean_loop_generates_what_llama_cpp_python_generates(bundled_model):
+    """Issue 12: token for token the same as llama-cpp-python's own generate() at temperature 0."""
+    import llama_cpp
+
+    prompts = ["Why is the sky blue?", "Write a haiku about electricity.", "List three prime numbers."]
+    with load_engine(None, EngineSettings(n_ctx=1024)) as engine:
+        for text in prompts:
+            tokens = engine.tokenize(engine.format_chat([{"role": "user", "content": text}]))
+            ours = engine.generate(tokens, 48)
+            llm = engine._llm
+            llm.reset()
+            theirs, pieces = [], b""
+            for token in llm.generate(tokens, temp=0.0, top_k=40, top_p=0.95, min_p=0.05, repeat_penalty=1.0):
+                if llama_cpp.llama_vocab_is_eog(llm._model.vocab, token) or len(theirs) == 48:
+                    break
+                theirs.append(token)
+                pieces += llm.detokenize([token])
+            assert [e.token_id for e in ours.events] == theirs
+            assert ours.text == pieces.decode("utf-8", errors="replace")
+
+
+def test_decode_only_is_llama_bench_tg(tiny_engine):
+    """n single-token decodes, each timed when it returned, no sampling: what llama-bench's tg times."""
+    seen = []
+    gen = tiny_engine.decode_only(16, on_token=seen.append)
+    assert gen.decodes == len(gen.events) == gen.perf.generated_tokens == 16
+    assert gen.events[0].token_id == tiny_engine.token_bos()
+    assert gen.t_start_ns < gen.events[0].t_ns and gen.t_last_decode_ns == gen.events[-1].t_ns
+    assert seen == gen.events and all(e.text == "" for e in gen.events)
 
 
 def test_repeated_prompt_is_evaluated_again(tiny_engine):

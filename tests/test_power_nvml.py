@@ -71,6 +71,29 @@ def test_usage_on_ampere_and_newer_is_labelled_a_one_second_average(clock):
     assert source.power_field == "1s-average"
 
 
+def test_ga100_is_ampere_but_not_a_one_second_average(clock):
+    """nvml.h: "On Ampere (except GA100) or newer GPUs ...": the A100 and A30 are GA100."""
+    import pynvml
+
+    for name in ("NVIDIA A100-SXM4-80GB", "NVIDIA A30"):
+        gpu = FakeGpu(name=name, unsupported={"nvmlDeviceGetFieldValues"}, arch=pynvml.NVML_DEVICE_ARCH_AMPERE)
+        [source] = nvml_sources(clock, module=make_fake_nvml([gpu]))
+        assert source.power_field == "average"
+    gpu = FakeGpu(name="NVIDIA A40", unsupported={"nvmlDeviceGetFieldValues"}, arch=pynvml.NVML_DEVICE_ARCH_AMPERE)
+    assert nvml_sources(clock, module=make_fake_nvml([gpu]))[0].power_field == "1s-average"
+
+
+def test_energy_integrated_from_a_one_second_average_is_low_confidence_below_five_seconds(clock):
+    import pynvml
+
+    gpu = FakeGpu(unsupported={"nvmlDeviceGetFieldValues", "nvmlDeviceGetTotalEnergyConsumption"},
+                  arch=pynvml.NVML_DEVICE_ARCH_HOPPER)
+    [source] = nvml_sources(clock, module=make_fake_nvml([gpu]))
+    assert (source.method, source.power_field, source.resolution_s) == ("sampled", "1s-average", 0.5)
+    with_counter = nvml_sources(clock, module=make_fake_nvml([FakeGpu(arch=pynvml.NVML_DEVICE_ARCH_HOPPER)]))[0]
+    assert with_counter.resolution_s is None  # judged by the counter's own updates
+
+
 def test_an_unsupported_metric_is_na_and_the_rest_still_work(clock):
     gpu = FakeGpu(unsupported={"nvmlDeviceGetTemperature", "nvmlDeviceGetPowerManagementLimit"})
     [source] = nvml_sources(clock, module=make_fake_nvml([gpu]))
@@ -171,3 +194,21 @@ def test_counter_and_integrated_power_agree_for_a_steady_gpu():
     assert row["integrated_power_j"] == pytest.approx(250 * (t1 - t0) / 1e9, rel=1e-6)
     assert row["ratio"] == pytest.approx(1.0, rel=0.02)
     assert row["power_samples"] >= 80
+
+
+def test_the_sampler_judges_a_one_second_average_by_half_its_period():
+    import pynvml
+
+    gpu = FakeGpu(power_mw=200_000, unsupported={"nvmlDeviceGetFieldValues", "nvmlDeviceGetTotalEnergyConsumption"},
+                  arch=pynvml.NVML_DEVICE_ARCH_HOPPER)
+    sources = nvml_sources(time.monotonic_ns, module=make_fake_nvml([gpu]))
+    with Sampler(sources, rate_hz=100) as sampler:
+        time.sleep(0.05)
+        t0 = time.monotonic_ns()
+        time.sleep(0.25)
+        t1 = time.monotonic_ns()
+        sampler.wait_until(t1)
+        w = sampler.window_energy(t0, t1)
+    assert w.method == "sampled"
+    assert w.error_j == pytest.approx(200.0 * 0.5, rel=1e-9)  # half a second of 200 W
+    assert w.low_confidence_reason.startswith("resolution error up to")

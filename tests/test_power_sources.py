@@ -1,5 +1,6 @@
 """The estimate and replay sources, and the --power spec."""
 import json
+import time
 
 import numpy as np
 import pytest
@@ -9,18 +10,60 @@ from tpw_desktop.power import EstimateSource, PowerEnvironment, PowerTrace, Repl
 from tpw_desktop.power.base import PowerSource
 
 
-def test_estimate_is_tdp_times_utilisation_and_says_so(clock):
-    source = EstimateSource(clock, tdp_w=120, utilisation=lambda: 0.25)
+class BusyCpu:
+    """Cumulative busy CPU-seconds, moved by hand."""
+
+    def __init__(self):
+        self.seconds = 0.0
+
+    def __call__(self):
+        return self.seconds
+
+
+def test_the_estimate_is_a_counter_of_busy_cpu_time_times_tdp(clock):
+    busy = BusyCpu()
+    source = EstimateSource(clock, tdp_w=120, busy_cpu_s=busy, n_cpus=4)
     assert isinstance(source, PowerSource)
     assert source.method == "estimated"
-    reading = source.read()
-    assert (reading.power_w, reading.counter_uj, reading.t_ns) == (30.0, None, clock.now)
+    first = source.read()
+    assert (first.counter_uj, first.t_ns) == (0, clock.now) and np.isnan(first.power_w)
+    clock.advance(0.5)
+    busy.seconds = 1.0  # one CPU-second in half a second on 4 CPUs: half the machine busy
+    second = source.read()
+    assert second.counter_uj == 30_000_000  # 1 / 4 x 120 W = 30 J
+    assert second.power_w == 60.0  # 30 J in 0.5 s
     assert "estimated" in source.measures and "120 W TDP" in source.measures
+    assert source.info()["scope"] == "machine"
+
+
+def test_the_estimate_counts_every_tick_between_reads(clock):
+    """No refresh interval to miss: whatever the kernel counted between two reads is in their difference."""
+    busy = BusyCpu()
+    source = EstimateSource(clock, tdp_w=100, busy_cpu_s=busy, n_cpus=1)
+    source.read()
+    for _ in range(3):  # 30 ms steps, shorter than the old 100 ms refresh
+        clock.advance(0.03)
+        busy.seconds += 0.03
+        reading = source.read()
+        assert reading.power_w == pytest.approx(100.0, rel=1e-9)
+    assert reading.counter_uj == 9_000_000
+
+
+def test_the_process_estimate_counts_only_this_process(clock):
+    [source] = open_sources("estimate-process:50", PowerEnvironment(clock_ns=clock))
+    assert source.name == "estimate-process" and source.info()["scope"] == "process"
+    assert "CPU time of process" in source.measures
+    before = source.read().counter_uj
+    end = time.process_time() + 0.2
+    while time.process_time() < end:  # 0.2 CPU-seconds of our own
+        pass
+    after = source.read().counter_uj
+    assert after - before >= 0.15 / source.n_cpus * 50 * 1e6
 
 
 def test_estimate_refuses_a_silly_tdp(clock):
     with pytest.raises(ValueError):
-        EstimateSource(clock, tdp_w=0, utilisation=lambda: 0.5)
+        EstimateSource(clock, tdp_w=0, busy_cpu_s=BusyCpu())
 
 
 def test_estimate_spec_takes_a_tdp(clock):

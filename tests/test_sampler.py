@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tpw_desktop.power import PowerReading, PowerTrace, ReplaySource, Sampler
-from sources import Switchable
+from sources import FailsOnceAt, Switchable
 from tpw_desktop.power.ring import RingBuffer
 
 
@@ -175,7 +175,7 @@ def test_a_source_that_never_comes_back_fails_the_window_with_a_reason():
         source.alive = False
         time.sleep(0.1)
         t1 = time.monotonic_ns()
-        sampler.wait_until(t1)
+        assert sampler.wait_until(t1, timeout_s=0.2) is False
     with pytest.raises(SourceFailed, match="power source switchable stopped answering .*device went away"):
         sampler.window_energy(t0, t1)
 
@@ -183,7 +183,55 @@ def test_a_source_that_never_comes_back_fails_the_window_with_a_reason():
 def test_the_sampler_runs_no_faster_than_its_fastest_source_changes(clock):
     from tpw_desktop.power import EstimateSource
 
-    estimate = EstimateSource(clock, utilisation=lambda: 0.5)
-    assert Sampler([estimate], rate_hz=50).rate_hz == 10.0  # it changes every 100 ms
+    estimate = EstimateSource(clock, busy_cpu_s=lambda: 0.0)
+    assert Sampler([estimate], rate_hz=50).rate_hz == 10.0  # polling faster costs speed, edges come from the counter
     assert Sampler([estimate, constant_replay(1.0)], rate_hz=50).rate_hz == 50.0  # the replay can use 50 Hz
     assert Sampler([estimate], rate_hz=4).rate_hz == 4.0
+
+
+def test_one_failed_read_just_after_a_window_does_not_lose_it():
+    """Issue 8, item 1: the window's end waits for the next *good* sample, which covers the gap."""
+    source = FailsOnceAt()
+    with Sampler([source], rate_hz=100) as sampler:
+        time.sleep(0.05)
+        t0 = time.monotonic_ns()
+        time.sleep(0.2)
+        t1 = time.monotonic_ns()
+        source.fail_at_ns = t1  # the very next read after the window's end fails
+        assert sampler.wait_until(t1) is True
+        w = sampler.window_energy(t0, t1)
+    assert source.failed_at_ns is not None and source.failed_at_ns >= t1
+    assert np.isnan(sampler.snapshot(0)["energy_j"]).sum() == 1
+    assert w.known and w.joules == pytest.approx(100.0 * (t1 - t0) / 1e9, rel=0.01)
+
+
+def test_a_source_that_dies_after_a_window_fails_it_after_a_timeout():
+    from tpw_desktop.power.sampler import SourceFailed
+
+    source = Switchable()
+    with Sampler([source], rate_hz=100) as sampler:
+        time.sleep(0.05)
+        t0 = time.monotonic_ns()
+        time.sleep(0.1)
+        t1 = time.monotonic_ns()
+        source.alive = False
+        started = time.monotonic()
+        assert sampler.wait_until(t1, timeout_s=0.3) is False
+        assert 0.3 <= time.monotonic() - started < 1.5
+        with pytest.raises(SourceFailed, match="stopped answering .*device went away"):
+            sampler.window_energy(t0, t1)
+
+
+def test_spans_carry_their_own_error_bounds():
+    with Sampler([constant_replay(100.0)], rate_hz=100) as sampler:
+        time.sleep(0.05)
+        t0 = time.monotonic_ns()
+        time.sleep(0.3)
+        t1 = time.monotonic_ns()
+        sampler.wait_until(t1)
+        mid = (t0 + t1) // 2
+        whole = sampler.window_energy(t0, t1)
+        halves = sampler.spans_energy([(t0, mid), (mid, t1)])
+    assert halves.joules == pytest.approx(whole.joules, rel=1e-9)
+    assert halves.n_spans == 2
+    assert halves.error_j == pytest.approx(2 * whole.error_j, rel=0.2)

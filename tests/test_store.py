@@ -69,6 +69,23 @@ def test_every_earlier_version_migrates_and_keeps_its_data(db_path, tiny_model, 
         assert db["samples"].count == 1
 
 
+def test_summaries_from_before_pooling_keep_their_means_under_the_new_names(db_path):
+    """m004: old summaries averaged per-repetition ratios; they keep their values, marked as such."""
+    old = Database(db_path)
+    migrations.apply(old, stop_before="m004_unknown_figures_and_error_bounds")
+    summary = [{"test": "tg128", "phase": "tg", "tokens_per_s_mean": 120.0, "tokens_per_j_mean": 2.0,
+                "tokens_per_j_sd": 0.1, "j_per_token_mean": 0.5, "average_w_mean": 60.0,
+                "tokens_per_j_above_idle_mean": None}]
+    old["sessions"].insert({"id": 3, "started_at": "2026-01-01T00:00:00+00:00", "status": "completed",
+                            "summary": json.dumps(summary)})
+    old.close()
+    with Store(db_path) as store:
+        [row] = store.session(3)["summary"]
+    assert row == {"test": "tg128", "phase": "tg", "tokens_per_s_mean": 120.0, "tokens_per_j": 2.0,
+                   "tokens_per_j_sd": 0.1, "j_per_token": 0.5, "average_w": 60.0, "tokens_per_j_above_idle": None,
+                   "pooled": False}
+
+
 def test_the_file_is_private_to_the_user(db_path):
     connect(db_path)
     assert stat.S_IMODE(os.stat(db_path).st_mode) == 0o600

@@ -23,7 +23,8 @@ from .engine.workloads import TestSpec, get_workload, load_workloads
 from .errors import TpwError
 from .paths import bundled_model_path
 from .power import DEFAULT_RATE_HZ, DEFAULT_TDP_W, PowerEnvironment, Sampler, availability, open_sources
-from .session import MeasuredRun, RunListener, RunOptions, RunReport
+from .events import RunEvent, Status
+from .session import MeasuredRun, RunOptions, RunReport
 
 EXIT_USAGE = 2
 
@@ -39,13 +40,6 @@ def _fmt(value, digits: int = 2) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "n/a"
     return f"{value:.{digits}f}"
-
-
-def _pm(pair, digits: int = 2) -> str:
-    if pair is None:
-        return "n/a"
-    mean, sd = pair
-    return f"{_fmt(mean, digits)} ± {_fmt(sd, digits)}"
 
 
 class _CliGroup(click.Group):
@@ -80,13 +74,17 @@ def _stop_on_ctrl_c():
         signal.signal(signal.SIGINT, previous)
 
 
-class _Progress(RunListener):
-    """One status line on stderr, rewritten in place on a terminal."""
+class _Progress:
+    """A run's listener: one status line on stderr, rewritten in place on a terminal."""
 
     def __init__(self, label: str, enabled: bool):
         self.label = label
         self.enabled = enabled
         self.tty = sys.stderr.isatty()
+
+    def __call__(self, event: RunEvent) -> None:
+        if isinstance(event, Status):
+            self.status(event.message)
 
     def status(self, message: str) -> None:
         if not self.enabled:
@@ -144,7 +142,7 @@ def cli(ctx, db):
 @click.argument("models", nargs=-1, type=click.Path(path_type=Path))
 @click.option("-p", "--n-prompt", default="512", show_default=True, help="Prompt-processing test sizes (pp), comma-separated; 0 skips.")
 @click.option("-n", "--n-gen", default="128", show_default=True, help="Generation test sizes (tg), comma-separated; 0 skips.")
-@click.option("-r", "--repetitions", default=5, show_default=True, type=click.IntRange(1, 1000))
+@click.option("-r", "--repetitions", default=RunOptions.repetitions, show_default=True, type=click.IntRange(1, 1000))
 @click.option("-w", "--workload", "workloads", multiple=True, help="A named workload (see `tpw workloads`); repeatable. Replaces the pp/tg tests.")
 @click.option("--ngl", "n_gpu_layers", type=int, default=None, help="GPU layers (default: all when the build supports a GPU, else 0).")
 @click.option("--ctx", "n_ctx", type=click.IntRange(16), default=None, help="Context size (default: 4096, or larger if the tests need it).")
@@ -156,7 +154,9 @@ def cli(ctx, db):
 @click.option("--power", "power_spec", default="auto", show_default=True, help="Power sources: auto, nvml[:0+1], rapl, estimate[:TDP], replay:FILE; comma-separated.")
 @click.option("--tdp-w", type=click.FloatRange(min=1), default=DEFAULT_TDP_W, show_default=True, help="CPU TDP for the estimate source.")
 @click.option("--rate-hz", type=click.FloatRange(min=1, max=1000), default=DEFAULT_RATE_HZ, show_default=True, help="Power sampling rate.")
-@click.option("--idle-s", type=click.FloatRange(min=0), default=3.0, show_default=True, help="Idle-power baseline measured before the tests; 0 skips.")
+@click.option("--idle-s", type=click.FloatRange(min=0), default=RunOptions.idle_s, show_default=True, help="Idle-power baseline measured before the tests; 0 skips.")
+@click.option("--settle-s", type=click.FloatRange(min=0), default=RunOptions.settle_s, show_default=True, help="Seconds left alone before the idle baseline (a GPU's power takes seconds to drop after work).")
+@click.option("--delay", "delay_s", type=click.FloatRange(min=0), default=RunOptions.delay_s, show_default=True, help="Cool-down between tests, as llama-bench's --delay; power is then checked against idle.")
 @click.option("--price", "price_per_kwh", type=click.FloatRange(min=0), default=None, help="Electricity price per kWh, for cost per 1M tokens.")
 @click.option("--currency", default="USD", show_default=True)
 @click.option("--no-save", is_flag=True, help="Don't record a session in the database.")
@@ -165,8 +165,8 @@ def cli(ctx, db):
 @click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")
 @click.pass_obj
 def bench(obj, models, n_prompt, n_gen, repetitions, workloads, n_gpu_layers, n_ctx, n_batch, n_threads,
-          flash_attn, seed, no_warmup, power_spec, tdp_w, rate_hz, idle_s, price_per_kwh, currency, no_save,
-          no_text, as_json, quiet):
+          flash_attn, seed, no_warmup, power_spec, tdp_w, rate_hz, idle_s, settle_s, delay_s, price_per_kwh, currency,
+          no_save, no_text, as_json, quiet):
     """Benchmark speed and energy, llama-bench style (default: the bundled model)."""
     if workloads:
         tests = [TestSpec.of(get_workload(name)) for name in workloads]
@@ -192,6 +192,8 @@ def bench(obj, models, n_prompt, n_gen, repetitions, workloads, n_gpu_layers, n_
         repetitions=repetitions,
         warmup=not no_warmup,
         idle_s=idle_s,
+        settle_s=settle_s,
+        delay_s=delay_s,
         price_per_kwh=price_per_kwh,
         currency=currency,
         store_text=not no_text,
@@ -252,14 +254,27 @@ def _backend(report: RunReport) -> str:
     return "CPU"
 
 
+def _cell(value, digits: int, notes: dict[str, int], reason: str | None, sd=None) -> str:
+    """A figure, ± its spread, or n/a with a footnote number pointing at why."""
+    if value is None:
+        if reason is None:
+            return "n/a"
+        number = notes.setdefault(reason, len(notes) + 1)
+        return f"n/a [{number}]"
+    return f"{value:.{digits}f}" + ("" if sd is None else f" ± {sd:.{digits}f}")
+
+
 def _print_bench_table(reports: list[RunReport]) -> None:
+    from tabulate import tabulate
+
     header = ["model", "size", "params", "backend", "ngl", "threads", "fa", "test", "t/s", "W",
               "tok/J", "tok/J >idle", "J/tok", "method"]  # fmt: skip
-    rows = []
+    rows, notes = [], {}
     for report in reports:
         model, settings = report.meta["model"], report.meta["settings"]
         for s in report.summaries:
             single_phase = s.test.startswith(("pp", "tg")) and s.phase == s.test[:2]
+            p, why = s.pooled, s.pooled.unknown.get
             rows.append([
                 f"{model['architecture']} {model['quantization']}",
                 format_size(model["size_bytes"]),
@@ -269,30 +284,34 @@ def _print_bench_table(reports: list[RunReport]) -> None:
                 str(settings["n_threads"]),
                 "on" if settings["flash_attn"] else "off",
                 s.test if single_phase else f"{s.test}/{s.phase}",
-                _pm(s.tokens_per_s),
-                _fmt(s.average_w[0], 1),
-                _pm(s.tokens_per_j, 3),
-                _pm(s.tokens_per_j_above_idle, 3),
-                _fmt(s.j_per_token[0], 4),
-                s.method + ("" if s.confident else " (low confidence)"),
+                _cell(s.tokens_per_s[0], 2, notes, why("tokens_per_s"), s.tokens_per_s[1]),
+                _cell(p.average_w, 1, notes, why("average_w")),
+                _cell(p.tokens_per_j, 3, notes, why("tokens_per_j"), s.spread_sd.get("tokens_per_j")),
+                _cell(p.tokens_per_j_above_idle, 3, notes, why("tokens_per_j_above_idle")),
+                _cell(p.j_per_token, 4, notes, why("j_per_token")),
+                p.method + ("" if p.confident else " (low confidence)"),
             ])
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    right = {8, 9, 10, 11, 12}
-
-    def line(cells):
-        return "| " + " | ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))) + " |"
-
-    click.echo(line(header))
-    click.echo("| " + " | ".join(("-" * (w - 1) + ":") if i in right else "-" * w for i, w in enumerate(widths)) + " |")
-    for row in rows:
-        click.echo(line(row))
+    click.echo(tabulate(rows, header, tablefmt="github", disable_numparse=True,
+                        colalign=["left"] * 8 + ["right"] * 5 + ["left"]))
+    for reason, number in notes.items():
+        click.echo(f"[{number}] {reason}")
     for report in reports:
         if report.idle is not None:
-            click.echo(f"\nidle baseline: {report.idle.power_w:.1f} W over {report.idle.seconds:.1f} s "
-                       f"({report.idle.method}{'' if report.idle.confident else ', low confidence'})")
+            idle = report.idle
+            settle = f" after {idle.settle_s:g} s settling" if idle.settle_s else ""
+            click.echo(f"\nidle baseline: {idle.power_w:.1f} W over {idle.seconds:.1f} s{settle} "
+                       f"({idle.method}{'' if idle.confident else ', low confidence'})")
+        elif report.idle_reason:
+            click.echo(f"\nidle baseline: none ({report.idle_reason})")
+        for c in report.cooldowns:
+            state = {True: "back near idle", False: "NOT back near idle", None: "unknown against idle"}[c.near_idle]
+            click.echo(f"cool-down before {c.test}: {c.seconds:g} s, then {_fmt(c.power_w, 1)} W ({state})")
+        low = {s.pooled.low_confidence for s in report.summaries if not s.pooled.confident} - {None}
+        for reason in sorted(low):
+            click.echo(f"low confidence: {reason}")
         methods = {s["name"]: s["method"] for s in report.meta["power_sources"]}
         if "estimated" in methods.values():
-            click.echo("note: 'estimated' figures come from CPU utilisation x TDP, not a sensor: "
+            click.echo("note: 'estimated' figures come from CPU busy time x TDP, not a sensor: "
                        "treat them as rough (errors of -60% to +190% are reported for this method).")
 
 
@@ -419,7 +438,7 @@ def sessions_list(obj, model, quantization, status, since, until, limit, as_json
         headline = ""
         for s in r.get("summary") or []:
             if s["phase"] in ("tg", "total"):
-                headline = f"{s['test']}/{s['phase']} {_fmt(s['tokens_per_s_mean'])} t/s, {_fmt(s['tokens_per_j_mean'], 3)} tok/J"
+                headline = f"{s['test']}/{s['phase']} {_fmt(s['tokens_per_s_mean'])} t/s, {_fmt(s['tokens_per_j'], 3)} tok/J"
                 break
         click.echo(f"{r['id']:>5}  {r['started_at'][:19].replace('T', ' '):19}  {r['status']:11}  "
                    f"{(r['model'] or '')[:38]:38}  {r['quantization'] or '':7}  {r['method'] or '':9}  {headline}")
@@ -452,8 +471,8 @@ def sessions_show(obj, session_id, as_json):
         click.echo(f"error:   {s['error']}")
     for row in s.get("summary") or []:
         click.echo(f"  {row['test']}/{row['phase']:5}  {_fmt(row['tokens_per_s_mean'])} t/s  "
-                   f"{_fmt(row['average_w_mean'], 1)} W  {_fmt(row['tokens_per_j_mean'], 3)} tok/J  "
-                   f"{_fmt(row['j_per_token_mean'], 4)} J/tok  [{row['method']}"
+                   f"{_fmt(row['average_w'], 1)} W  {_fmt(row['tokens_per_j'], 3)} tok/J  "
+                   f"{_fmt(row['j_per_token'], 4)} J/tok  [{row['method']}"
                    f"{'' if row['confident'] else ', low confidence'}]")
 
 
@@ -474,10 +493,10 @@ def sessions_compare(obj, session_ids, model, quantization, as_json):
     click.echo(f"{'id':>5}  {'model':34}  {'quant':7}  {'test/phase':16}  {'t/s':>9}  {'W':>7}  {'tok/J':>7}  "
                f"{'tok/J>idle':>10}  {'J/tok':>8}  method")
     for r in rows:
-        above = r["tokens_per_j_above_idle_mean"]
+        above = r["tokens_per_j_above_idle"]
         click.echo(f"{r['session_id']:>5}  {(r['model'] or '')[:34]:34}  {r['quantization'] or '':7}  "
-                   f"{r['test'] + '/' + r['phase']:16}  {_fmt(r['tokens_per_s_mean']):>9}  {_fmt(r['average_w_mean'], 1):>7}  "
-                   f"{_fmt(r['tokens_per_j_mean'], 3):>7}  {_fmt(above, 3):>10}  {_fmt(r['j_per_token_mean'], 4):>8}  "
+                   f"{r['test'] + '/' + r['phase']:16}  {_fmt(r['tokens_per_s_mean']):>9}  {_fmt(r['average_w'], 1):>7}  "
+                   f"{_fmt(r['tokens_per_j'], 3):>7}  {_fmt(above, 3):>10}  {_fmt(r['j_per_token'], 4):>8}  "
                    f"{r['method']}{'' if r['confident'] else ' (low confidence)'}")
 
 

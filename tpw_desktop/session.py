@@ -2,24 +2,47 @@
 
 Data flows one way: the engine and the sampler produce timestamped events,
 this module cuts windows and computes figures, a recorder persists them, and
-a listener (the CLI's progress line, the GUI's signals) watches. The same
-code serves ``tpw bench`` and the desktop window.
+a listener (the CLI's progress line, the measuring process's pipe to the
+window) hears typed events. The same code serves ``tpw bench`` and the window.
 """
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 from . import __version__
 from .engine.llama_engine import Engine, TokenEvent
 from .engine.workloads import TestSpec
-from .metrics import IdleBaseline, PhaseFigures, WindowEnergy, concat, idle_power_w, latency, mean_sd, phase_figures
+from .events import CallStarted, CooldownChecked, IdleMeasured, Marked, RepetitionDone, RunEvent, Status
+from .metrics import (
+    METHOD_RANK,
+    IdleBaseline,
+    PhaseFigures,
+    WindowEnergy,
+    idle_baseline,
+    latency,
+    mean_sd,
+    phase_figures,
+    pooled_figures,
+)
 from .power import Sampler, source_summary
 from .runner import Repetition, run_once, warm_up
 
 PHASE_ORDER = ("pp", "tg", "total")
+# After a cool-down, power counts as back near idle within this share of the
+# baseline (or this many watts, for a baseline near zero).
+NEAR_IDLE_SHARE = 0.10
+NEAR_IDLE_MIN_W = 1.0
+COOLDOWN_PROBE_S = 0.5  # the cool-down's last half second is compared with idle
+
+Listener = Callable[[RunEvent], None]
+
+
+def _ignore(_event: RunEvent) -> None:
+    pass
 
 
 @dataclass(frozen=True)
@@ -27,6 +50,10 @@ class RunOptions:
     repetitions: int = 5
     warmup: bool = True
     idle_s: float = 3.0  # 0 skips the idle baseline
+    # Left alone before the idle window: GPUs stay in a high power state for
+    # seconds after work (MLPerf Power and ML.ENERGY cool down first).
+    settle_s: float = 3.0
+    delay_s: float = 0.0  # cool-down between tests, as llama-bench's --delay
     price_per_kwh: float | None = None
     currency: str = "USD"
     temperature: float = 0.0
@@ -34,21 +61,6 @@ class RunOptions:
 
     def as_dict(self) -> dict:
         return asdict(self)
-
-
-class RunListener:
-    """What a run tells its watcher; every method may be left as a no-op."""
-
-    def status(self, message: str) -> None: ...
-
-    def idle_measured(self, baseline: IdleBaseline) -> None: ...
-
-    def call_started(self, test: str, repetition: int, call: int, prompt_tokens: int, t_ns: int) -> None:
-        """A call begins; ``repetition`` is -1 for the unrecorded warm-up."""
-
-    def token(self, event: TokenEvent) -> None: ...
-
-    def repetition_done(self, repetition: Repetition, results: list[PhaseResult]) -> None: ...
 
 
 class Recorder(Protocol):
@@ -65,7 +77,7 @@ class Recorder(Protocol):
 
 @dataclass(frozen=True)
 class PhaseResult:
-    """One phase of one repetition, with its energy and efficiency.
+    """One phase of one repetition, with its energy window and figures.
 
     ``t_start_ns``/``t_end_ns`` bound the phase on the engine's clock (a
     multi-call workload's phase is several spans inside them).
@@ -74,6 +86,7 @@ class PhaseResult:
     test: str
     repetition: int
     phase: str
+    window: WindowEnergy
     figures: PhaseFigures
     t_start_ns: int
     t_end_ns: int
@@ -83,44 +96,80 @@ class PhaseResult:
                 "t_start_ns": self.t_start_ns, "t_end_ns": self.t_end_ns, **self.figures.as_dict()}
 
 
+SPREAD_FIGURES = ("tokens_per_j", "j_per_token", "average_w", "tokens_per_j_above_idle")
+
+
 @dataclass(frozen=True)
 class TestSummary:
-    """A test's phase over its repetitions: mean and sample sd, as llama-bench reports."""
+    """A test's phase over its repetitions.
+
+    Speed is the mean and sample sd of per-repetition tokens/s, as llama-bench
+    reports it. Energy figures are pooled: total tokens over total joules
+    (never a mean of ratios, which one repetition barely above idle would
+    dominate), with the per-repetition sd kept as the spread.
+    """
+
+    __test__ = False  # not a pytest class
 
     test: str
     phase: str
     repetitions: int
-    tokens: int
-    tokens_per_s: tuple[float, float]
-    tokens_per_j: tuple[float, float]
-    tokens_per_j_above_idle: tuple[float, float] | None
-    j_per_token: tuple[float, float]
-    wh_per_1k_tokens: float
-    cost_per_1m_tokens: float | None
-    average_w: tuple[float, float]
-    peak_w: float
-    method: str
-    confident: bool
+    tokens_per_repetition: int
+    tokens_per_s: tuple[float | None, float | None]
+    pooled: PhaseFigures
+    spread_sd: dict[str, float | None]
     latency: dict | None = None
 
+    @property
+    def method(self) -> str:
+        return self.pooled.method
+
+    @property
+    def confident(self) -> bool:
+        return self.pooled.confident
+
     def as_dict(self) -> dict:
-        d = dict(self.__dict__)
-        for key in ("tokens_per_s", "tokens_per_j", "tokens_per_j_above_idle", "j_per_token", "average_w"):
-            value = d.pop(key)
-            d[f"{key}_mean"], d[f"{key}_sd"] = value if value is not None else (None, None)
-        return d
+        p = self.pooled.as_dict()
+        return {
+            "test": self.test,
+            "phase": self.phase,
+            "repetitions": self.repetitions,
+            "tokens": self.tokens_per_repetition,
+            "tokens_per_s_mean": self.tokens_per_s[0],
+            "tokens_per_s_sd": self.tokens_per_s[1],
+            **{k: p[k] for k in ("seconds", "joules", "joules_error", "joules_above_idle", "average_w", "peak_w",
+                                 "tokens_per_j", "j_per_token", "wh_per_1k_tokens", "cost_per_1m_tokens",
+                                 "tokens_per_j_above_idle", "j_per_token_above_idle", "method", "confident",
+                                 "low_confidence", "unknown")},
+            "total_tokens": p["tokens"],
+            **{f"{k}_sd": v for k, v in self.spread_sd.items()},
+            "pooled": True,
+            "latency": self.latency,
+        }
 
 
 @dataclass
 class RunReport:
     meta: dict[str, Any]
     idle: IdleBaseline | None
+    idle_reason: str | None = None  # why there is no baseline
     results: list[PhaseResult] = field(default_factory=list)
     summaries: list[TestSummary] = field(default_factory=list)
+    cooldowns: list[CooldownChecked] = field(default_factory=list)
     status: str = "running"
     error: str | None = None
     session_id: int | None = None
     sampler: dict | None = None
+
+    def summary_row(self) -> dict[str, Any]:
+        """What the store keeps of the run's outcome (the session row's summary columns)."""
+        return {
+            "idle": None if self.idle is None else asdict(self.idle),
+            "idle_reason": self.idle_reason,
+            "sampler": self.sampler,
+            "summary": [s.as_dict() for s in self.summaries],
+            "cooldowns": [asdict(c) for c in self.cooldowns],
+        }
 
     def as_dict(self) -> dict:
         return {
@@ -128,9 +177,7 @@ class RunReport:
             "session_id": self.session_id,
             "status": self.status,
             "error": self.error,
-            "idle": None if self.idle is None else self.idle.__dict__,
-            "sampler": self.sampler,
-            "summary": [s.as_dict() for s in self.summaries],
+            **self.summary_row(),
             "results": [r.as_dict() for r in self.results],
         }
 
@@ -161,6 +208,11 @@ def machine_facts() -> dict[str, Any]:
     }
 
 
+def near_idle(power_w: float, idle_w: float) -> bool:
+    """Whether power is back within the tolerance of the idle baseline."""
+    return power_w <= idle_w + max(NEAR_IDLE_SHARE * idle_w, NEAR_IDLE_MIN_W)
+
+
 class MeasuredRun:
     """Runs tests on an engine while a sampler measures, on the engine's thread."""
 
@@ -171,14 +223,14 @@ class MeasuredRun:
         options: RunOptions = RunOptions(),
         *,
         recorder: Recorder | None = None,
-        listener: RunListener | None = None,
+        listener: Listener = _ignore,
         stop: threading.Event | None = None,
     ):
         self.engine = engine
         self.sampler = sampler
         self.options = options
         self.recorder = recorder
-        self.listener = listener or RunListener()
+        self.listener = listener
         self.stop = stop or threading.Event()
 
     def meta(self, tests: list[TestSpec], workload_text: dict | None = None) -> dict[str, Any]:
@@ -195,23 +247,50 @@ class MeasuredRun:
             "tests": [t.name for t in tests],
             "workload": workload_text,
             "power_sources": sources,
-            "method": _weakest([s["method"] for s in sources]),
+            "method": weakest([s["method"] for s in sources]),
         }
 
-    def measure_idle(self) -> IdleBaseline | None:
-        seconds = self.options.idle_s
-        if seconds <= 0:
-            return None
-        self.listener.status(f"measuring idle power for {seconds:g} s")
+    def _wait(self, seconds: float, kind: str) -> tuple[int, int] | None:
+        """Leave the machine alone for ``seconds`` (a mark on the charts); None if stopped meanwhile."""
         t0 = self._now_with_samples()
-        if self.stop.wait(seconds):  # True: stopped during the idle window
+        if self.stop.wait(seconds):
             return None
         t1 = time.monotonic_ns()
-        energy = self._energy([(t0, t1)])
-        baseline = IdleBaseline(idle_power_w(energy.joules, energy.seconds), energy.seconds, energy.method,
-                                energy.confident)
-        self.listener.idle_measured(baseline)
-        return baseline
+        self.listener(Marked(kind, t0, t1))
+        return t0, t1
+
+    def measure_idle(self) -> tuple[IdleBaseline | None, str | None]:
+        """Settle, then measure idle power: the baseline, or None and why."""
+        o = self.options
+        if o.idle_s <= 0:
+            return None, "the idle baseline was turned off"
+        if o.settle_s > 0:
+            self.listener(Status(f"letting the machine settle for {o.settle_s:g} s"))
+            if self._wait(o.settle_s, "settle") is None:
+                return None, "stopped before the idle baseline"
+        self.listener(Status(f"measuring idle power for {o.idle_s:g} s"))
+        span = self._wait(o.idle_s, "idle")
+        if span is None:
+            return None, "stopped before the idle baseline"
+        window = self._energy([span])
+        baseline = idle_baseline(window, o.settle_s)
+        reason = None if baseline else f"idle power unknown: {window.unknown_reason}"
+        self.listener(IdleMeasured(baseline, reason))
+        return baseline, reason
+
+    def _cooldown(self, test: TestSpec, idle: IdleBaseline | None) -> CooldownChecked | None:
+        """llama-bench's --delay between tests, then whether power came back near idle."""
+        seconds = self.options.delay_s
+        self.listener(Status(f"cooling down for {seconds:g} s before {test.name}"))
+        span = self._wait(seconds, "cooldown")
+        if span is None:
+            return None
+        probe = self._energy([(max(span[0], span[1] - round(COOLDOWN_PROBE_S * 1e9)), span[1])])
+        power = probe.average_w
+        checked = CooldownChecked(test.name, seconds, power, idle.power_w if idle else None,
+                                  near_idle(power, idle.power_w) if power is not None and idle else None)
+        self.listener(checked)
+        return checked
 
     def _now_with_samples(self) -> int:
         """Now, once the sampler has caught up with it: a window starting later has a sample at its left edge."""
@@ -221,31 +300,23 @@ class MeasuredRun:
 
     def _energy(self, spans: list[tuple[int, int]]) -> WindowEnergy:
         self.sampler.wait_until(max(end for _, end in spans))
-        return concat([self.sampler.window_energy(t0, t1) for t0, t1 in spans])
+        return self.sampler.spans_energy(spans)
 
-    def figures_for(self, rep: Repetition, idle: IdleBaseline | None) -> list[PhaseResult]:
+    def figures_for(self, rep: Repetition, idle: IdleBaseline | None, idle_reason: str | None) -> list[PhaseResult]:
         results = []
         for name in PHASE_ORDER:
             phase = rep.phases.get(name)
             if phase is None or phase.seconds <= 0:
                 continue
-            energy = self._energy([(s.t_start_ns, s.t_end_ns) for s in phase.spans])
-            figures = phase_figures(
-                phase.tokens,
-                phase.seconds,
-                energy.joules,
-                method=energy.method,
-                confident=energy.confident,
-                peak_w=energy.peak_w,
-                idle_w=idle.power_w if idle else None,
-                price_per_kwh=self.options.price_per_kwh,
-            )
-            results.append(PhaseResult(rep.test, rep.index, name, figures,
+            window = self._energy([(s.t_start_ns, s.t_end_ns) for s in phase.spans])
+            figures = phase_figures(phase.tokens, window, idle=idle, idle_reason=idle_reason,
+                                    price_per_kwh=self.options.price_per_kwh)
+            results.append(PhaseResult(rep.test, rep.index, name, window, figures,
                                        phase.spans[0].t_start_ns, phase.spans[-1].t_end_ns))
         return results
 
     def run(self, tests: list[TestSpec], workload_text: dict | None = None) -> RunReport:
-        """Idle baseline, then each test's warm-up and repetitions; never raises for a stop."""
+        """Settle and idle baseline, then each test's warm-up and repetitions; never raises for a stop."""
         if not self.sampler.running:
             raise RuntimeError("start the sampler before the run")
         self._now_with_samples()
@@ -254,27 +325,15 @@ class MeasuredRun:
         report.session_id = session_id
         reps: list[Repetition] = []
         try:
-            report.idle = self.measure_idle()
-            for test in tests:
+            report.idle, report.idle_reason = self.measure_idle()
+            for number, test in enumerate(tests):
                 if self.stop.is_set():
                     break
-                if self.options.warmup:
-                    self.listener.status(f"{test.name}: warm-up")
-                    warm_up(self.engine, test, self.stop, on_call=lambda i, n, name=test.name: (
-                        self.listener.call_started(name, -1, i, n, time.monotonic_ns())))
-                for i in range(self.options.repetitions):
-                    if self.stop.is_set():
-                        break
-                    self.listener.status(f"{test.name}: repetition {i + 1}/{self.options.repetitions}")
-                    rep = self._repetition(test, i, session_id)
-                    if rep.stopped:
-                        break
-                    results = self.figures_for(rep, report.idle)
-                    reps.append(rep)
-                    report.results.extend(results)
-                    if self.recorder:
-                        self.recorder.repetition(session_id, rep, results, self.options.store_text)
-                    self.listener.repetition_done(rep, results)
+                if number and self.options.delay_s > 0:
+                    checked = self._cooldown(test, report.idle)
+                    if checked:
+                        report.cooldowns.append(checked)
+                self._run_test(test, session_id, report, reps)
             report.status = "cancelled" if self.stop.is_set() else "completed"
         except Exception as exc:
             report.status, report.error = "failed", f"{type(exc).__name__}: {exc}"
@@ -283,71 +342,71 @@ class MeasuredRun:
             report.status, report.error = "interrupted", "interrupted by the user"
             raise
         finally:
-            report.summaries = summarise(report.results, reps)
+            report.summaries = summarise(report.results, reps, report.idle, report.idle_reason,
+                                         self.options.price_per_kwh)
             report.sampler = self.sampler.stats().as_dict()
             if self.recorder:
-                self.recorder.finish(session_id, report.status, _summary_row(report), report.error)
+                self.recorder.finish(session_id, report.status, report.summary_row(), report.error)
         return report
+
+    def _run_test(self, test: TestSpec, session_id: int | None, report: RunReport, reps: list[Repetition]) -> None:
+        if self.options.warmup:
+            self.listener(Status(f"{test.name}: warm-up"))
+            warm_up(self.engine, test, self.stop, emit=self.listener)
+        for i in range(self.options.repetitions):
+            if self.stop.is_set():
+                return
+            self.listener(Status(f"{test.name}: repetition {i + 1}/{self.options.repetitions}"))
+            rep = self._repetition(test, i, session_id)
+            if rep.stopped:
+                return
+            results = self.figures_for(rep, report.idle, report.idle_reason)
+            reps.append(rep)
+            report.results.extend(results)
+            if self.recorder:
+                self.recorder.repetition(session_id, rep, results, self.options.store_text)
+            self.listener(RepetitionDone(rep.test, rep.index, tuple(results)))
 
     def _repetition(self, test: TestSpec, index: int, session_id: int | None) -> Repetition:
         """One repetition, with its tokens streamed to the listener and the recorder."""
         call = 0
 
-        def on_call(i: int, prompt_tokens: int) -> None:
+        def emit(event: RunEvent) -> None:
             nonlocal call
-            call = i
-            self.listener.call_started(test.name, index, i, prompt_tokens, time.monotonic_ns())
+            if isinstance(event, TokenEvent):
+                if self.recorder:
+                    self.recorder.token(session_id, test.name, index, call, event, self.options.store_text)
+            elif isinstance(event, CallStarted):
+                call = event.call
+            self.listener(event)
 
-        def on_token(event: TokenEvent) -> None:
-            if self.recorder:
-                self.recorder.token(session_id, test.name, index, call, event, self.options.store_text)
-            self.listener.token(event)
-
-        return run_once(self.engine, test, index, temperature=self.options.temperature, stop=self.stop,
-                        on_token=on_token, on_call=on_call)
+        return run_once(self.engine, test, index, temperature=self.options.temperature, stop=self.stop, emit=emit)
 
 
-def _weakest(methods: list[str]) -> str:
-    from .metrics import METHOD_RANK
-
+def weakest(methods: list[str]) -> str:
     return min(methods, key=METHOD_RANK.__getitem__) if methods else "estimated"
 
 
-def _summary_row(report: RunReport) -> dict[str, Any]:
-    return {
-        "idle": None if report.idle is None else report.idle.__dict__,
-        "sampler": report.sampler,
-        "summary": [s.as_dict() for s in report.summaries],
-    }
-
-
-def summarise(results: list[PhaseResult], reps: list[Repetition]) -> list[TestSummary]:
+def summarise(results: list[PhaseResult], reps: list[Repetition], idle: IdleBaseline | None,
+              idle_reason: str | None, price_per_kwh: float | None) -> list[TestSummary]:
     summaries = []
     keys = list(dict.fromkeys((r.test, r.phase) for r in results))
     for test, phase in keys:
-        rows = [r.figures for r in results if r.test == test and r.phase == phase]
-        above = [f.tokens_per_j_above_idle for f in rows]
-        cost = [f.cost_per_1m_tokens for f in rows]
+        rows = [r for r in results if r.test == test and r.phase == phase]
+        figures = [r.figures for r in rows]
+        pooled = pooled_figures([(r.figures.tokens, r.window) for r in rows], idle=idle,
+                                idle_reason=idle_reason, price_per_kwh=price_per_kwh)
         test_reps = [r for r in reps if r.test == test]
-        summaries.append(
-            TestSummary(
-                test=test,
-                phase=phase,
-                repetitions=len(rows),
-                tokens=rows[0].tokens,
-                tokens_per_s=mean_sd([f.tokens_per_s for f in rows]),
-                tokens_per_j=mean_sd([f.tokens_per_j for f in rows]),
-                tokens_per_j_above_idle=None if None in above else mean_sd(above),
-                j_per_token=mean_sd([f.j_per_token for f in rows]),
-                wh_per_1k_tokens=mean_sd([f.wh_per_1k_tokens for f in rows])[0],
-                cost_per_1m_tokens=None if None in cost else mean_sd(cost)[0],
-                average_w=mean_sd([f.average_w for f in rows]),
-                peak_w=max(f.peak_w for f in rows),
-                method=_weakest([f.method for f in rows]),
-                confident=all(f.confident for f in rows),
-                latency=_latency(test_reps) if phase == "total" else None,
-            )
-        )
+        summaries.append(TestSummary(
+            test=test,
+            phase=phase,
+            repetitions=len(rows),
+            tokens_per_repetition=figures[0].tokens,
+            tokens_per_s=mean_sd([f.tokens_per_s for f in figures]),
+            pooled=pooled,
+            spread_sd={k: mean_sd([getattr(f, k) for f in figures])[1] for k in SPREAD_FIGURES},
+            latency=_latency(test_reps) if phase == "total" else None,
+        ))
     return summaries
 
 

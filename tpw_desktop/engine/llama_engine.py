@@ -1,8 +1,12 @@
 """llama.cpp through llama-cpp-python: load a GGUF, stream tokens with timestamps.
 
-A ``Llama`` object is not thread-safe, so an ``Engine`` belongs to the thread
-that loaded it and refuses calls from any other: the GUI runs it on a worker
-thread and receives token events through signals.
+llama-cpp-python loads the model and the context; the token loop then runs
+on llama.cpp's own C API (``llama_decode`` on a batch, llama.cpp's sampler
+chain, ``llama_token_to_piece``) with no per-token numpy copy or Python
+sampler, so what is timed is the engine, not tpw.
+
+A llama.cpp context is not thread-safe, so an ``Engine`` belongs to the
+thread that loaded it and refuses calls from any other.
 
 Every timestamp is ``time.monotonic_ns()``, the clock the power sampler uses,
 so token events and power samples line up without conversion.
@@ -10,132 +14,26 @@ so token events and power samples line up without conversion.
 from __future__ import annotations
 
 import codecs
+import ctypes
 import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Literal
+
+import numpy as np
 
 from ..errors import TpwError
 from .gguf_info import ModelFacts, read_model_facts
+from .settings import BuildFacts, EngineSettings, build_facts, physical_cores
+from .types import Generation, PerfCounters, PromptEval, StopReason, TokenEvent
 
-StopReason = Literal["eos", "length", "stopped"]
+__all__ = ["BuildFacts", "Engine", "EngineSettings", "Generation", "PerfCounters", "PromptEval", "StopReason",
+           "TokenEvent", "build_facts", "load_engine", "physical_cores"]
 
-
-def physical_cores() -> int:
-    """Thread count llama-bench uses by default (llama-cpp-python's is half the CPUs)."""
-    import psutil
-
-    return psutil.cpu_count(logical=False) or os.cpu_count() or 1
-
-
-@dataclass(frozen=True)
-class EngineSettings:
-    """User-facing load settings. ``None`` means "the llama-bench default"."""
-
-    n_gpu_layers: int | None = None  # None: all layers if the build can offload, else 0
-    n_ctx: int = 4096
-    n_batch: int = 2048  # llama-bench: -b 2048
-    n_ubatch: int = 512  # llama-bench: -ub 512
-    n_threads: int | None = None  # None: physical cores
-    flash_attn: bool | None = None  # None: on, unless the context can't be made with it
-    seed: int = 1234
-
-    def resolved(self, gpu_offload_supported: bool) -> EngineSettings:
-        return replace(
-            self,
-            n_gpu_layers=(-1 if gpu_offload_supported else 0) if self.n_gpu_layers is None else self.n_gpu_layers,
-            n_threads=self.n_threads or physical_cores(),
-        )
-
-
-@dataclass(frozen=True)
-class BuildFacts:
-    llama_cpp_python_version: str
-    gpu_offload_supported: bool
-    system_info: str
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-
-def build_facts() -> BuildFacts:
-    import llama_cpp
-
-    return BuildFacts(
-        llama_cpp_python_version=llama_cpp.__version__,
-        gpu_offload_supported=bool(llama_cpp.llama_supports_gpu_offload()),
-        system_info=llama_cpp.llama_print_system_info().decode("utf-8", "replace").strip(),
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class TokenEvent:
-    """One generated token: when it was sampled, which it is, its text."""
-
-    t_ns: int
-    index: int
-    token_id: int
-    text: str
-
-
-@dataclass(frozen=True)
-class PerfCounters:
-    """llama.cpp's own timings for the last call (``llama_perf_context``).
-
-    llama.cpp counts multi-token batches as prompt evaluation and single-token
-    decodes as generation, the same split llama-bench reports.
-    """
-
-    load_ms: float
-    prompt_tokens: int
-    prompt_ms: float
-    generated_tokens: int
-    generation_ms: float
-
-    @property
-    def prompt_tokens_per_s(self) -> float | None:
-        return self.prompt_tokens / self.prompt_ms * 1e3 if self.prompt_ms > 0 else None
-
-    @property
-    def generation_tokens_per_s(self) -> float | None:
-        return self.generated_tokens / self.generation_ms * 1e3 if self.generation_ms > 0 else None
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-
-@dataclass
-class Generation:
-    """One prompt -> completion call, with every token's timestamp."""
-
-    prompt_tokens: int
-    t_start_ns: int  # just before the prompt is evaluated
-    t_end_ns: int
-    stop_reason: StopReason
-    perf: PerfCounters
-    events: list[TokenEvent] = field(default_factory=list)
-
-    @property
-    def text(self) -> str:
-        return "".join(e.text for e in self.events)
-
-    @property
-    def t_first_token_ns(self) -> int | None:
-        return self.events[0].t_ns if self.events else None
-
-
-@dataclass(frozen=True)
-class PromptEval:
-    """A prompt evaluated with no sampling: llama-bench's ``pp`` test."""
-
-    n_tokens: int
-    t_start_ns: int
-    t_end_ns: int
-    stopped: bool
-    perf: PerfCounters
+# llama_decode's return codes (llama.h)
+_DECODE_ABORTED = 2
 
 
 class Engine:
@@ -183,8 +81,13 @@ class Engine:
                 self._warn("flash attention is not available here: running without it", on_warning)
             else:
                 raise TpwError(f"{self.facts.path}: llama.cpp could not load the model ({exc})") from None
-        perf = llama_cpp.llama_perf_context(self._llm._ctx.ctx)
-        self.load_ms = float(perf.t_load_ms)
+        # The only place llama-cpp-python's private attributes are reached:
+        # the raw context and vocabulary pointers the token loop calls with.
+        self._lib = llama_cpp
+        self._ctx = self._llm._ctx.ctx
+        self._vocab = self._llm._model.vocab
+        self._piece_buf = ctypes.create_string_buffer(64)
+        self.load_ms = float(llama_cpp.llama_perf_context(self._ctx).t_load_ms)
 
         self._stop_event: threading.Event | None = None
         # Lets a Stop interrupt a long prompt evaluation on the CPU backend.
@@ -223,9 +126,7 @@ class Engine:
         return self._stop_event is not None and self._stop_event.is_set()
 
     def _interruptible(self, on: bool) -> None:
-        import llama_cpp
-
-        llama_cpp.llama_set_abort_callback(self._llm._ctx.ctx, self._abort_cb if on else self._no_abort_cb, None)
+        self._lib.llama_set_abort_callback(self._ctx, self._abort_cb if on else self._no_abort_cb, None)
 
     def _check_thread(self) -> None:
         if threading.get_ident() != self._owner:
@@ -257,7 +158,7 @@ class Engine:
         if template:
             from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-            vocab = self._llm._model
+            vocab = self._llm._model  # llama-cpp-python's vocabulary wrapper: token texts for the template
             formatter = Jinja2ChatFormatter(
                 template=template,
                 eos_token=vocab.token_get_text(self._llm.token_eos()),
@@ -267,24 +168,21 @@ class Engine:
         lines = [f"{m['role']}: {m['content']}" for m in messages]
         return "\n".join(lines) + "\nassistant:"
 
-    # --- running -----------------------------------------------------------------
+    # --- running: llama.cpp's low-level API, no per-token numpy or Python sampler --------
 
     def _synchronize(self) -> None:
         """Wait for queued GPU work; llama.cpp also books its perf counters here."""
-        import llama_cpp
+        self._lib.llama_synchronize(self._ctx)
 
-        llama_cpp.llama_synchronize(self._llm._ctx.ctx)
-
-    def _reset_perf(self) -> None:
-        import llama_cpp
-
+    def _begin_call(self) -> None:
+        """An empty context and zeroed counters: every call measures all of its own work."""
+        lib = self._lib
         self._synchronize()  # book anything still queued (an aborted batch) before zeroing
-        llama_cpp.llama_perf_context_reset(self._llm._ctx.ctx)
+        lib.llama_memory_clear(lib.llama_get_memory(self._ctx), True)
+        lib.llama_perf_context_reset(self._ctx)
 
     def perf(self) -> PerfCounters:
-        import llama_cpp
-
-        p = llama_cpp.llama_perf_context(self._llm._ctx.ctx)
+        p = self._lib.llama_perf_context(self._ctx)
         return PerfCounters(
             load_ms=self.load_ms,
             prompt_tokens=int(p.n_p_eval),
@@ -299,30 +197,101 @@ class Engine:
                 f"{n_tokens} tokens do not fit in the {self.n_ctx}-token context: raise the context size"
             )
 
+    def _decode(self, tokens, n: int) -> bool:
+        """One ``llama_decode`` of ``n`` tokens from a ctypes array, waited for; False if aborted."""
+        rc = self._lib.llama_decode(self._ctx, self._lib.llama_batch_get_one(tokens, n))
+        if rc == _DECODE_ABORTED:
+            return False
+        if rc != 0:
+            raise TpwError(f"llama_decode failed with code {rc} (the context may be full)")
+        self._synchronize()
+        return True
+
+    def _decode_prompt(self, tokens: Sequence[int], stop: threading.Event | None) -> bool:
+        """The prompt in ``n_batch`` chunks, as llama-bench does; False if a Stop aborted it."""
+        token_t = self._lib.llama_token
+        array = (token_t * len(tokens))(*tokens)
+        batch = self.settings.n_batch
+        self._stop_event = stop
+        self._interruptible(stop is not None and len(tokens) > 1)
+        try:
+            for i in range(0, len(tokens), batch):
+                n = min(batch, len(tokens) - i)
+                chunk = (token_t * n).from_buffer(array, i * ctypes.sizeof(token_t))
+                if not self._decode(chunk, n):
+                    return False
+        finally:
+            self._stop_event = None
+            self._interruptible(False)
+        return True
+
     def evaluate(self, tokens: Sequence[int], *, stop: threading.Event | None = None) -> PromptEval:
         """Process a prompt in batches without sampling (llama-bench's ``pp``)."""
         self._check_thread()
         self._check_fits(len(tokens))
-        self._llm.reset()
-        self._reset_perf()
-        self._stop_event = stop
-        self._interruptible(stop is not None)
-        stopped = False
+        self._begin_call()
         t_start = time.monotonic_ns()
-        try:
-            self._llm.eval(list(tokens))
-            # Nothing reads the logits here, so on a GPU the decode may still be
-            # running: the window ends when the work does, not when it was queued.
-            self._synchronize()
-        except RuntimeError:
-            if not (stop and stop.is_set()):
-                raise
-            stopped = True
-        finally:
-            self._stop_event = None
-            self._interruptible(False)
+        done = self._decode_prompt(tokens, stop)
         t_end = time.monotonic_ns()
-        return PromptEval(len(tokens), t_start, t_end, stopped, self.perf())
+        return PromptEval(len(tokens), t_start, t_end, not done, self.perf())
+
+    def decode_only(
+        self,
+        n: int,
+        *,
+        seed: int = 0,
+        stop: threading.Event | None = None,
+        on_token: Callable[[TokenEvent], None] | None = None,
+    ) -> Generation:
+        """llama-bench's ``tg``: ``n`` single-token decodes, no sampling in the timed loop.
+
+        The first token is BOS, the others random ids (llama-bench feeds
+        ``rand() % n_vocab``); each event is timed right after its decode.
+        """
+        self._check_thread()
+        self._check_fits(n)
+        self._begin_call()
+        rng = np.random.default_rng(seed)
+        feed = rng.integers(0, self.n_vocab, size=max(n, 1)).tolist()
+        feed[0] = self.token_bos()
+        one = (self._lib.llama_token * 1)()
+        events: list[TokenEvent] = []
+        stop_reason: StopReason = "length"
+        t_start = time.monotonic_ns()
+        t_last = t_start
+        for i in range(n):
+            one[0] = feed[i]
+            self._decode(one, 1)
+            t_last = time.monotonic_ns()
+            event = TokenEvent(t_last, i, feed[i], "")
+            events.append(event)
+            if on_token is not None:
+                on_token(event)
+            if stop is not None and stop.is_set():
+                stop_reason = "stopped"
+                break
+        return Generation(0, t_start, t_start, t_last, time.monotonic_ns(), len(events), stop_reason, self.perf(),
+                          events)
+
+    def _sampler_chain(self, temperature: float):
+        """llama.cpp's sampler chain, as llama-cpp-python builds it: greedy at 0, else top-k/p, min-p, temp."""
+        lib = self._lib
+        chain = lib.llama_sampler_chain_init(lib.llama_sampler_chain_default_params())
+        if temperature <= 0:
+            lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_greedy())
+        else:
+            for sampler in (lib.llama_sampler_init_top_k(40), lib.llama_sampler_init_top_p(0.95, 1),
+                            lib.llama_sampler_init_min_p(0.05, 1), lib.llama_sampler_init_temp(temperature),
+                            lib.llama_sampler_init_dist(self.settings.seed)):
+                lib.llama_sampler_chain_add(chain, sampler)
+        return chain
+
+    def _piece(self, token: int) -> bytes:
+        n = self._lib.llama_token_to_piece(self._vocab, token, self._piece_buf, len(self._piece_buf), 0, False)
+        if n < 0:  # a longer piece than the buffer: grow it once and ask again
+            self._piece_buf = ctypes.create_string_buffer(-n)
+            n = self._lib.llama_token_to_piece(self._vocab, token, self._piece_buf, -n, 0, False)
+        return self._piece_buf.raw[:n]
 
     def generate(
         self,
@@ -334,64 +303,61 @@ class Engine:
         stop: threading.Event | None = None,
         on_token: Callable[[TokenEvent], None] | None = None,
     ) -> Generation:
-        """Generate up to ``max_tokens``, timestamping each token as it is sampled.
+        """Generate up to ``max_tokens``, timing each token when its decode returns.
 
         ``stop`` is checked between tokens (and inside prompt evaluation on the
         CPU); a stopped call returns what it produced and leaves the engine
-        ready for the next one. ``ignore_eos`` keeps going past end-of-text, as
-        llama-bench's ``tg`` does.
+        ready for the next one. ``ignore_eos`` keeps going past end-of-text.
         """
         self._check_thread()
         tokens = self.tokenize(prompt) if isinstance(prompt, str) else list(prompt)
         if not tokens:
             raise TpwError("the prompt is empty")
         self._check_fits(len(tokens) + max_tokens)
-        llm = self._llm
-        vocab = llm._model.vocab
-        import llama_cpp
-
+        lib, ctx, vocab = self._lib, self._ctx, self._vocab
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         events: list[TokenEvent] = []
         stop_reason: StopReason = "length"
-        # Without a reset, generate() reuses a cached prompt prefix and a
-        # repeated benchmark would skip the prompt it claims to measure.
-        llm.reset()
-        self._reset_perf()
-        self._stop_event = stop
-        self._interruptible(stop is not None and len(tokens) > 1)
+        decodes = 0
+        one = (lib.llama_token * 1)()
+        chain = self._sampler_chain(temperature)
+        self._begin_call()
         t_start = time.monotonic_ns()
-        stream = llm.generate(tokens, temp=temperature, top_k=40, top_p=0.95, min_p=0.05, repeat_penalty=1.0)
         try:
-            if max_tokens > 0:
-                for token in stream:
-                    t_ns = time.monotonic_ns()
-                    if not events:
-                        self._interruptible(False)  # the prompt is done: single-token decodes from here
-                    if not ignore_eos and llama_cpp.llama_vocab_is_eog(vocab, token):
-                        stop_reason = "eos"
-                        break
-                    event = TokenEvent(t_ns, len(events), int(token), decoder.decode(llm.detokenize([token])))
-                    events.append(event)
-                    if on_token is not None:
-                        on_token(event)
-                    if stop is not None and stop.is_set():
-                        stop_reason = "stopped"
-                        break
-                    if len(events) >= max_tokens:
-                        break
-        except RuntimeError:
-            if not (stop and stop.is_set()):
-                raise
-            stop_reason = "stopped"
+            if not self._decode_prompt(tokens, stop):
+                t_done = time.monotonic_ns()
+                return Generation(len(tokens), t_start, t_done, t_done, t_done, 0, "stopped", self.perf(), [])
+            t_prompt_done = t_decoded = time.monotonic_ns()
+            t_last = t_prompt_done
+            while len(events) < max_tokens:
+                token = lib.llama_sampler_sample(chain, ctx, -1)
+                if not ignore_eos and lib.llama_vocab_is_eog(vocab, token):
+                    stop_reason, t_last = "eos", t_decoded  # the decode that produced end-of-text counts
+                    break
+                event = TokenEvent(t_decoded, len(events), token, decoder.decode(self._piece(token)))
+                events.append(event)
+                t_last = t_decoded
+                if on_token is not None:
+                    on_token(event)
+                if stop is not None and stop.is_set():
+                    stop_reason = "stopped"
+                    break
+                if len(events) >= max_tokens:
+                    break
+                one[0] = token
+                self._decode(one, 1)
+                t_decoded = time.monotonic_ns()
+                decodes += 1
         finally:
-            stream.close()
-            self._stop_event = None
-            self._interruptible(False)
+            lib.llama_sampler_free(chain)
         t_end = time.monotonic_ns()
+        if stop_reason == "eos":
+            decodes = len(events)  # each returned token was decoded; the last decode produced end-of-text
         tail = decoder.decode(b"", final=True)
         if tail and events:
             events[-1] = replace(events[-1], text=events[-1].text + tail)
-        return Generation(len(tokens), t_start, t_end, stop_reason, self.perf(), events)
+        return Generation(len(tokens), t_start, t_prompt_done, t_last, t_end, decodes, stop_reason, self.perf(),
+                          events)
 
     def close(self) -> None:
         llm, self._llm = getattr(self, "_llm", None), None

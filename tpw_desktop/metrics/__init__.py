@@ -1,5 +1,16 @@
 """Pure functions for every number tpw-desktop shows: no I/O, no clocks, no Qt."""
-from .efficiency import IdleBaseline, Latency, PhaseFigures, idle_power_w, latency, mean_sd, phase_figures
+from .efficiency import (
+    IdleBaseline,
+    Latency,
+    PhaseFigures,
+    above_idle_j,
+    idle_baseline,
+    idle_power_w,
+    latency,
+    mean_sd,
+    phase_figures,
+    pooled_figures,
+)
 from .energy import (
     METHOD_RANK,
     Method,
@@ -23,16 +34,19 @@ __all__ = [
     "PhaseFigures",
     "Span",
     "WindowEnergy",
+    "above_idle_j",
     "combine",
     "concat",
     "counter_delta_uj",
     "counter_window_energy",
+    "idle_baseline",
     "idle_power_w",
     "integrate_power_j",
     "latency",
     "mean_sd",
     "merge",
     "phase_figures",
+    "pooled_figures",
     "rate",
     "sampled_window_energy",
     "split_call",

@@ -6,6 +6,12 @@ nanoseconds, power in watts, energy in joules, raw counters in microjoules.
 Rules (after Zeus): the energy of a window is the difference of an energy
 counter read at its two edges. Integrating sampled power is the fallback for
 sources without a counter, and says so in its method label.
+
+Every window carries an error bound: one resolution step of its source (a
+counter update, a sample interval, half a power-averaging period) at the
+local power, per span. Confidence follows from that bound, so a phase made
+of many short spans is judged by the sum of their errors, not by its total
+length (see docs/methodology.md, "Confidence").
 """
 from __future__ import annotations
 
@@ -19,8 +25,15 @@ Method = Literal["counter", "sampled", "estimated", "replayed"]
 # From most to least trustworthy; a sum of sources is as good as its worst part.
 METHOD_RANK: dict[str, int] = {"counter": 3, "sampled": 2, "replayed": 1, "estimated": 0}
 
+# A window is confident when it lasts at least this long (sensors that watch
+# part of the time, such as the H100's, need it to average out) ...
 MIN_CONFIDENT_WINDOW_S = 1.0
-MIN_CONFIDENT_UPDATES = 10
+# ... and its error bound is at most this share of its energy (one 100 ms
+# NVML counter update in a 1 s window).
+MAX_CONFIDENT_RELATIVE_ERROR = 0.10
+# The local power that sizes a span's error bound is averaged over this much
+# data on each side of the span: a span with no counter update has none of its own.
+ERROR_POWER_MARGIN_NS = 2_000_000_000
 
 
 def counter_delta_uj(previous_uj: int, current_uj: int, wrap_uj: int | None) -> int:
@@ -40,55 +53,151 @@ def counter_delta_uj(previous_uj: int, current_uj: int, wrap_uj: int | None) -> 
 
 @dataclass(frozen=True)
 class WindowEnergy:
+    """The energy of a window (or of several spans, or several sources summed).
+
+    ``joules`` is what the source measured; when ``unknown_reason`` is set it
+    is not a figure anyone may use (a counter that never moved reads 0 J).
+    ``error_j`` bounds how far ``joules`` can be from the truth because of the
+    source's resolution alone; ``None`` when there is nothing to bound it with.
+    """
+
     joules: float
     seconds: float
     method: Method
-    confident: bool
+    error_j: float | None
+    n_spans: int
     n_samples: int  # samples inside the window
-    n_updates: int  # counter changes (or samples, for power) inside the window
-    peak_w: float
+    n_updates: int  # counter changes (or valid power samples) covering the window
+    peak_w: float | None
+    unknown_reason: str | None = None
 
     @property
-    def average_w(self) -> float:
-        return self.joules / self.seconds if self.seconds > 0 else float("nan")
+    def known(self) -> bool:
+        return self.unknown_reason is None
+
+    @property
+    def average_w(self) -> float | None:
+        return self.joules / self.seconds if self.known and self.seconds > 0 else None
+
+    @property
+    def relative_error(self) -> float | None:
+        if not self.known or self.error_j is None or self.joules <= 0:
+            return None
+        return self.error_j / self.joules
+
+    @property
+    def low_confidence_reason(self) -> str | None:
+        """Why this window is not confident; None when it is."""
+        return low_confidence_reason(self)
+
+    @property
+    def confident(self) -> bool:
+        return self.low_confidence_reason is None
 
 
-def _inside(t_ns: np.ndarray, t0_ns: int, t1_ns: int) -> np.ndarray:
-    return (t_ns >= t0_ns) & (t_ns <= t1_ns)
+def low_confidence_reason(w: WindowEnergy) -> str | None:
+    if not w.known:
+        return w.unknown_reason
+    if w.method == "estimated":
+        return "estimated: a model of CPU load x TDP, not a measurement"
+    relative = w.relative_error
+    if relative is None:
+        return "no error bound: the energy is zero or the source's resolution is unknown"
+    if relative > MAX_CONFIDENT_RELATIVE_ERROR * (1 + 1e-9):  # 10.000000000000002% is 10%
+        spans = f" over {w.n_spans} spans" if w.n_spans > 1 else ""
+        return (f"resolution error up to {relative:.0%}{spans} (over {MAX_CONFIDENT_RELATIVE_ERROR:.0%}): "
+                "measure longer or with fewer, longer calls")
+    if w.seconds < MIN_CONFIDENT_WINDOW_S:
+        return f"{w.seconds:.3g} s of measurement, under {MIN_CONFIDENT_WINDOW_S:g} s"
+    return None
 
 
-def _peak(power_w: np.ndarray, mask: np.ndarray) -> float:
-    values = power_w[mask]
-    values = values[np.isfinite(values)]
-    return float(values.max()) if values.size else float("nan")
+def _bracket(t: np.ndarray, t0_ns: int, t1_ns: int) -> tuple[int, int]:
+    """Indices of the last sample at or before t0 and the first at or after t1."""
+    lo = int(np.searchsorted(t, t0_ns, side="right")) - 1
+    hi = int(np.searchsorted(t, t1_ns, side="left"))
+    return lo, hi
+
+
+def _peak_w(t: np.ndarray, p: np.ndarray, t0_ns: int, t1_ns: int) -> float | None:
+    """Largest power seen in the window, its edges (interpolated) included.
+
+    A window shorter than the sample interval has no sample inside; its edges
+    still have a power, so its peak is never missing while it is covered.
+    """
+    ok = np.isfinite(p)
+    t, p = t[ok], p[ok]
+    if t.size == 0 or t0_ns < t[0] or t1_ns > t[-1]:
+        return None
+    inside = p[(t >= t0_ns) & (t <= t1_ns)]
+    edges = np.interp([t0_ns, t1_ns], t, p)
+    return float(max(edges.max(), inside.max() if inside.size else -np.inf))
+
+
+def _median_step_ns(t: np.ndarray) -> float | None:
+    steps = np.diff(t)
+    return float(np.median(steps)) if steps.size else None
 
 
 def counter_window_energy(
-    t_ns: np.ndarray, energy_j: np.ndarray, power_w: np.ndarray, t0_ns: int, t1_ns: int
+    t_ns: np.ndarray,
+    energy_j: np.ndarray,
+    power_w: np.ndarray,
+    t0_ns: int,
+    t1_ns: int,
+    *,
+    update_s: float | None = None,
 ) -> WindowEnergy:
     """Window energy as the difference of a cumulative counter at the two edges.
 
-    ``energy_j`` is cumulative (already unwrapped); the edges are linearly
-    interpolated between the neighbouring samples. Confidence needs a window
-    of at least 1 s and at least 10 counter updates inside it: NVML's counter
-    moves only every ~100 ms, so a shorter window is mostly quantisation.
+    ``energy_j`` is cumulative (already unwrapped) and finite; the edges are
+    linearly interpolated between the neighbouring samples. A counter whose
+    value never changed between the samples around the window measured
+    nothing: the window is unknown, not zero. The error bound is one counter
+    update's energy: the measured difference lags the true one by between 0
+    and one update at each edge, so their difference is off by at most one.
+    ``update_s`` is the counter's update period when the caller knows it;
+    otherwise it is the median time between changes in the data (or, for a
+    counter seen moving fewer than twice, the whole span of the data).
     """
-    t = np.asarray(t_ns, dtype=np.float64)
+    t = np.asarray(t_ns, dtype=np.int64)
     e = np.asarray(energy_j, dtype=np.float64)
     _check_window(t, t0_ns, t1_ns)
-    joules = float(np.interp(t1_ns, t, e) - np.interp(t0_ns, t, e))
-    mask = _inside(np.asarray(t_ns), t0_ns, t1_ns)
-    n_updates = int(np.count_nonzero(np.diff(e[mask]) != 0)) if mask.any() else 0
+    tf = t.astype(np.float64)
+    joules = float(np.interp(t1_ns, tf, e) - np.interp(t0_ns, tf, e))
+    lo, hi = _bracket(t, t0_ns, t1_ns)
+    n_updates = int(np.count_nonzero(np.diff(e[lo : hi + 1]) != 0))
     seconds = (t1_ns - t0_ns) / 1e9
+    if update_s is None:
+        changes = t[1:][np.diff(e) != 0]
+        step_ns = _median_step_ns(changes)
+        # Seen moving fewer than twice: its period is unknown, so bound it by all the data we have.
+        update_s = (step_ns if step_ns is not None else float(t[-1] - t[0])) / 1e9
+    power_ref = _local_counter_power_w(t, e, t0_ns, t1_ns)
+    error_j = None if power_ref is None else power_ref * update_s
+    unknown = None
+    if n_updates == 0:
+        unknown = f"no counter update in the {seconds * 1e3:.0f} ms window"
     return WindowEnergy(
         joules=joules,
         seconds=seconds,
         method="counter",
-        confident=seconds >= MIN_CONFIDENT_WINDOW_S and n_updates >= MIN_CONFIDENT_UPDATES,
-        n_samples=int(mask.sum()),
+        error_j=error_j,
+        n_spans=1,
+        n_samples=int(np.count_nonzero((t >= t0_ns) & (t <= t1_ns))),
         n_updates=n_updates,
-        peak_w=_peak(np.asarray(power_w, dtype=np.float64), mask),
+        peak_w=_peak_w(t, np.asarray(power_w, dtype=np.float64), t0_ns, t1_ns),
+        unknown_reason=unknown,
     )
+
+
+def _local_counter_power_w(t: np.ndarray, e: np.ndarray, t0_ns: int, t1_ns: int) -> float | None:
+    """The counter's mean power over the span and a margin either side: what one update is worth here."""
+    lo = max(0, int(np.searchsorted(t, t0_ns - ERROR_POWER_MARGIN_NS, side="left")))
+    hi = min(len(t) - 1, int(np.searchsorted(t, t1_ns + ERROR_POWER_MARGIN_NS, side="right")) - 1)
+    if hi <= lo or t[hi] <= t[lo]:
+        return None
+    return float((e[hi] - e[lo]) / ((t[hi] - t[lo]) / 1e9))
 
 
 def integrate_power_j(t_ns: np.ndarray, power_w: np.ndarray, t0_ns: int, t1_ns: int) -> float:
@@ -109,22 +218,39 @@ def integrate_power_j(t_ns: np.ndarray, power_w: np.ndarray, t0_ns: int, t1_ns: 
 
 
 def sampled_window_energy(
-    t_ns: np.ndarray, power_w: np.ndarray, t0_ns: int, t1_ns: int, method: Method = "sampled"
+    t_ns: np.ndarray,
+    power_w: np.ndarray,
+    t0_ns: int,
+    t1_ns: int,
+    method: Method = "sampled",
+    *,
+    resolution_s: float | None = None,
 ) -> WindowEnergy:
-    """Fallback window energy from power samples, labelled with the source's method."""
-    joules = integrate_power_j(t_ns, power_w, t0_ns, t1_ns)
+    """Fallback window energy from power samples, labelled with the source's method.
+
+    The error bound is the window's power times ``resolution_s``: the sample
+    interval by default, or half the averaging period of a reading that is
+    itself an average (NVML's 1 s one smears each edge by half a second).
+    """
+    t = np.asarray(t_ns, dtype=np.int64)
     p = np.asarray(power_w, dtype=np.float64)
-    mask = _inside(np.asarray(t_ns), t0_ns, t1_ns)
-    n_valid = int(np.count_nonzero(mask & np.isfinite(p)))
+    joules = integrate_power_j(t, p, t0_ns, t1_ns)
+    valid = np.isfinite(p)
     seconds = (t1_ns - t0_ns) / 1e9
+    if resolution_s is None:
+        step_ns = _median_step_ns(t[valid])
+        resolution_s = step_ns / 1e9 if step_ns is not None else None
+    power_ref = joules / seconds if seconds > 0 else _peak_w(t, p, t0_ns, t1_ns)
+    lo, hi = _bracket(t[valid], t0_ns, t1_ns)
     return WindowEnergy(
         joules=joules,
         seconds=seconds,
         method=method,
-        confident=seconds >= MIN_CONFIDENT_WINDOW_S and n_valid >= MIN_CONFIDENT_UPDATES,
-        n_samples=int(mask.sum()),
-        n_updates=n_valid,
-        peak_w=_peak(p, mask),
+        error_j=None if resolution_s is None or power_ref is None else abs(power_ref) * resolution_s,
+        n_spans=1,
+        n_samples=int(np.count_nonzero((t >= t0_ns) & (t <= t1_ns))),
+        n_updates=max(0, hi - lo),
+        peak_w=_peak_w(t, p, t0_ns, t1_ns),
     )
 
 
@@ -137,36 +263,67 @@ def _check_window(t: np.ndarray, t0_ns: int, t1_ns: int) -> None:
         raise ValueError("window is not covered by the samples")
 
 
-def combine(windows: list[WindowEnergy]) -> WindowEnergy:
-    """Sum the same window across sources (GPU + CPU ...): the weakest method wins."""
+def _weakest(windows: list[WindowEnergy]) -> Method:
+    return min((w.method for w in windows), key=METHOD_RANK.__getitem__)
+
+
+def _sum_errors(windows: list[WindowEnergy]) -> float | None:
+    errors = [w.error_j for w in windows]
+    return None if None in errors else float(sum(errors))
+
+
+def combine(windows: list[WindowEnergy], names: list[str] | None = None) -> WindowEnergy:
+    """Sum the same window across sources (GPU + CPU ...): the weakest method wins.
+
+    The sum is unknown when any part is: a missing GPU can't be left out of
+    a total that claims to include it.
+    """
     if not windows:
         raise ValueError("no sources")
-    method = min((w.method for w in windows), key=METHOD_RANK.__getitem__)
+    names = names or [f"source {i}" for i in range(len(windows))]
+    unknown = [f"{name}: {w.unknown_reason}" for name, w in zip(names, windows) if not w.known]
+    peaks = [w.peak_w for w in windows]
     return WindowEnergy(
         joules=sum(w.joules for w in windows),
         seconds=windows[0].seconds,
-        method=method,
-        confident=all(w.confident for w in windows),
+        method=_weakest(windows),
+        error_j=_sum_errors(windows),
+        n_spans=windows[0].n_spans,
         n_samples=min(w.n_samples for w in windows),
         n_updates=min(w.n_updates for w in windows),
         # Peaks of different sources need not coincide; their sum bounds the total's.
-        peak_w=sum(w.peak_w for w in windows),
+        peak_w=None if None in peaks else sum(peaks),
+        unknown_reason="; ".join(unknown) or None,
     )
 
 
 def concat(windows: list[WindowEnergy]) -> WindowEnergy:
-    """One phase made of several disjoint spans (e.g. the prompt of each agent call)."""
+    """One phase made of several disjoint spans (the prompt of each agent call, each repetition).
+
+    Energies and error bounds add. A span whose counter didn't move is not
+    unknown inside a longer phase: it measured 0 J give or take one update,
+    and that update is in the error bound. Only a phase in which no span saw
+    any update is unknown.
+    """
     if not windows:
         raise ValueError("no spans")
-    method = min((w.method for w in windows), key=METHOD_RANK.__getitem__)
-    seconds = sum(w.seconds for w in windows)
+    if len(windows) == 1:
+        return windows[0]
+    peaks = [w.peak_w for w in windows if w.peak_w is not None]
     n_updates = sum(w.n_updates for w in windows)
+    # A reason other than "nothing moved" (a failed part of a sum) stays a reason for the whole.
+    hard = [w.unknown_reason for w in windows if not w.known and w.n_updates > 0]
+    seconds = sum(w.seconds for w in windows)
+    reason = hard[0] if hard else (
+        f"no counter update in {seconds * 1e3:.0f} ms over {len(windows)} spans" if n_updates == 0 else None)
     return WindowEnergy(
         joules=sum(w.joules for w in windows),
         seconds=seconds,
-        method=method,
-        confident=seconds >= MIN_CONFIDENT_WINDOW_S and n_updates >= MIN_CONFIDENT_UPDATES,
+        method=_weakest(windows),
+        error_j=_sum_errors(windows),
+        n_spans=sum(w.n_spans for w in windows),
         n_samples=sum(w.n_samples for w in windows),
         n_updates=n_updates,
-        peak_w=max(w.peak_w for w in windows),
+        peak_w=max(peaks) if peaks else None,
+        unknown_reason=reason,
     )

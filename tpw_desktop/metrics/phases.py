@@ -1,12 +1,17 @@
-"""Cut a call into prompt-processing and generation windows from its token times.
+"""Cut a call into prompt-processing and generation windows from its decode times.
 
-prompt processing (pp): from the request to the first token; its tokens are
-    the prompt's.
-generation (tg): from the first token to the last; its tokens are the decodes
-    inside it, one fewer than the tokens generated (the first token's decode
-    cost belongs to pp, and the last sampled token is never decoded), which is
-    also how llama.cpp's own counters count it.
-total: from the request to the last token; prompt + generated tokens.
+Every edge is the moment a ``llama_decode`` returned, so each window holds
+whole decodes and nothing else:
+
+prompt processing (pp): from the request to the end of the prompt's decode;
+    its tokens are the prompt's.
+generation (tg): from the end of the prompt's decode to the end of the last
+    single-token decode; its tokens are those decodes. A call stopped by its
+    token limit never decodes its last sampled token (one fewer decode than
+    tokens); a call that ends on end-of-text decoded every token it returned,
+    the last of them producing the end-of-text, so that decode is inside too.
+    llama.cpp's own ``n_eval`` counts the same way.
+total: from the request to the end of the last decode; prompt + generated tokens.
 """
 from __future__ import annotations
 
@@ -36,20 +41,28 @@ class Phase:
         return sum(s.seconds for s in self.spans)
 
     @property
-    def tokens_per_s(self) -> float:
+    def tokens_per_s(self) -> float | None:
         seconds = self.seconds
-        return self.tokens / seconds if seconds > 0 else float("nan")
+        return self.tokens / seconds if seconds > 0 else None
 
 
-def split_call(t_start_ns: int, token_t_ns: list[int], prompt_tokens: int) -> dict[str, Phase]:
-    """Phases of one prompt -> completion call; generation needs two tokens."""
-    if not token_t_ns:
-        return {}
-    first, last = token_t_ns[0], token_t_ns[-1]
-    phases = {"pp": Phase("pp", prompt_tokens, (Span(t_start_ns, first),))}
-    if len(token_t_ns) >= 2:
-        phases["tg"] = Phase("tg", len(token_t_ns) - 1, (Span(first, last),))
-    phases["total"] = Phase("total", prompt_tokens + len(token_t_ns), (Span(t_start_ns, last),))
+def split_call(
+    t_start_ns: int,
+    t_prompt_done_ns: int,
+    t_last_decode_ns: int,
+    prompt_tokens: int,
+    generated_tokens: int,
+    decodes: int,
+) -> dict[str, Phase]:
+    """Phases of one prompt -> completion call.
+
+    ``decodes`` is the number of single-token decodes between the prompt's
+    end and ``t_last_decode_ns``; with none there is no generation phase.
+    """
+    phases = {"pp": Phase("pp", prompt_tokens, (Span(t_start_ns, t_prompt_done_ns),))}
+    if decodes > 0:
+        phases["tg"] = Phase("tg", decodes, (Span(t_prompt_done_ns, t_last_decode_ns),))
+    phases["total"] = Phase("total", prompt_tokens + generated_tokens, (Span(t_start_ns, t_last_decode_ns),))
     return phases
 
 

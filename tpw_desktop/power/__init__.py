@@ -2,7 +2,8 @@
 
 ``open_sources("auto")`` picks NVML (every GPU), else RAPL, else the
 estimate. An explicit spec combines sources: ``nvml:0,rapl``,
-``estimate:95`` (TDP in watts), ``replay:trace.csv``.
+``estimate:95`` (TDP in watts), ``estimate-process`` (this process's CPU
+time only), ``replay:trace.csv``.
 """
 from __future__ import annotations
 
@@ -61,20 +62,20 @@ def _open_one(kind: str, arg: str | None, env: PowerEnvironment) -> list[PowerSo
         return list(nvml_sources(env.clock_ns, indices, env.nvml_module))
     if kind == "rapl":
         return list(rapl_sources(env.clock_ns, env.rapl_root))
-    if kind == "estimate":
+    if kind in ("estimate", "estimate-process"):
         try:
             tdp = float(arg) if arg else env.tdp_w
         except ValueError:
-            raise TpwError(f"--power estimate:{arg}: expected a TDP in watts, like estimate:95") from None
+            raise TpwError(f"--power {kind}:{arg}: expected a TDP in watts, like {kind}:95") from None
         if tdp <= 0:
-            raise TpwError(f"--power estimate:{arg}: the TDP must be a positive number of watts")
-        return [EstimateSource(env.clock_ns, tdp)]
+            raise TpwError(f"--power {kind}:{arg}: the TDP must be a positive number of watts")
+        return [EstimateSource(env.clock_ns, tdp, scope="machine" if kind == "estimate" else "process")]
     if kind == "replay":
         if not arg:
             raise TpwError("--power replay: name the trace file, like replay:trace.csv")
         trace = PowerTrace.load(arg)
         return [ReplaySource(trace, env.clock_ns, speed=env.replay_speed, loop=env.replay_loop)]
-    raise TpwError(f"--power {kind}: unknown source (choose from auto, nvml, rapl, estimate, replay)")
+    raise TpwError(f"--power {kind}: unknown source (choose from auto, nvml, rapl, estimate, estimate-process, replay)")
 
 
 def open_sources(spec: str | None = "auto", env: PowerEnvironment | None = None) -> list[PowerSource]:

@@ -15,6 +15,7 @@ can only be called the way the real module can.
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -22,6 +23,18 @@ from .base import NA, PowerReading, SourceUnavailable
 
 # Ampere (except GA100) and newer average nvmlDeviceGetPowerUsage over 1 s (nvml.h).
 _ONE_SECOND_AVERAGE_ARCHS = ("AMPERE", "ADA", "HOPPER", "BLACKWELL", "RUBIN")
+# GA100 is Ampere but excluded by nvml.h; it ships as the A100 and the A30.
+_GA100_NAME = re.compile(r"\bA(100|30)\b")
+# A 1 s average smears each edge of a window by half its period: the error
+# bound of a window integrated from it (see metrics.sampled_window_energy).
+ONE_SECOND_AVERAGE_RESOLUTION_S = 0.5
+
+
+def averages_over_one_second(architecture: Any, name: Any) -> bool:
+    """Whether ``nvmlDeviceGetPowerUsage`` is a 1 s average on this GPU (nvml.h)."""
+    if architecture not in _ONE_SECOND_AVERAGE_ARCHS:
+        return False
+    return not (architecture == "AMPERE" and isinstance(name, str) and _GA100_NAME.search(name))
 
 
 class NvmlLibrary:
@@ -186,13 +199,17 @@ class NvmlSource:
         except SourceUnavailable:
             self.close()
             raise
+        # Energy integrated from a 1 s average is smeared at both edges; a counter
+        # (or the instant field) is judged by its own update interval instead.
+        self.resolution_s = (ONE_SECOND_AVERAGE_RESOLUTION_S
+                             if not self.has_counter and self.power_field == "1s-average" else None)
 
     def _pick_power_field(self) -> str:
         if self.device.power_instant_mw() is not NA:
             return "instant"
         if self.device.power_usage_mw() is not NA:
-            arch = self.device.architecture()
-            return "1s-average" if arch in _ONE_SECOND_AVERAGE_ARCHS else "average"
+            one_second = averages_over_one_second(self.device.architecture(), self.device.name())
+            return "1s-average" if one_second else "average"
         raise SourceUnavailable(f"NVML GPU {self.device.index}: reports neither power nor energy")
 
     def read(self) -> PowerReading:

@@ -20,6 +20,7 @@ import numpy as np
 from ..metrics import (
     WindowEnergy,
     combine,
+    concat,
     counter_delta_uj,
     counter_window_energy,
     sampled_window_energy,
@@ -31,6 +32,9 @@ from .ring import RingBuffer
 DEFAULT_RATE_HZ = 50.0
 DEFAULT_CAPACITY = 1 << 18  # about 87 minutes at 50 Hz
 STOP_CHECK_NS = 50_000_000  # the longest stop() may wait for the thread
+# How long a window's end waits for a source's next good sample before it
+# fails honestly (NVML can take a few hundred ms to answer after an error).
+WAIT_FOR_VALID_S = 3.0
 
 SAMPLE_COLUMNS = {"t_ns": np.int64, "power_w": np.float64, "energy_j": np.float64}
 
@@ -82,6 +86,15 @@ class _Channel:
         self.previous_counter_uj: int | None = None
         self.energy_j = 0.0  # cumulative since the sampler started
         self.consecutive_errors = 0
+        self.has_counter = False  # set by the first counter read
+        # Time of the newest sample a window's edge can stand on: a counter
+        # read for a counter source, a power reading otherwise. A failed read
+        # at a window's end covers nothing.
+        self.last_valid_ns: int | None = None
+
+    def valid(self, data: dict[str, np.ndarray]) -> np.ndarray:
+        """Which samples carry this source's measurement (counter, else power)."""
+        return np.isfinite(data["energy_j"] if self.has_counter else data["power_w"])
 
 
 class Sampler:
@@ -181,6 +194,9 @@ class Sampler:
                 channel.previous_counter_uj = reading.counter_uj
             t_ns, power_w = reading.t_ns, reading.power_w
             counter_read = reading.counter_uj is not None
+            channel.has_counter |= counter_read
+            if counter_read or (not channel.has_counter and math.isfinite(power_w)):
+                channel.last_valid_ns = t_ns
             channel.consecutive_errors = 0
         except Exception as exc:  # noqa: BLE001 - any sensor failure becomes a gap
             t_ns, power_w, counter_read = self._clock_ns(), math.nan, False
@@ -221,42 +237,55 @@ class Sampler:
     def ring(self, index: int) -> RingBuffer:
         return self._channels[index].ring
 
-    def wait_until(self, t_ns: int, timeout_s: float = 2.0) -> None:
-        """Block until every source has a sample at or after ``t_ns``.
+    def wait_until(self, t_ns: int, timeout_s: float = WAIT_FOR_VALID_S) -> bool:
+        """Block until every source has a *valid* sample at or after ``t_ns``.
 
-        A window's end edge must be covered by samples before its energy can
-        be read; this waits at most one period in practice.
+        A window's end edge must be covered before its energy can be read. A
+        failed read past the edge covers nothing: a source that comes back
+        covers its gap with its next good sample, so we wait for that one, up
+        to ``timeout_s``. False when some source never answered in time; its
+        windows then fail with the reason rather than a guess.
         """
         deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline and self.running:
-            if all(len(c.ring) and c.ring.snapshot(1)["t_ns"][0] >= t_ns for c in self._channels):
-                return
+        while True:
+            if all(c.last_valid_ns is not None and c.last_valid_ns >= t_ns for c in self._channels):
+                return True
+            if time.monotonic() >= deadline or not self.running:
+                return False
             time.sleep(self._period_ns / 4e9)
 
     def window_energy(self, t0_ns: int, t1_ns: int) -> WindowEnergy:
-        """Energy of all sources between two engine timestamps.
+        """Energy of all sources between two engine timestamps."""
+        return self.spans_energy([(t0_ns, t1_ns)])
+
+    def spans_energy(self, spans: Sequence[tuple[int, int]]) -> WindowEnergy:
+        """Energy of all sources over disjoint spans (one phase of several calls).
 
         Counter sources are differenced (over the samples whose counter was
-        read); the others integrate power. The result's method is the weakest
-        of the parts.
+        read); the others integrate power. Each span carries its own error
+        bound, and the spans are concatenated, then the sources summed; the
+        result's method is the weakest of the parts.
         """
         parts = []
         for channel in self._channels:
             data = channel.ring.snapshot()
+            ok = channel.valid(data)
+            t, p, e = data["t_ns"][ok], data["power_w"][ok], data["energy_j"][ok]
             method = channel.source.method
-            known = np.isfinite(data["energy_j"])
-            try:
-                if known.any():
-                    part = counter_window_energy(
-                        data["t_ns"][known], data["energy_j"][known], data["power_w"][known], t0_ns, t1_ns
-                    )
-                    part = replace(part, method=method)
-                else:
-                    part = sampled_window_energy(data["t_ns"], data["power_w"], t0_ns, t1_ns, method=method)
-            except ValueError:
-                raise SourceFailed(self._why_uncovered(channel, t0_ns, t1_ns)) from None
-            parts.append(part)
-        return combine(parts)
+            resolution_s = getattr(channel.source, "resolution_s", None)
+            windows = []
+            for t0_ns, t1_ns in spans:
+                try:
+                    if channel.has_counter:
+                        w = replace(counter_window_energy(t, e, p, t0_ns, t1_ns, update_s=resolution_s),
+                                    method=method)
+                    else:
+                        w = sampled_window_energy(t, p, t0_ns, t1_ns, method=method, resolution_s=resolution_s)
+                except ValueError:
+                    raise SourceFailed(self._why_uncovered(channel, t0_ns, t1_ns)) from None
+                windows.append(w)
+            parts.append(concat(windows))
+        return combine(parts, [c.source.name for c in self._channels])
 
     def compare_methods(self, t0_ns: int, t1_ns: int) -> list[dict]:
         """For each source with a counter: its counter energy next to its integrated power.
@@ -268,22 +297,24 @@ class Sampler:
         """
         rows = []
         for channel in self._channels:
+            if not channel.has_counter:
+                continue
             data = channel.ring.snapshot()
             known = np.isfinite(data["energy_j"])
-            if not known.any():
-                continue
             counter = counter_window_energy(data["t_ns"][known], data["energy_j"][known], data["power_w"][known],
                                             t0_ns, t1_ns)
             integrated = sampled_window_energy(data["t_ns"], data["power_w"], t0_ns, t1_ns)
             rows.append({
                 "source": channel.source.name,
                 "seconds": counter.seconds,
-                "counter_j": counter.joules,
+                "counter_j": counter.joules if counter.known else None,
+                "counter_error_j": counter.error_j,
                 "integrated_power_j": integrated.joules,
-                "ratio": integrated.joules / counter.joules if counter.joules > 0 else float("nan"),
+                "ratio": integrated.joules / counter.joules if counter.known and counter.joules > 0 else None,
                 "counter_updates": counter.n_updates,
                 "power_samples": integrated.n_updates,
                 "confident": counter.confident,
+                "low_confidence": counter.low_confidence_reason,
             })
         return rows
 

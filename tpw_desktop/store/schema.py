@@ -5,6 +5,8 @@ and a database of any earlier version is brought up to date on open.
 """
 from __future__ import annotations
 
+import json
+
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
@@ -168,6 +170,33 @@ def m003_result_windows(db: Database) -> None:
     """Where each result's window lies on the session clock, to line it up with the samples."""
     db["results"].add_column("t_start_ns", int)
     db["results"].add_column("t_end_ns", int)
+
+
+# Summary keys that held a mean of per-repetition ratios before m004; from
+# then on they are pooled (total tokens over total joules) under new names.
+_OLD_MEAN_KEYS = ("tokens_per_j", "j_per_token", "average_w", "tokens_per_j_above_idle")
+
+
+@migrations()
+def m004_unknown_figures_and_error_bounds(db: Database) -> None:
+    """Every figure that can be unknown says why; windows carry their error bound; idle its settle."""
+    db["results"].add_column("joules_error", float)
+    db["results"].add_column("low_confidence", str)
+    db["results"].add_column("unknown", str)  # JSON: {figure: why it is unknown}
+    db["sessions"].add_column("idle_error_w", float)
+    db["sessions"].add_column("idle_settle_s", float)
+    db["sessions"].add_column("idle_reason", str)
+    db["sessions"].add_column("cooldowns", str)  # JSON: power after each cool-down vs idle
+    for row_id, summary in db.execute("SELECT id, summary FROM sessions WHERE summary IS NOT NULL").fetchall():
+        rows = json.loads(summary)
+        for row in rows or []:
+            if row.get("pooled"):
+                continue
+            for key in _OLD_MEAN_KEYS:
+                if f"{key}_mean" in row:
+                    row[key] = row.pop(f"{key}_mean")
+            row["pooled"] = False  # these were means of per-repetition ratios
+        db.execute("UPDATE sessions SET summary = ? WHERE id = ?", [json.dumps(rows), row_id])
 
 
 def apply(db: Database) -> None:

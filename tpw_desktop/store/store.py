@@ -20,11 +20,13 @@ from .db import connect
 
 HEARTBEAT_STALE_S = 30.0
 
-_JSON_COLUMNS = ("settings", "options", "tests", "workload", "sampler", "summary", "warnings", "info", "gpus", "perf")
+_JSON_COLUMNS = ("settings", "options", "tests", "workload", "sampler", "summary", "warnings", "info", "gpus", "perf",
+                 "unknown", "cooldowns")
 RESULT_COLUMNS = (
-    "test", "repetition", "phase", "t_start_ns", "t_end_ns", "tokens", "seconds", "joules", "joules_above_idle", "average_w", "peak_w",
-    "tokens_per_s", "tokens_per_j", "j_per_token", "wh_per_1k_tokens", "cost_per_1m_tokens",
-    "tokens_per_j_above_idle", "j_per_token_above_idle", "method", "confident",
+    "test", "repetition", "phase", "t_start_ns", "t_end_ns", "tokens", "seconds", "joules", "joules_error",
+    "joules_above_idle", "average_w", "peak_w", "tokens_per_s", "tokens_per_j", "j_per_token", "wh_per_1k_tokens",
+    "cost_per_1m_tokens", "tokens_per_j_above_idle", "j_per_token_above_idle", "method", "confident",
+    "low_confidence", "unknown",
 )  # fmt: skip
 SAMPLE_COLUMNS = ("source", "method", "t_ns", "t_s", "power_w", "energy_j")
 
@@ -142,7 +144,7 @@ class Store:
         ]
 
     def results(self, session_id: int) -> list[dict[str, Any]]:
-        return [dict(r) for r in self.db.query(
+        return [_decode(dict(r)) for r in self.db.query(
             "SELECT * FROM results WHERE session_id = ? ORDER BY id", [session_id])]
 
     def calls(self, session_id: int) -> list[dict[str, Any]]:
@@ -269,7 +271,7 @@ class Store:
             writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore")
             writer.writeheader()
             for row in self.results(session_id):
-                writer.writerow({"record": "result", **row})
+                writer.writerow({"record": "result", **row, "unknown": serialize.dumps(row["unknown"] or {})})
             for row in self._raw_samples(session_id, session["t0_ns"]):
                 writer.writerow({"record": "sample", "session_id": session_id, **row})
         else:

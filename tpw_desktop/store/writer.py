@@ -115,6 +115,8 @@ class SessionWriter:
             for i, c in enumerate(repetition.calls)
         ]
         rows = [{"session_id": session_id, **r.as_dict()} for r in results]
+        for row in rows:
+            row["unknown"] = _json(row["unknown"])
 
         def write(db: Database) -> None:
             if calls:
@@ -138,10 +140,14 @@ class SessionWriter:
                     "error": error,
                     "summary": _json(summary.get("summary")),
                     "sampler": _json(summary.get("sampler")),
+                    "cooldowns": _json(summary.get("cooldowns") or []),
                     "idle_power_w": idle.get("power_w"),
                     "idle_seconds": idle.get("seconds"),
                     "idle_method": idle.get("method"),
                     "idle_confident": idle.get("confident"),
+                    "idle_error_w": idle.get("error_w"),
+                    "idle_settle_s": idle.get("settle_s"),
+                    "idle_reason": summary.get("idle_reason"),
                 },
             )
             # This commit also writes the session's last tokens and samples, then detaches it.

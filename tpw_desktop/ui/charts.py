@@ -40,7 +40,7 @@ def nice_ceiling(value: float) -> float:
         if step * 10**exponent >= value:
             return step * 10**exponent
     return 10 ** (exponent + 1)
-PHASE_KINDS = ("pp", "tg", "warmup")
+PHASE_KINDS = ("pp", "tg", "warmup", "settle", "idle", "cooldown")
 
 
 class PhaseBands(pg.GraphicsObject):

@@ -1,7 +1,8 @@
 """What the live charts show, kept without Qt so it can be tested and timed alone.
 
 The GUI timer feeds it new power samples (pulled from the sampler's ring
-buffers) and token timestamps (drained from the worker's queue); it keeps
+buffers) and the run's typed events (call starts, tokens, phase edges,
+settle/idle marks); it keeps
 them on a 250 ms grid, updated incrementally, so a refresh never rescans an
 hour of history. Views slice the visible time range and decimate it to a
 few points per pixel column before anything reaches pyqtgraph.
@@ -13,11 +14,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..engine.types import TokenEvent
+from ..events import CallStarted, Marked, PhaseEnded
 from ..metrics import METHOD_RANK, rate, spread_tokens, trailing_sum
+from ..metrics.efficiency import MIN_ABOVE_IDLE_SHARE
 
 BIN_NS = 250_000_000
 ROLLING_BINS = 8  # rolling rates over the last 2 s
-MIN_ABOVE_IDLE_SHARE = 0.05  # below this share of the run's energy, "above idle" is noise
 
 
 class _Growing:
@@ -70,13 +73,14 @@ def decimate_minmax(x: np.ndarray, y: np.ndarray, max_points: int) -> tuple[np.n
 
 @dataclass
 class PhaseSpan:
-    kind: str  # "pp" | "tg" | "warmup" (unrecorded, shown so a busy stretch isn't a mystery)
+    # "pp" | "tg" | "warmup" (unrecorded) | "settle" | "idle" | "cooldown": shown so no stretch is a mystery
+    kind: str
     t0_ns: int
     t1_ns: int | None  # None while open
 
 
 class LiveSeries:
-    """Power, tokens and phases since ``origin_ns``, on the engine's clock."""
+    """Power, tokens and phases since ``origin_ns``, on the engine's clock, fed the run's typed events."""
 
     def __init__(self, sources: list[tuple[str, str]], origin_ns: int):
         """``sources``: (name, method) of each power source, in sampler order."""
@@ -88,12 +92,13 @@ class LiveSeries:
         self._bin_power_sum = [_Growing(np.float64) for _ in sources]
         self._bin_power_n = [_Growing(np.float64) for _ in sources]
         self._bin_tokens = _Growing(np.float64)
-        # share of each bin inside a measured pp/tg span: the live "this run"
-        # figures count only that energy, as the run's results do (no idle
-        # window, no warm-up)
+        # The live "this run" figures count only measured pp/tg spans, as the
+        # run's results do (no settle, idle or warm-up): their tokens, and the
+        # share of each bin they cover.
+        self._bin_measured_tokens = _Growing(np.float64)
         self._bin_measured = _Growing(np.float64)
         self.phases: list[PhaseSpan] = []
-        self._open_call: tuple[int, int] | None = None  # (start ns, prompt tokens) until its first token
+        self._in_warmup = False
         self.idle_w: float | None = None
         self.run_start_ns: int | None = None
         self.run_end_ns: int | None = None
@@ -106,7 +111,8 @@ class LiveSeries:
         return (np.asarray(t_ns) - self.origin_ns) // BIN_NS
 
     def _ensure_bins(self, n_bins: int) -> None:
-        for g in (*self._bin_power_sum, *self._bin_power_n, self._bin_tokens, self._bin_measured):
+        for g in (*self._bin_power_sum, *self._bin_power_n, self._bin_tokens, self._bin_measured,
+                  self._bin_measured_tokens):
             g.ensure(n_bins)
             g.n = max(g.n, n_bins)
 
@@ -129,55 +135,65 @@ class LiveSeries:
 
     def run_ended(self, t_ns: int) -> None:
         self.run_end_ns = t_ns
-        self._open_call = None
         for span in self.phases:
             if span.t1_ns is None:
                 span.t1_ns = t_ns
 
-    def call_started(self, t_ns: int, prompt_tokens: int) -> None:
-        self._close_open_span(t_ns)
-        self._open_call = (t_ns, prompt_tokens)
-        self.phases.append(PhaseSpan("pp", t_ns, None))
+    def feed(self, events: list) -> list[str]:
+        """Take a batch of run events in order; returns the text of the tokens among them."""
+        texts: list[str] = []
+        token_times: list[int] = []
+        for event in events:
+            if isinstance(event, TokenEvent):
+                token_times.append(event.t_ns)
+                texts.append(event.text)
+                continue
+            self._tokens(token_times)
+            token_times = []
+            if isinstance(event, CallStarted):
+                self._call_started(event)
+            elif isinstance(event, PhaseEnded):
+                self._phase_ended(event)
+            elif isinstance(event, Marked):
+                self._close_open_span(event.t_start_ns)
+                self.phases.append(PhaseSpan(event.kind, event.t_start_ns, event.t_end_ns))
+        self._tokens(token_times)
+        return texts
 
-    def warmup_started(self, t_ns: int) -> None:
-        self._close_open_span(t_ns)
-        self._open_call = None
-        self.phases.append(PhaseSpan("warmup", t_ns, None))
+    def _call_started(self, event: CallStarted) -> None:
+        self._close_open_span(event.t_ns)
+        self._in_warmup = event.warmup
+        kind = "warmup" if event.warmup else ("tg" if event.kind == "tg" else "pp")
+        self.phases.append(PhaseSpan(kind, event.t_ns, None))
 
-    def _measured(self, t0_ns: int, t1_ns: int) -> None:
-        if t1_ns > t0_ns:
-            self._ensure_bins(int(self._bin(t1_ns)) + 1)
-            spread_tokens(self._bin_measured.raw, t0_ns, t1_ns, (t1_ns - t0_ns) / BIN_NS, self.origin_ns, BIN_NS)
-
-    def add_tokens(self, t_ns: list[int]) -> None:
+    def _tokens(self, t_ns: list[int]) -> None:
         """Generated tokens in time order; the first of a call ends its prompt processing."""
         if not t_ns:
             return
         self._ensure_bins(int(self._bin(t_ns[-1])) + 1)
-        counts = self._bin_tokens.raw
-        for t in t_ns:
-            counts[(t - self.origin_ns) // BIN_NS] += 1
-            if self._open_call is not None:
-                start, n_prompt = self._open_call
-                spread_tokens(counts, start, t, n_prompt, self.origin_ns, BIN_NS)
-                self._measured(start, t)
-                self.phases[-1].t1_ns = t
-                self.phases.append(PhaseSpan("tg", t, t))
-                self.last_ttft_s = (t - start) / 1e9
-                self._open_call = None
-            elif self.phases and self.phases[-1].kind == "tg":
-                self._measured(self.phases[-1].t1_ns, t)
-                self.phases[-1].t1_ns = t
+        np.add.at(self._bin_tokens.raw, self._bin(np.asarray(t_ns, dtype=np.int64)), 1)
+        span = self.phases[-1] if self.phases else None
+        if span is not None and span.kind == "pp" and span.t1_ns is None:
+            span.t1_ns = t_ns[0]
+            self.last_ttft_s = (t_ns[0] - span.t0_ns) / 1e9
+            self.phases.append(span := PhaseSpan("tg", t_ns[0], None))
         self.latest_ns = max(self.latest_ns, t_ns[-1])
 
-    def prompt_evaluated(self, t0_ns: int, t1_ns: int, n_tokens: int) -> None:
-        """A pp test's prompt (no tokens come out of it): close its span with the real edges."""
-        self._ensure_bins(int(self._bin(t1_ns)) + 1)
-        spread_tokens(self._bin_tokens.raw, t0_ns, t1_ns, n_tokens, self.origin_ns, BIN_NS)
-        self._measured(t0_ns, t1_ns)
-        if self.phases and self.phases[-1].kind == "pp" and self.phases[-1].t1_ns is None:
-            self.phases[-1].t0_ns, self.phases[-1].t1_ns = t0_ns, t1_ns
-        self._open_call = None
+    def _phase_ended(self, event: PhaseEnded) -> None:
+        """A measured span's exact edges: prompt tokens spread over it, and its share of the bins."""
+        t0, t1 = event.t_start_ns, event.t_end_ns
+        self._ensure_bins(int(self._bin(max(t0, t1))) + 1)
+        if event.phase == "pp":
+            spread_tokens(self._bin_tokens.raw, t0, t1, event.tokens, self.origin_ns, BIN_NS)
+        if not event.warmup and t1 > t0:
+            spread_tokens(self._bin_measured.raw, t0, t1, (t1 - t0) / BIN_NS, self.origin_ns, BIN_NS)
+            spread_tokens(self._bin_measured_tokens.raw, t0, t1, event.tokens, self.origin_ns, BIN_NS)
+        span = self.phases[-1] if self.phases else None
+        if span is not None and span.kind == ("warmup" if event.warmup else event.phase):
+            if event.phase == "pp" and span.kind == "pp":
+                span.t0_ns = t0
+            span.t1_ns = t1
+        self.latest_ns = max(self.latest_ns, t1)
 
     def _close_open_span(self, t_ns: int) -> None:
         if self.phases and self.phases[-1].t1_ns is None:
@@ -234,7 +250,7 @@ class LiveSeries:
             "tok_s_rolling": rolling_tokens / rolling_seconds,
             "tok_j_rolling": rate(rolling_tokens, rolling_joules),
         }
-        series.update(self._run_cumulative(tokens, joules, self._bin_measured.view(), bin_s))
+        series.update(self._run_cumulative(self._bin_measured_tokens.view(), joules, self._bin_measured.view(), bin_s))
         s = self._bin_range(x0_s, x1_s)
         return {k: v[s] for k, v in series.items()}
 

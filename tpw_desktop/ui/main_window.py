@@ -42,6 +42,7 @@ from ..engine.gguf_info import ModelFacts, format_params, format_size
 from ..engine.llama_engine import EngineSettings, build_facts
 from ..engine.workloads import TestSpec, Workload, load_workloads
 from ..errors import TpwError
+from ..events import CallStarted
 from ..power import Sampler
 from ..session import RunOptions, RunReport
 from .charts import LiveCharts
@@ -584,7 +585,11 @@ class MainWindow(QMainWindow):
         self._start_request([], RunOptions(repetitions=0, idle_s=self.idle_spin.value(), warmup=False), recorder=None)
         self.status_label.setText(f"measuring idle power for {self.idle_spin.value():g} s")
 
-    def _on_idle(self, baseline) -> None:
+    def _on_idle(self, measured) -> None:
+        baseline = measured.baseline
+        if baseline is None:
+            self.idle_label.setText(f"idle baseline: unknown ({measured.reason})")
+            return
         self.idle_w = baseline.power_w
         if self.live is not None:
             self.live.idle_w = baseline.power_w
@@ -715,34 +720,23 @@ class MainWindow(QMainWindow):
         for i in range(len(self.sampler.sources)):
             self._cursors[i], data = self.sampler.ring(i).since(self._cursors[i])
             live.add_samples(i, data["t_ns"], data["power_w"])
-        self._drain_tokens(live)
+        self._drain_events(live)
         self.charts.refresh()
         self._refreshes += 1
         if self._refreshes % TILE_EVERY_N_REFRESHES == 0:
             self._refresh_tiles()
             self._check_sources()
 
-    def _drain_tokens(self, live: LiveSeries) -> None:
-        queue = self.host.worker.tokens
-        times, texts = [], []
+    def _drain_events(self, live: LiveSeries) -> None:
+        queue = self.host.worker.events
+        events = []
         while queue:
-            item = queue.popleft()
-            if item[0] == "token":
-                times.append(item[1])
-                texts.append(item[2])
-                continue
-            live.add_tokens(times)
-            times = []
-            if item[0] == "call":
-                live.call_started(item[1], item[2])
-                if self.output.document().characterCount() > 1:
-                    self.output.appendPlainText("")
-            elif item[0] == "warmup":
-                live.warmup_started(item[1])
-            elif item[0] == "prompt":
-                live.prompt_evaluated(item[1], item[2], item[3])
-        live.add_tokens(times)
-        if texts:
+            events.append(queue.popleft())
+        new_call = any(isinstance(e, CallStarted) and not e.warmup for e in events)
+        texts = live.feed(events)
+        if new_call and self.output.document().characterCount() > 1:
+            self.output.appendPlainText("")
+        if any(texts):
             cursor = self.output.textCursor()
             cursor.movePosition(cursor.MoveOperation.End)
             cursor.insertText("".join(texts))
@@ -775,16 +769,16 @@ class MainWindow(QMainWindow):
         energy = by_phase.get("total") or (report.summaries[-1] if report.summaries else None)
         speed = by_phase.get("tg") or energy
         if energy is not None:
-            m = energy.method + ("" if energy.confident else ", low confidence")
-            what = f"{energy.test}/{energy.phase} mean"
+            p = energy.pooled
+            m = p.method + ("" if p.confident else ", low confidence")
+            what = f"{energy.test}/{energy.phase}, all repetitions"
             currency = report.meta["options"]["currency"]
             t = self.tiles
             t["tok_s"].set(speed.tokens_per_s[0], f"timed · {speed.test}/{speed.phase} mean")
-            t["power_w"].set(energy.average_w[0], f"{m} · {what}")
-            t["tok_j"].set(energy.tokens_per_j[0], f"{m} · {what}")
-            t["j_tok"].set(energy.j_per_token[0], f"{m} · {what}")
-            t["wh_1k"].set(energy.wh_per_1k_tokens, f"{m} · {what}")
-            t["cost_1m"].set(energy.cost_per_1m_tokens, f"{m} · {what}", unit=f"{currency} / 1M tok")
+            for key, figure in (("power_w", "average_w"), ("tok_j", "tokens_per_j"), ("j_tok", "j_per_token"),
+                                ("wh_1k", "wh_per_1k_tokens"), ("cost_1m", "cost_per_1m_tokens")):
+                t[key].set(getattr(p, figure), f"{m} · {what}", why=p.unknown.get(figure),
+                           unit=f"{currency} / 1M tok" if key == "cost_1m" else None)
             latency = energy.latency or {}
             t["ttft"].set(latency.get("time_to_first_token_s"), "timed · mean of calls")
         self.summary.setHtml(summary_html(report, self.db_path))
@@ -867,26 +861,38 @@ class MainWindow(QMainWindow):
 def summary_html(report: RunReport, db_path: Path | None) -> str:
     model = report.meta["model"]
     currency = report.meta["options"]["currency"]
-    rows = []
+    rows, notes = [], {}
+
+    def cell(figures, name, digits):
+        value = getattr(figures, name)
+        if value is not None:
+            return f"{value:.{digits}f}"
+        reason = figures.unknown.get(name)
+        return f"– [{notes.setdefault(reason, len(notes) + 1)}]" if reason else "–"
+
     for s in report.summaries:
-        method = s.method + ("" if s.confident else " (low confidence)")
+        p = s.pooled
+        method = p.method + ("" if p.confident else " (low confidence)")
         rows.append(
-            f"<tr><td>{html.escape(s.test)}/{s.phase}</td><td align=right>{s.tokens}</td>"
-            f"<td align=right>{s.tokens_per_s[0]:.2f} ± {s.tokens_per_s[1]:.2f}</td>"
-            f"<td align=right>{s.average_w[0]:.1f}</td><td align=right>{s.tokens_per_j[0]:.3f}</td>"
-            f"<td align=right>{_or_dash(s.tokens_per_j_above_idle and s.tokens_per_j_above_idle[0], 3)}</td>"
-            f"<td align=right>{s.j_per_token[0]:.4f}</td><td align=right>{s.wh_per_1k_tokens:.4f}</td>"
-            f"<td align=right>{_or_dash(s.cost_per_1m_tokens, 4)} {html.escape(currency)}</td><td>{method}</td></tr>"
+            f"<tr><td>{html.escape(s.test)}/{s.phase}</td><td align=right>{s.tokens_per_repetition}</td>"
+            f"<td align=right>{_or_dash(s.tokens_per_s[0], 2)} ± {_or_dash(s.tokens_per_s[1], 2)}</td>"
+            f"<td align=right>{cell(p, 'average_w', 1)}</td><td align=right>{cell(p, 'tokens_per_j', 3)}</td>"
+            f"<td align=right>{cell(p, 'tokens_per_j_above_idle', 3)}</td>"
+            f"<td align=right>{cell(p, 'j_per_token', 4)}</td><td align=right>{cell(p, 'wh_per_1k_tokens', 4)}</td>"
+            f"<td align=right>{cell(p, 'cost_per_1m_tokens', 4)} {html.escape(currency)}</td><td>{method}</td></tr>"
         )
     idle = report.idle
-    idle_text = f"{idle.power_w:.1f} W over {idle.seconds:.1f} s ({idle.method})" if idle else "not measured"
+    idle_text = (f"{idle.power_w:.1f} W over {idle.seconds:.1f} s ({idle.method})" if idle
+                 else html.escape(report.idle_reason or "not measured"))
     saved = f"Saved as session {report.session_id} in {db_path}." if report.session_id else "Not saved."
+    footnotes = "".join(f"<br>[{n}] {html.escape(reason)}" for reason, n in notes.items())
     return (
         f"<p><b>{html.escape(model['file_name'])}</b> ({html.escape(model['quantization'])}) · run {report.status} · "
         f"idle baseline {idle_text} · {saved}</p>"
         "<table cellspacing=0 cellpadding=3 border=1><tr><th>test/phase</th><th>tokens</th><th>tok/s</th><th>W</th>"
         "<th>tok/J</th><th>tok/J above idle</th><th>J/token</th><th>Wh/1k tok</th><th>cost/1M tok</th>"
         f"<th>method</th></tr>{''.join(rows)}</table>"
+        "<p>Energy figures are pooled: all repetitions' tokens over all their joules." + footnotes + "</p>"
     )
 
 

@@ -37,6 +37,9 @@ DARK = Theme("dark", {
     "phase_pp": "#ff8c0030",
     "phase_tg": "#4f9dde22",
     "phase_warmup": "#ffffff10",
+    "phase_settle": "#b0b0ff14",
+    "phase_idle": "#9a9a9a18",
+    "phase_cooldown": "#b0b0ff14",
     "error": "#5c1f1f",
 })
 
@@ -50,6 +53,9 @@ LIGHT = Theme("light", {
     "phase_pp": "#ff8c0028",
     "phase_tg": "#1f77b41c",
     "phase_warmup": "#00000010",
+    "phase_settle": "#3030c010",
+    "phase_idle": "#60606014",
+    "phase_cooldown": "#3030c010",
     "error": "#f6d5d5",
 })
 

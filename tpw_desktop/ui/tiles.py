@@ -45,12 +45,14 @@ class Tile(QFrame):
             layout.addWidget(w)
         self.set_presentation(False)
 
-    def set(self, value, method: str, unit: str | None = None) -> None:
+    def set(self, value, method: str, unit: str | None = None, why: str | None = None) -> None:
+        """Show a figure; a missing one shows "–" and ``why`` in its tooltip."""
         self.value.setText(_format(value, self.decimals))
         if unit is not None:
             self.unit_label.setText(unit)
         self.method.setText(method)
-        self.setToolTip(f"{self.title.text()}: {self.value.text()} {self.unit_label.text()} ({method})")
+        tip = f"{self.title.text()}: {self.value.text()} {self.unit_label.text()} ({method})"
+        self.setToolTip(tip + (f"\nunknown: {why}" if value is None and why else ""))
 
     def text(self) -> str:
         return f"{self.value.text()} {self.unit_label.text()} [{self.method.text()}]"

@@ -2,7 +2,7 @@
 
 The Engine (and its llama.cpp context) is created, used and closed on this
 worker's QThread only. Lifecycle events cross to the GUI as queued
-signals; tokens go into a deque the GUI timer drains, so a fast model
+signals; run events go into a deque the GUI timer drains, so a fast model
 can't flood the event loop with one signal per token.
 """
 from __future__ import annotations
@@ -16,13 +16,12 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
-from ..engine.llama_engine import Engine, EngineSettings, TokenEvent
+from ..engine.llama_engine import Engine, EngineSettings
 from ..engine.workloads import TestSpec
 from ..errors import TpwError
-from ..metrics import IdleBaseline
+from ..events import IdleMeasured, RepetitionDone, Status
 from ..power import Sampler
-from ..session import MeasuredRun, PhaseResult, Recorder, RunListener, RunOptions
-from ..runner import Repetition
+from ..session import MeasuredRun, Recorder, RunOptions
 
 EngineFactory = Callable[[Path, EngineSettings], Engine]
 
@@ -36,28 +35,21 @@ class RunRequest:
     workload_text: dict | None = None
 
 
-class _Listener(RunListener):
+class _Listener:
+    """Run events into the deque the GUI timer drains; the few that change state also as signals."""
+
     def __init__(self, worker: EngineWorker):
         self.worker = worker
 
-    def status(self, message: str) -> None:
-        self.worker.status.emit(message)
-
-    def idle_measured(self, baseline: IdleBaseline) -> None:
-        self.worker.idle_measured.emit(baseline)
-
-    def call_started(self, test: str, repetition: int, call: int, prompt_tokens: int, t_ns: int) -> None:
-        self.worker.tokens.append(("warmup" if repetition < 0 else "call", t_ns, prompt_tokens))
-
-    def token(self, event: TokenEvent) -> None:
-        self.worker.tokens.append(("token", event.t_ns, event.text))
-
-    def repetition_done(self, repetition: Repetition, results: list[PhaseResult]) -> None:
-        pp = repetition.phases.get("pp")
-        if repetition.test.startswith("pp") and pp is not None:
-            span = pp.spans[0]
-            self.worker.tokens.append(("prompt", span.t_start_ns, span.t_end_ns, pp.tokens))
-        self.worker.repetition_done.emit(repetition.test, repetition.index, results)
+    def __call__(self, event) -> None:
+        if isinstance(event, Status):
+            self.worker.status.emit(event.message)
+        elif isinstance(event, IdleMeasured):
+            self.worker.idle_measured.emit(event)
+        else:
+            self.worker.events.append(event)
+            if isinstance(event, RepetitionDone):
+                self.worker.repetition_done.emit(event.test, event.repetition, list(event.results))
 
 
 class EngineWorker(QObject):
@@ -75,7 +67,7 @@ class EngineWorker(QObject):
         self._factory = engine_factory
         self.engine: Engine | None = None
         self.stop = threading.Event()
-        self.tokens: deque = deque()
+        self.events: deque = deque()
 
     @Slot(object, object)
     def load(self, path: Path, settings: EngineSettings) -> None:
