@@ -122,6 +122,13 @@ def test_a_counter_that_did_not_move_is_unknown_not_zero():
     assert f.peak_w == 100.0 and "peak_w" not in f.unknown  # the power reading is
 
 
+def test_a_counter_of_events_that_did_not_move_counted_none():
+    """The estimate counts busy CPU ticks: still means idle, not 'not updated yet'."""
+    t, e, p = nvml_like()
+    w = counter_window_energy(t, e, p, 20 * MS, 60 * MS, still_means_zero=True)
+    assert w.known and w.joules == 0.0 and w.error_j is not None
+
+
 @pytest.mark.parametrize(("t0_ms", "t1_ms", "confident"), [(500, 1500, True), (500, 1400, False), (500, 2000, True)])
 def test_confidence_is_one_update_against_the_window(t0_ms, t1_ms, confident):
     t, e, p = nvml_like()

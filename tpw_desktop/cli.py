@@ -14,7 +14,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import click
-import numpy as np
 
 from . import __version__, serialize
 from .engine.gguf_info import format_params, format_size, read_model_facts
@@ -374,22 +373,22 @@ def power(tdp_w, as_json):
 @click.option("--rate-hz", type=click.FloatRange(min=1, max=1000), default=DEFAULT_RATE_HZ, show_default=True)
 @click.option("--count", type=click.IntRange(min=1), default=None, help="Stop after this many lines (default: until Ctrl-C).")
 def watch(power_spec, tdp_w, interval, rate_hz, count):
-    """Print live watts per source (mean over each interval) until Ctrl-C."""
+    """Print live watts per source (each interval's energy over its length) until Ctrl-C."""
     sources = open_sources(power_spec, PowerEnvironment(tdp_w=tdp_w))
     sampler = Sampler(sources, rate_hz=rate_hz)
     click.echo("  ".join(f"{s.name} [{s.method}]: {s.measures}" for s in sources), err=True)
     lines = 0
     try:
         with sampler:
+            sampler.wait_until(time.monotonic_ns())  # a first sample, so every interval has a left edge
             t_prev = time.monotonic_ns()
             while count is None or lines < count:
                 time.sleep(interval)
                 t_now = time.monotonic_ns()
+                sampler.wait_until(t_now)
                 cells = []
-                for i, source in enumerate(sources):
-                    data = sampler.snapshot(i, last=int(rate_hz * interval * 2) + 2)
-                    recent = data["power_w"][(data["t_ns"] > t_prev) & ~np.isnan(data["power_w"])]
-                    watts = f"{recent.mean():8.1f} W" if recent.size else "     n/a  "
+                for source, window in zip(sources, sampler.per_source_energy([(t_prev, t_now)], missing_ok=True)):
+                    watts = f"{window.average_w:8.1f} W" if window is not None and window.known else "     n/a  "
                     cells.append(f"{source.name} {watts} ({source.method})")
                 click.echo(time.strftime("%H:%M:%S  ") + "   ".join(cells))
                 t_prev = t_now

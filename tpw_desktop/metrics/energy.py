@@ -147,13 +147,15 @@ def counter_window_energy(
     t1_ns: int,
     *,
     update_s: float | None = None,
+    still_means_zero: bool = False,
 ) -> WindowEnergy:
     """Window energy as the difference of a cumulative counter at the two edges.
 
     ``energy_j`` is cumulative (already unwrapped) and finite; the edges are
     linearly interpolated between the neighbouring samples. A counter whose
     value never changed between the samples around the window measured
-    nothing: the window is unknown, not zero. The error bound is one counter
+    nothing: the window is unknown, not zero (unless ``still_means_zero``: a
+    counter of events, such as CPU ticks, that didn't move counted none). The error bound is one counter
     update's energy: the measured difference lags the true one by between 0
     and one update at each edge, so their difference is off by at most one.
     ``update_s`` is the counter's update period when the caller knows it;
@@ -176,7 +178,7 @@ def counter_window_energy(
     power_ref = _local_counter_power_w(t, e, t0_ns, t1_ns)
     error_j = None if power_ref is None else power_ref * update_s
     unknown = None
-    if n_updates == 0:
+    if n_updates == 0 and not still_means_zero:
         unknown = f"no counter update in the {seconds * 1e3:.0f} ms window"
     return WindowEnergy(
         joules=joules,

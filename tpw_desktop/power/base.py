@@ -58,7 +58,9 @@ class PowerSource(Protocol):
     method: Method
     measures: str  # what the figure covers, for a human: "GPU 0 NVIDIA H100 (board)"
     counter_wrap_uj: int | None  # where the counter wraps to zero; None if it doesn't
-    # Optional: ``max_rate_hz``, the fastest rate at which reading it tells anything new.
+    # Optional: ``max_rate_hz``, the fastest rate at which reading it tells anything new;
+    # ``resolution_s``, its known resolution (else measured from the data);
+    # ``still_counter_means_zero``, for a counter of events that didn't move because none happened.
 
     def read(self) -> PowerReading: ...
 

@@ -53,6 +53,9 @@ class EstimateSource:
     method = "estimated"
     counter_wrap_uj = None
     max_rate_hz = ESTIMATE_MAX_RATE_HZ
+    # It counts busy ticks as they happen: not moving means no CPU was busy,
+    # not (as for NVML's periodic counter) that the next update hasn't come yet.
+    still_counter_means_zero = True
 
     def __init__(
         self,

@@ -266,26 +266,43 @@ class Sampler:
         bound, and the spans are concatenated, then the sources summed; the
         result's method is the weakest of the parts.
         """
-        parts = []
+        return combine(self.per_source_energy(spans), [c.source.name for c in self._channels])
+
+    def per_source_energy(self, spans: Sequence[tuple[int, int]], *, missing_ok: bool = False) -> list:
+        """Each source's energy over the spans, in sampler order.
+
+        With ``missing_ok`` a source that isn't answering gives None instead of
+        failing the others (a live display); a measurement never asks for that.
+        """
+        windows = []
         for channel in self._channels:
-            data = channel.ring.snapshot()
-            ok = channel.valid(data)
-            t, p, e = data["t_ns"][ok], data["power_w"][ok], data["energy_j"][ok]
-            method = channel.source.method
-            resolution_s = getattr(channel.source, "resolution_s", None)
-            windows = []
-            for t0_ns, t1_ns in spans:
-                try:
-                    if channel.has_counter:
-                        w = replace(counter_window_energy(t, e, p, t0_ns, t1_ns, update_s=resolution_s),
-                                    method=method)
-                    else:
-                        w = sampled_window_energy(t, p, t0_ns, t1_ns, method=method, resolution_s=resolution_s)
-                except ValueError:
-                    raise SourceFailed(self._why_uncovered(channel, t0_ns, t1_ns)) from None
-                windows.append(w)
-            parts.append(concat(windows))
-        return combine(parts, [c.source.name for c in self._channels])
+            try:
+                windows.append(self._channel_energy(channel, spans))
+            except SourceFailed:
+                if not missing_ok:
+                    raise
+                windows.append(None)
+        return windows
+
+    def _channel_energy(self, channel: _Channel, spans: Sequence[tuple[int, int]]) -> WindowEnergy:
+        data = channel.ring.snapshot()
+        ok = channel.valid(data)
+        t, p, e = data["t_ns"][ok], data["power_w"][ok], data["energy_j"][ok]
+        method = channel.source.method
+        resolution_s = getattr(channel.source, "resolution_s", None)
+        still_means_zero = getattr(channel.source, "still_counter_means_zero", False)
+        windows = []
+        for t0_ns, t1_ns in spans:
+            try:
+                if channel.has_counter:
+                    w = replace(counter_window_energy(t, e, p, t0_ns, t1_ns, update_s=resolution_s,
+                                                      still_means_zero=still_means_zero), method=method)
+                else:
+                    w = sampled_window_energy(t, p, t0_ns, t1_ns, method=method, resolution_s=resolution_s)
+            except ValueError:
+                raise SourceFailed(self._why_uncovered(channel, t0_ns, t1_ns)) from None
+            windows.append(w)
+        return concat(windows)
 
     def compare_methods(self, t0_ns: int, t1_ns: int) -> list[dict]:
         """For each source with a counter: its counter energy next to its integrated power.
