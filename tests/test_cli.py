@@ -7,28 +7,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from tpw_cli import assert_every_figure_is_a_number_or_says_why, run_tpw
 from tpw_desktop.cli import cli
-
-TPW = str(Path(sys.executable).with_name("tpw"))
-
-
-EFFICIENCY_FIGURES = ("joules", "average_w", "tokens_per_j", "j_per_token", "wh_per_1k_tokens",
-                      "joules_above_idle", "tokens_per_j_above_idle", "j_per_token_above_idle")
-
-
-def assert_every_figure_is_a_number_or_says_why(row):
-    """Issue 8: a figure is a positive number below any absurd size, or null with its reason."""
-    for key in EFFICIENCY_FIGURES:
-        value = row[key]
-        if value is None:
-            assert row["unknown"][key], f"{key} is null without a reason"
-        else:
-            assert 0 < value < 1e6, f"{key} = {value}"
-
-
-def run_tpw(*args, db=None, timeout=300):
-    env_db = ["--db", str(db)] if db else []
-    return subprocess.run([TPW, *env_db, *args], capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.mark.slow

@@ -165,9 +165,7 @@ def test_a_counter_that_comes_back_covers_the_gap():
     assert w.joules == pytest.approx(100.0 * (t1 - t0) / 1e9, rel=0.01)
 
 
-def test_a_source_that_never_comes_back_fails_the_window_with_a_reason():
-    from tpw_desktop.power.sampler import SourceFailed
-
+def test_a_source_that_never_comes_back_makes_the_window_unknown_with_the_reason():
     source = Switchable()
     with Sampler([source], rate_hz=200) as sampler:
         time.sleep(0.05)
@@ -176,8 +174,9 @@ def test_a_source_that_never_comes_back_fails_the_window_with_a_reason():
         time.sleep(0.1)
         t1 = time.monotonic_ns()
         assert sampler.wait_until(t1, timeout_s=0.2) is False
-    with pytest.raises(SourceFailed, match="power source switchable stopped answering .*device went away"):
-        sampler.window_energy(t0, t1)
+    w = sampler.window_energy(t0, t1)
+    assert w.known is False and w.stalled is False
+    assert w.unknown_reason == "switchable: power source switchable stopped answering (OSError: device went away)"
 
 
 def test_the_sampler_runs_no_faster_than_its_fastest_source_changes(clock):
@@ -205,9 +204,7 @@ def test_one_failed_read_just_after_a_window_does_not_lose_it():
     assert w.known and w.joules == pytest.approx(100.0 * (t1 - t0) / 1e9, rel=0.01)
 
 
-def test_a_source_that_dies_after_a_window_fails_it_after_a_timeout():
-    from tpw_desktop.power.sampler import SourceFailed
-
+def test_a_source_that_dies_after_a_window_leaves_it_unknown_after_a_timeout():
     source = Switchable()
     with Sampler([source], rate_hz=100) as sampler:
         time.sleep(0.05)
@@ -215,11 +212,9 @@ def test_a_source_that_dies_after_a_window_fails_it_after_a_timeout():
         time.sleep(0.1)
         t1 = time.monotonic_ns()
         source.alive = False
-        started = time.monotonic()
         assert sampler.wait_until(t1, timeout_s=0.3) is False
-        assert 0.3 <= time.monotonic() - started < 1.5
-        with pytest.raises(SourceFailed, match="stopped answering .*device went away"):
-            sampler.window_energy(t0, t1)
+        w = sampler.window_energy(t0, t1)
+    assert "stopped answering (OSError: device went away)" in w.unknown_reason
 
 
 def test_spans_carry_their_own_error_bounds():
@@ -235,3 +230,19 @@ def test_spans_carry_their_own_error_bounds():
     assert halves.joules == pytest.approx(whole.joules, rel=1e-9)
     assert halves.n_spans == 2
     assert halves.error_j == pytest.approx(2 * whole.error_j, rel=0.2)
+
+
+def test_when_one_source_fails_the_others_keep_their_own_windows():
+    source = Switchable()
+    with Sampler([source, constant_replay(5.0)], rate_hz=100) as sampler:
+        time.sleep(0.05)
+        t0 = time.monotonic_ns()
+        source.alive = False
+        time.sleep(0.1)
+        t1 = time.monotonic_ns()
+        sampler.wait_until(t1, timeout_s=0.2)
+        failed, healthy = sampler.per_source_energy([(t0, t1)])
+        total = sampler.window_energy(t0, t1)
+    assert not failed.known and healthy.known
+    assert healthy.joules == pytest.approx(5.0 * (t1 - t0) / 1e9, rel=1e-6)
+    assert not total.known  # a total missing a part is not a total

@@ -118,7 +118,7 @@ def test_stop_mid_run_saves_a_cancelled_session(qtbot, make_window, bundled_mode
     assert window.start_button.isEnabled() and not window.stop_button.isEnabled()
 
 
-def test_an_engine_error_mid_run_shows_a_message_and_saves_a_failed_session(qtbot, make_window, tiny_model, tmp_path):
+def test_a_prompt_too_long_for_the_context_is_refused_with_a_message(qtbot, make_window, tiny_model, tmp_path):
     window = make_window()
     window.ctx_spin.setValue(256)
     load(qtbot, window, tiny_model)
@@ -126,9 +126,8 @@ def test_an_engine_error_mid_run_shows_a_message_and_saves_a_failed_session(qtbo
     with qtbot.waitSignal(window.run_ended, timeout=30_000) as ended:
         window.start()
     assert ended.args == ["failed"]
-    assert "do not fit in the 256-token context" in window.banner.text()
-    [session] = sessions(tmp_path)
-    assert session["status"] == "failed" and "do not fit" in session["error"]
+    assert "tokens of context, but the model was loaded with 256" in window.banner.text()
+    assert sessions(tmp_path) == []  # refused before anything was measured
     assert window.start_button.isEnabled()  # the app carries on
 
 

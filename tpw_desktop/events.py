@@ -93,13 +93,21 @@ class CooldownChecked:
 
 
 @dataclass(frozen=True, slots=True)
+class SaveProblem:
+    """The database stopped taking writes (disk full, I/O error): the run goes on, kept in memory."""
+
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
 class RepetitionDone:
     test: str
     repetition: int
     results: tuple[PhaseResult, ...]
 
 
-RunEvent = Union[Status, Marked, IdleMeasured, CallStarted, TokenEvent, PhaseEnded, CooldownChecked, RepetitionDone]
+RunEvent = Union[Status, Marked, IdleMeasured, CallStarted, TokenEvent, PhaseEnded, CooldownChecked, SaveProblem,
+                 RepetitionDone]
 
 __all__ = ["CallStarted", "CooldownChecked", "IdleMeasured", "MarkKind", "Marked", "PhaseEnded", "PhaseKind",
-           "RepetitionDone", "RunEvent", "Status", "TestKind", "TokenEvent"]
+           "RepetitionDone", "RunEvent", "SaveProblem", "Status", "TestKind", "TokenEvent"]

@@ -16,7 +16,8 @@ from typing import Any, Protocol
 from . import __version__
 from .engine.llama_engine import Engine, TokenEvent
 from .engine.workloads import TestSpec
-from .events import CallStarted, CooldownChecked, IdleMeasured, Marked, RepetitionDone, RunEvent, Status
+from .errors import TpwError
+from .events import CallStarted, CooldownChecked, IdleMeasured, Marked, RepetitionDone, RunEvent, SaveProblem, Status
 from .metrics import (
     METHOD_RANK,
     IdleBaseline,
@@ -64,15 +65,23 @@ class RunOptions:
 
 
 class Recorder(Protocol):
-    """Where a run is persisted (``store.SessionWriter``); absent with ``--no-save``."""
+    """Where a run is persisted (``store.SessionWriter``); absent with ``--no-save``.
+
+    ``begin`` and ``finish`` raise a TpwError when the database takes no write;
+    ``problem`` says why writes are failing meanwhile (the run goes on).
+    """
 
     def begin(self, meta: dict[str, Any], sampler: Sampler) -> int: ...
+
+    def idle(self, session_id: int, summary: dict[str, Any]) -> None: ...
 
     def token(self, session_id: int, test: str, repetition: int, call: int, event: TokenEvent, store_text: bool) -> None: ...
 
     def repetition(self, session_id: int, repetition: Repetition, results: list[PhaseResult], store_text: bool) -> None: ...
 
     def finish(self, session_id: int, status: str, summary: dict[str, Any], error: str | None = None) -> None: ...
+
+    def problem(self) -> str | None: ...
 
 
 @dataclass(frozen=True)
@@ -160,6 +169,7 @@ class RunReport:
     error: str | None = None
     session_id: int | None = None
     sampler: dict | None = None
+    save_error: str | None = None  # the database did not take the outcome: say so, save it elsewhere
 
     def summary_row(self) -> dict[str, Any]:
         """What the store keeps of the run's outcome (the session row's summary columns)."""
@@ -177,6 +187,7 @@ class RunReport:
             "session_id": self.session_id,
             "status": self.status,
             "error": self.error,
+            "save_error": self.save_error,
             **self.summary_row(),
             "results": [r.as_dict() for r in self.results],
         }
@@ -232,6 +243,8 @@ class MeasuredRun:
         self.recorder = recorder
         self.listener = listener
         self.stop = stop or threading.Event()
+        self.report: RunReport | None = None  # also there when run() was cut short by an exception
+        self._save_problem: str | None = None
 
     def meta(self, tests: list[TestSpec], workload_text: dict | None = None) -> dict[str, Any]:
         engine = self.engine
@@ -320,12 +333,15 @@ class MeasuredRun:
         if not self.sampler.running:
             raise RuntimeError("start the sampler before the run")
         self._now_with_samples()
-        report = RunReport(self.meta(tests, workload_text), idle=None)
+        self.check_fits(tests)
+        report = self.report = RunReport(self.meta(tests, workload_text), idle=None)
         session_id = self.recorder.begin(report.meta, self.sampler) if self.recorder else None
         report.session_id = session_id
         reps: list[Repetition] = []
         try:
             report.idle, report.idle_reason = self.measure_idle()
+            if self.recorder:
+                self.recorder.idle(session_id, report.summary_row())
             for number, test in enumerate(tests):
                 if self.stop.is_set():
                     break
@@ -346,8 +362,20 @@ class MeasuredRun:
                                          self.options.price_per_kwh)
             report.sampler = self.sampler.stats().as_dict()
             if self.recorder:
-                self.recorder.finish(session_id, report.status, report.summary_row(), report.error)
+                try:
+                    self.recorder.finish(session_id, report.status, report.summary_row(), report.error)
+                except TpwError as exc:  # the measurement stands; the caller shows it and saves it elsewhere
+                    report.save_error = str(exc)
         return report
+
+    def check_fits(self, tests: list[TestSpec]) -> None:
+        """Every call of every test fits the context: said now, not after the idle baseline."""
+        n_ctx = self.engine.n_ctx
+        for test in tests:
+            needed = self.engine.tokens_needed(test)
+            if needed > n_ctx:
+                raise TpwError(f"{test.name} needs {needed} tokens of context, but the model was loaded with "
+                               f"{n_ctx}: raise the context size (--ctx)")
 
     def _run_test(self, test: TestSpec, session_id: int | None, report: RunReport, reps: list[Repetition]) -> None:
         if self.options.warmup:
@@ -365,7 +393,15 @@ class MeasuredRun:
             report.results.extend(results)
             if self.recorder:
                 self.recorder.repetition(session_id, rep, results, self.options.store_text)
+                self._report_save_problem()
             self.listener(RepetitionDone(rep.test, rep.index, tuple(results)))
+
+    def _report_save_problem(self) -> None:
+        problem = self.recorder.problem()
+        if problem and problem != self._save_problem:
+            self.listener(SaveProblem(f"the session database is not taking writes ({problem}): the run goes on, "
+                                      "and its results will be shown and kept"))
+        self._save_problem = problem
 
     def _repetition(self, test: TestSpec, index: int, session_id: int | None) -> Repetition:
         """One repetition, with its tokens streamed to the listener and the recorder."""

@@ -24,6 +24,9 @@ from ..errors import ModelFileError
 
 GGUF_MAGIC = b"GGUF"
 DEFAULT_ALIGNMENT = 32
+# The architectures gguf-py (llama.cpp's own Python package) names: a file of
+# any other can't be loaded, and `tpw models` should say so up front.
+KNOWN_ARCHITECTURES = frozenset(gguf.MODEL_ARCH_NAMES.values())
 
 # Scalar GGUF value types -> struct format (little-endian).
 _SCALAR_FORMATS = {
@@ -228,6 +231,11 @@ def _scan(path: Path, buf, size: int) -> ModelFacts:
         )
 
     arch = str(metadata.get("general.architecture", "unknown"))
+    if n_tensors == 0:
+        raise ModelFileError(path, "holds no weights (a vocabulary-only GGUF, as llama.cpp's tests use): not a model")
+    if arch not in KNOWN_ARCHITECTURES:
+        raise ModelFileError(path, f"unknown model architecture {arch!r}: llama.cpp can't run it "
+                                   f"(the installed gguf package knows {len(KNOWN_ARCHITECTURES)} architectures)")
 
     def arch_int(suffix: str) -> int | None:
         value = metadata.get(f"{arch}.{suffix}")

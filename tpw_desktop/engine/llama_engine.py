@@ -26,6 +26,9 @@ import numpy as np
 
 from ..errors import TpwError
 from .gguf_info import ModelFacts, read_model_facts
+from .llama_log import LLAMA_LOG
+from .memory import free_gpu_bytes, free_ram_bytes, kv_cache_bytes, memory_problem
+from .workloads import TestSpec
 from .settings import BuildFacts, EngineSettings, build_facts, physical_cores
 from .types import Generation, PerfCounters, PromptEval, StopReason, TokenEvent
 
@@ -67,8 +70,11 @@ class Engine:
                 on_warning,
             )
 
+        self._check_memory()
         self._owner = threading.get_ident()
+        LLAMA_LOG.install()
         flash_attn = self.settings.flash_attn
+        mark = LLAMA_LOG.mark()
         try:
             self._llm = self._load(flash_attn is not False)
         except (ValueError, RuntimeError) as exc:
@@ -77,10 +83,10 @@ class Engine:
                 try:
                     self._llm = self._load(False)
                 except (ValueError, RuntimeError):
-                    raise TpwError(f"{self.facts.path}: llama.cpp could not load the model ({exc})") from None
+                    raise self._load_error(exc, mark) from None
                 self._warn("flash attention is not available here: running without it", on_warning)
             else:
-                raise TpwError(f"{self.facts.path}: llama.cpp could not load the model ({exc})") from None
+                raise self._load_error(exc, mark) from None
         # The only place llama-cpp-python's private attributes are reached:
         # the raw context and vocabulary pointers the token loop calls with.
         self._lib = llama_cpp
@@ -97,6 +103,21 @@ class Engine:
         # multi-token prompt is evaluated (see _interruptible).
         self._abort_cb = llama_cpp.ggml_abort_callback(self._should_abort)
         self._no_abort_cb = llama_cpp.ggml_abort_callback()  # NULL
+
+    def _check_memory(self) -> None:
+        """Refuse a context whose KV cache can't fit, before llama.cpp tries to allocate it."""
+        s = self.settings
+        on_gpu = self.build.gpu_offload_supported and s.n_gpu_layers != 0
+        free = free_gpu_bytes() if on_gpu else free_ram_bytes()
+        problem = memory_problem(kv_cache_bytes(self.facts, s.n_ctx), free, "GPU memory" if on_gpu else "RAM", s.n_ctx)
+        if problem:
+            raise TpwError(f"{self.facts.path}: {problem}")
+
+    def _load_error(self, exc: Exception, mark: int) -> TpwError:
+        """Why llama.cpp refused the model, in its own words when it logged any."""
+        said = LLAMA_LOG.problems_since(mark)
+        why = said[-1].strip() if said else str(exc)
+        return TpwError(f"{self.facts.path}: llama.cpp could not load the model: {why}")
 
     def _warn(self, message: str, on_warning: Callable[[str], None] | None) -> None:
         self.warnings.append(message)
@@ -167,6 +188,12 @@ class Engine:
             return formatter(messages=list(messages)).prompt
         lines = [f"{m['role']}: {m['content']}" for m in messages]
         return "\n".join(lines) + "\nassistant:"
+
+    def tokens_needed(self, test: TestSpec) -> int:
+        """Context positions the test's longest call uses (prompt + generated)."""
+        if test.workload is None:
+            return test.n_tokens
+        return max(len(self.tokenize(self.format_chat(c.messages))) + c.max_tokens for c in test.workload.calls)
 
     # --- running: llama.cpp's low-level API, no per-token numpy or Python sampler --------
 

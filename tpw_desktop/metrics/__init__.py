@@ -19,6 +19,7 @@ from .energy import (
     concat,
     counter_delta_uj,
     counter_window_energy,
+    failed_window,
     integrate_power_j,
     sampled_window_energy,
 )
@@ -39,6 +40,7 @@ __all__ = [
     "concat",
     "counter_delta_uj",
     "counter_window_energy",
+    "failed_window",
     "idle_baseline",
     "idle_power_w",
     "integrate_power_j",

@@ -70,6 +70,9 @@ class WindowEnergy:
     n_updates: int  # counter changes (or valid power samples) covering the window
     peak_w: float | None
     unknown_reason: str | None = None
+    # Unknown only because a periodic counter had not moved yet: inside a longer
+    # phase such a span counts as 0 J within its one-update error bound.
+    stalled: bool = False
 
     @property
     def known(self) -> bool:
@@ -190,7 +193,14 @@ def counter_window_energy(
         n_updates=n_updates,
         peak_w=_peak_w(t, np.asarray(power_w, dtype=np.float64), t0_ns, t1_ns),
         unknown_reason=unknown,
+        stalled=unknown is not None,
     )
+
+
+def failed_window(seconds: float, method: Method, n_spans: int, reason: str) -> WindowEnergy:
+    """The window of a source that stopped answering: unknown, and no part of any sum."""
+    return WindowEnergy(joules=0.0, seconds=seconds, method=method, error_j=None, n_spans=n_spans, n_samples=0,
+                        n_updates=0, peak_w=None, unknown_reason=reason)
 
 
 def _local_counter_power_w(t: np.ndarray, e: np.ndarray, t0_ns: int, t1_ns: int) -> float | None:
@@ -284,6 +294,7 @@ def combine(windows: list[WindowEnergy], names: list[str] | None = None) -> Wind
         raise ValueError("no sources")
     names = names or [f"source {i}" for i in range(len(windows))]
     unknown = [f"{name}: {w.unknown_reason}" for name, w in zip(names, windows) if not w.known]
+    hard = any(not w.known and not w.stalled for w in windows)
     peaks = [w.peak_w for w in windows]
     return WindowEnergy(
         joules=sum(w.joules for w in windows),
@@ -296,6 +307,7 @@ def combine(windows: list[WindowEnergy], names: list[str] | None = None) -> Wind
         # Peaks of different sources need not coincide; their sum bounds the total's.
         peak_w=None if None in peaks else sum(peaks),
         unknown_reason="; ".join(unknown) or None,
+        stalled=bool(unknown) and not hard,
     )
 
 
@@ -312,12 +324,12 @@ def concat(windows: list[WindowEnergy]) -> WindowEnergy:
     if len(windows) == 1:
         return windows[0]
     peaks = [w.peak_w for w in windows if w.peak_w is not None]
-    n_updates = sum(w.n_updates for w in windows)
-    # A reason other than "nothing moved" (a failed part of a sum) stays a reason for the whole.
-    hard = [w.unknown_reason for w in windows if not w.known and w.n_updates > 0]
+    # A reason other than "nothing moved" (a source that failed) stays a reason for the whole.
+    hard = [w.unknown_reason for w in windows if not w.known and not w.stalled]
+    all_stalled = all(w.stalled for w in windows)
     seconds = sum(w.seconds for w in windows)
     reason = hard[0] if hard else (
-        f"no counter update in {seconds * 1e3:.0f} ms over {len(windows)} spans" if n_updates == 0 else None)
+        f"no counter update in {seconds * 1e3:.0f} ms over {len(windows)} spans" if all_stalled else None)
     return WindowEnergy(
         joules=sum(w.joules for w in windows),
         seconds=seconds,
@@ -325,7 +337,8 @@ def concat(windows: list[WindowEnergy]) -> WindowEnergy:
         error_j=_sum_errors(windows),
         n_spans=sum(w.n_spans for w in windows),
         n_samples=sum(w.n_samples for w in windows),
-        n_updates=n_updates,
+        n_updates=sum(w.n_updates for w in windows),
         peak_w=max(peaks) if peaks else None,
         unknown_reason=reason,
+        stalled=all_stalled and not hard,
     )

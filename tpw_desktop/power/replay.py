@@ -35,38 +35,52 @@ class PowerTrace:
         return float(self.t_s[-1])
 
     @classmethod
-    def from_rows(cls, rows: list[dict[str, Any]], origin: str) -> PowerTrace:
+    def from_rows(cls, rows: list[tuple[str, dict[str, Any]]], origin: str) -> PowerTrace:
+        """Validate every sample, naming where a bad one is: ``rows`` are (location, sample) pairs."""
         if len(rows) < 2:
             raise TpwError(f"{origin}: a power trace needs at least two samples")
-        try:
-            t = np.array([float(r["t_s"]) for r in rows])
-            p = np.array([float(r["power_w"]) for r in rows])
-            has_energy = all(r.get("energy_j") not in (None, "") for r in rows)
-            e = np.array([float(r["energy_j"]) for r in rows]) if has_energy else None
-        except (KeyError, ValueError, TypeError) as exc:
-            raise TpwError(f"{origin}: each sample needs numeric t_s and power_w ({exc})") from None
-        if np.any(np.diff(t) <= 0):
-            raise TpwError(f"{origin}: t_s must be strictly increasing")
+        has_energy = all(r.get("energy_j") not in (None, "") for _, r in rows)
+        keys = ("t_s", "power_w", "energy_j") if has_energy else ("t_s", "power_w")
+        table = np.array([[_number(origin, where, r, key) for key in keys] for where, r in rows])
+        t, p = table[:, 0], table[:, 1]
+        e = table[:, 2] if has_energy else None
+        for values, rule, what in ((t, np.diff(t) <= 0, "t_s must be strictly increasing"),
+                                   (e, np.diff(e) < 0 if e is not None else None, "energy_j went backwards")):
+            if rule is not None and rule.any():
+                where = rows[int(np.argmax(rule)) + 1][0]
+                raise TpwError(f"{origin}, {where}: {what}")
         return cls(t - t[0], p, None if e is None else e - e[0], origin)
 
     @classmethod
     def load(cls, path: str | Path) -> PowerTrace:
         path = Path(path)
         try:
-            text = path.read_text()
+            data = path.read_bytes()
         except OSError as exc:
             raise TpwError(f"{path}: cannot read the power trace ({exc.strerror})") from None
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = data[: exc.start].count(b"\n") + 1
+            raise TpwError(f"{path}, line {line}: not UTF-8 text (byte {data[exc.start]:#04x}): "
+                           "is this a power trace?") from None
         if path.suffix.lower() == ".json":
             try:
-                data = json.loads(text)
+                doc = json.loads(text)
             except json.JSONDecodeError as exc:
-                raise TpwError(f"{path}: not valid JSON ({exc})") from None
-            rows = data["samples"] if isinstance(data, dict) and "samples" in data else data
-            if not isinstance(rows, list):
-                raise TpwError(f"{path}: expected a list of samples")
+                raise TpwError(f"{path}, line {exc.lineno}: not valid JSON ({exc.msg})") from None
+            samples = doc["samples"] if isinstance(doc, dict) and "samples" in doc else doc
+            if not isinstance(samples, list) or not all(isinstance(r, dict) for r in samples):
+                raise TpwError(f"{path}: expected a list of samples like {{\"t_s\": 0, \"power_w\": 50}}")
+            rows = [(f"sample {i + 1}", r) for i, r in enumerate(samples)]
         else:
-            lines = [line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
-            rows = list(csv.DictReader(lines))
+            numbered = [(n, line) for n, line in enumerate(text.splitlines(), 1)
+                        if line.strip() and not line.lstrip().startswith("#")]
+            if not numbered:
+                raise TpwError(f"{path}: no samples (expected a header like t_s,power_w and then rows)")
+            header = next(csv.reader([numbered[0][1]]))
+            rows = [(f"line {n}", dict(zip(header, values)))
+                    for n, values in ((n, next(csv.reader([line]))) for n, line in numbered[1:])]
         return cls.from_rows(rows, str(path))
 
     def energy_at(self, t_s: float) -> float:
@@ -80,6 +94,22 @@ class PowerTrace:
             return self.energy_j
         steps = (self.power_w[1:] + self.power_w[:-1]) / 2 * np.diff(self.t_s)
         return np.concatenate(([0.0], np.cumsum(steps)))
+
+
+def _number(origin: str, where: str, row: dict[str, Any], key: str) -> float:
+    """One field of a sample: present, numeric, finite, and (but for time) not negative."""
+    raw = row.get(key)
+    if raw in (None, ""):
+        raise TpwError(f"{origin}, {where}: no {key} (each sample needs numeric t_s and power_w)")
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        raise TpwError(f"{origin}, {where}: {key} is not a number ({raw!r})") from None
+    if not math.isfinite(value):
+        raise TpwError(f"{origin}, {where}: {key} is {raw} (must be a finite number)")
+    if key != "t_s" and value < 0:
+        raise TpwError(f"{origin}, {where}: {key} is negative ({value:g})")
+    return value
 
 
 class ReplaySource:

@@ -23,6 +23,7 @@ from ..metrics import (
     concat,
     counter_delta_uj,
     counter_window_energy,
+    failed_window,
     sampled_window_energy,
 )
 from ..errors import TpwError
@@ -248,11 +249,18 @@ class Sampler:
         """
         deadline = time.monotonic() + timeout_s
         while True:
-            if all(c.last_valid_ns is not None and c.last_valid_ns >= t_ns for c in self._channels):
+            covered = [c.last_valid_ns is not None and c.last_valid_ns >= t_ns for c in self._channels]
+            if all(covered):
                 return True
-            if time.monotonic() >= deadline or not self.running:
+            # A source failing for longer than the timeout already is down: don't wait on it again.
+            down = [self._down(c, timeout_s) for c in self._channels]
+            if time.monotonic() >= deadline or not self.running or all(a or b for a, b in zip(covered, down)):
                 return False
             time.sleep(self._period_ns / 4e9)
+
+    def _down(self, channel: _Channel, timeout_s: float) -> bool:
+        last = channel.last_valid_ns
+        return channel.consecutive_errors > 0 and (last is None or self._clock_ns() - last > timeout_s * 1e9)
 
     def window_energy(self, t0_ns: int, t1_ns: int) -> WindowEnergy:
         """Energy of all sources between two engine timestamps."""
@@ -268,20 +276,19 @@ class Sampler:
         """
         return combine(self.per_source_energy(spans), [c.source.name for c in self._channels])
 
-    def per_source_energy(self, spans: Sequence[tuple[int, int]], *, missing_ok: bool = False) -> list:
+    def per_source_energy(self, spans: Sequence[tuple[int, int]]) -> list[WindowEnergy]:
         """Each source's energy over the spans, in sampler order.
 
-        With ``missing_ok`` a source that isn't answering gives None instead of
-        failing the others (a live display); a measurement never asks for that.
+        A source that stopped answering gives an unknown window with the
+        reason: the run goes on with the others, and no sum includes it.
         """
         windows = []
         for channel in self._channels:
             try:
                 windows.append(self._channel_energy(channel, spans))
-            except SourceFailed:
-                if not missing_ok:
-                    raise
-                windows.append(None)
+            except SourceFailed as exc:
+                seconds = sum((t1 - t0) / 1e9 for t0, t1 in spans)
+                windows.append(failed_window(seconds, channel.source.method, len(spans), str(exc)))
         return windows
 
     def _channel_energy(self, channel: _Channel, spans: Sequence[tuple[int, int]]) -> WindowEnergy:
@@ -339,5 +346,5 @@ class Sampler:
         name = channel.source.name
         errors = [e for e in self._errors if e.source == name]
         if errors and errors[-1].t_ns >= t0_ns:
-            return f"power source {name} stopped answering ({errors[-1].message}): the energy of this run is unknown"
+            return f"power source {name} stopped answering ({errors[-1].message})"
         return f"power source {name} has no readings covering the window"

@@ -2,6 +2,8 @@
 from .db import connect
 from .schema import SESSION_STATUSES, schema_version
 from .store import Store
-from .writer import SessionWriter
+from .db import DatabaseReadOnly
+from .writer import SaveFailed, SessionWriter, open_recorder
 
-__all__ = ["SESSION_STATUSES", "SessionWriter", "Store", "connect", "schema_version"]
+__all__ = ["SESSION_STATUSES", "DatabaseReadOnly", "SaveFailed", "SessionWriter", "Store", "connect",
+           "open_recorder", "schema_version"]

@@ -203,5 +203,10 @@ def apply(db: Database) -> None:
     migrations.apply(db)
 
 
+def migration_names() -> list[str]:
+    """Every migration this version of tpw knows, in order."""
+    return [m.name for m in migrations._migrations]
+
+
 def schema_version(db: Database) -> list[str]:
     return [m.name for m in migrations.applied(db)]

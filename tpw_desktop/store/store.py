@@ -16,7 +16,7 @@ import numpy as np
 
 from .. import serialize
 from ..errors import TpwError
-from .db import connect
+from .db import DatabaseReadOnly, connect
 
 HEARTBEAT_STALE_S = 30.0
 
@@ -49,9 +49,22 @@ def _pid_alive(pid: int) -> bool:
 
 
 class Store:
-    def __init__(self, path=None):
-        self.db = connect(path)
+    """The query API; ``readonly`` opens an existing database without ever writing to it."""
+
+    def __init__(self, path=None, *, readonly: bool = False):
+        self.db = connect(path, readonly=readonly)
+        self.readonly = readonly
         self.path = Path(self.db.conn.execute("PRAGMA database_list").fetchone()[2])
+
+    @classmethod
+    def for_reading(cls, path=None) -> Store:
+        """Open to read: migrated and with dead sessions marked when writable, else read-only as it is."""
+        try:
+            store = cls(path)
+        except DatabaseReadOnly:
+            return cls(path, readonly=True)
+        store.recover_interrupted()
+        return store
 
     def close(self) -> None:
         self.db.close()

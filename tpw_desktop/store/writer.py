@@ -19,16 +19,23 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from sqlite_utils import Database
 
 from .. import serialize
-from ..engine.llama_engine import TokenEvent
+from ..engine.types import TokenEvent
+from ..errors import TpwError
+from ..paths import default_db_path
 from ..power import Sampler
-from .db import connect, utc_now
+from .db import connect, describe_sqlite_error, utc_now
 
 COMMIT_INTERVAL_S = 0.25
+
+
+class SaveFailed(TpwError):
+    """The database refused a write the run was waiting on (disk full, I/O error, read-only)."""
 HEARTBEAT_INTERVAL_S = 1.0
 
 
@@ -63,12 +70,14 @@ class SessionWriter:
     """The ``Recorder`` that writes sessions to SQLite; use one per process."""
 
     def __init__(self, path=None, *, commit_interval_s: float = COMMIT_INTERVAL_S):
-        self.path = path
+        self.path = Path(path) if path is not None else default_db_path()
         self.commit_interval_s = commit_interval_s
         self._queue: queue.SimpleQueue[_Op | None] = queue.SimpleQueue()
         self._token_rows: queue.SimpleQueue[tuple] = queue.SimpleQueue()
         self._attached: dict[int, _Attached] = {}
         self._last_heartbeat = 0.0
+        self.last_write_error: str | None = None
+        self.failed_commits = 0
         self._closed = threading.Event()
         ready: Future = Future()
         self._thread = threading.Thread(target=self._run, args=(ready,), name="tpw-store-writer", daemon=True)
@@ -126,11 +135,14 @@ class SessionWriter:
 
         self._submit(write)
 
+    def idle(self, session_id: int, summary: dict[str, Any]) -> None:
+        """The idle baseline as soon as it is measured: a killed run keeps it."""
+        self._submit(lambda db: db["sessions"].update(session_id, _idle_columns(summary)))
+
     def finish(self, session_id: int, status: str, summary: dict[str, Any], error: str | None = None) -> None:
         """Write the last samples and the outcome; returns once it is committed."""
 
         def write(db: Database) -> None:
-            idle = summary.get("idle") or {}
             db["sessions"].update(
                 session_id,
                 {
@@ -141,13 +153,7 @@ class SessionWriter:
                     "summary": _json(summary.get("summary")),
                     "sampler": _json(summary.get("sampler")),
                     "cooldowns": _json(summary.get("cooldowns") or []),
-                    "idle_power_w": idle.get("power_w"),
-                    "idle_seconds": idle.get("seconds"),
-                    "idle_method": idle.get("method"),
-                    "idle_confident": idle.get("confident"),
-                    "idle_error_w": idle.get("error_w"),
-                    "idle_settle_s": idle.get("settle_s"),
-                    "idle_reason": summary.get("idle_reason"),
+                    **_idle_columns(summary),
                 },
             )
             # This commit also writes the session's last tokens and samples, then detaches it.
@@ -177,7 +183,15 @@ class SessionWriter:
         return op.future
 
     def _call(self, fn: Callable[[Database], Any]) -> Any:
-        return self._submit(fn, urgent=True).result(timeout=60)
+        try:
+            return self._submit(fn, urgent=True).result(timeout=60)
+        except sqlite3.Error as exc:
+            raise SaveFailed(f"the session database {self.path} took no write: "
+                             f"{describe_sqlite_error(exc, self.path)}") from None
+
+    def problem(self) -> str | None:
+        """Why writes are failing right now (disk full ...), or None when the last commit succeeded."""
+        return self.last_write_error
 
     def _run(self, ready: Future) -> None:
         try:
@@ -232,12 +246,17 @@ class SessionWriter:
         except sqlite3.Error as exc:
             if db.conn.in_transaction:
                 db.conn.execute("ROLLBACK")
+            self.last_write_error = describe_sqlite_error(exc, self.path)
+            self.failed_commits += 1
             for row in tokens:
                 self._token_rows.put(row)
             for op in batch:
-                if not op.future.done():
+                if op.urgent:  # its caller is waiting: it decides what to do
                     op.future.set_exception(exc)
+                else:  # results and calls rows: kept for the next commit, like the tokens
+                    self._queue.put(op)
             return
+        self.last_write_error = None
         for att, new_cursors in cursors:
             att.cursors = new_cursors
         self._attached = {sid: att for sid, att in self._attached.items() if not att.finished}
@@ -342,6 +361,30 @@ class SessionWriter:
                 pass
 
         threading.Thread(target=work, name="tpw-model-hash", daemon=True).start()
+
+
+def _idle_columns(summary: dict[str, Any]) -> dict[str, Any]:
+    idle = summary.get("idle") or {}
+    return {
+        "idle_power_w": idle.get("power_w"),
+        "idle_seconds": idle.get("seconds"),
+        "idle_method": idle.get("method"),
+        "idle_confident": idle.get("confident"),
+        "idle_error_w": idle.get("error_w"),
+        "idle_settle_s": idle.get("settle_s"),
+        "idle_reason": summary.get("idle_reason"),
+    }
+
+
+def open_recorder(path=None) -> tuple[SessionWriter, Path]:
+    """The one way to start recording, for the CLI and the window alike: check and open the
+    database (ours, not newer, writable), mark sessions whose process died, start the writer."""
+    from .store import Store
+
+    with Store(path) as store:
+        store.recover_interrupted()
+        resolved = store.path
+    return SessionWriter(resolved), resolved
 
 
 def _finite(value: float) -> float | None:

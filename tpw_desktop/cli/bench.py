@@ -1,0 +1,249 @@
+"""``tpw bench``: llama-bench's tests and tpw's workloads, with energy, on one or more models.
+
+Whatever happens after the first repetition, the measurement is shown: a
+stop (Ctrl-C, SIGTERM) prints what finished, a second Ctrl-C too, and a
+database that stops taking writes gets the results written to a JSON file
+instead, with the reason.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from pathlib import Path
+
+import click
+
+from .. import __version__, serialize
+from ..atomic import atomic_writer
+from ..engine.gguf_info import format_params, format_size, read_model_facts
+from ..engine.llama_engine import EngineSettings, load_engine
+from ..engine.workloads import TestSpec, get_workload
+from ..errors import TpwError
+from ..power import DEFAULT_RATE_HZ, DEFAULT_TDP_W, PowerEnvironment, Sampler, open_sources
+from ..session import MeasuredRun, RunOptions, RunReport
+from .common import EXIT_CANCELLED, EXIT_PARTIAL, EXIT_USAGE, Progress, db_option, err, fmt, parse_counts, stop_on_signals
+
+DEFAULT_CTX = 4096
+
+
+@click.command()
+@click.argument("models", nargs=-1, type=click.Path(path_type=Path))
+@click.option("-p", "--n-prompt", default="512", show_default=True, help="Prompt-processing test sizes (pp), comma-separated; 0 skips.")
+@click.option("-n", "--n-gen", default="128", show_default=True, help="Generation test sizes (tg), comma-separated; 0 skips.")
+@click.option("-r", "--repetitions", default=RunOptions.repetitions, show_default=True, type=click.IntRange(1, 1000))
+@click.option("-w", "--workload", "workloads", multiple=True, help="A named workload (see `tpw workloads`); repeatable. Replaces the pp/tg tests.")
+@click.option("--ngl", "n_gpu_layers", type=int, default=None, help="GPU layers (default: all when the build supports a GPU, else 0).")
+@click.option("--ctx", "n_ctx", type=click.IntRange(16), default=None, help=f"Context size (default: {DEFAULT_CTX}, or larger if the tests need it).")
+@click.option("-b", "--batch", "n_batch", type=click.IntRange(1), default=EngineSettings.n_batch, show_default=True)
+@click.option("-t", "--threads", "n_threads", type=click.IntRange(1), default=None, help="CPU threads (default: physical cores, as llama-bench).")
+@click.option("--flash-attn", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True)
+@click.option("--seed", type=int, default=EngineSettings.seed, show_default=True)
+@click.option("--no-warmup", is_flag=True, help="Skip the unrecorded warm-up run of each test.")
+@click.option("--power", "power_spec", default="auto", show_default=True, help="Power sources: auto, nvml[:0+1], rapl, estimate[:TDP], estimate-process[:TDP], replay:FILE; comma-separated.")
+@click.option("--tdp-w", type=click.FloatRange(min=1), default=DEFAULT_TDP_W, show_default=True, help="CPU TDP for the estimate source.")
+@click.option("--rate-hz", type=click.FloatRange(min=1, max=1000), default=DEFAULT_RATE_HZ, show_default=True, help="Power sampling rate.")
+@click.option("--idle-s", type=click.FloatRange(min=0), default=RunOptions.idle_s, show_default=True, help="Idle-power baseline measured before the tests; 0 skips.")
+@click.option("--settle-s", type=click.FloatRange(min=0), default=RunOptions.settle_s, show_default=True, help="Seconds left alone before the idle baseline (a GPU's power takes seconds to drop after work).")
+@click.option("--delay", "delay_s", type=click.FloatRange(min=0), default=RunOptions.delay_s, show_default=True, help="Cool-down between tests, as llama-bench's --delay; power is then checked against idle.")
+@click.option("--price", "price_per_kwh", type=click.FloatRange(min=0), default=None, help="Electricity price per kWh, for cost per 1M tokens.")
+@click.option("--currency", default=RunOptions.currency, show_default=True)
+@click.option("--no-save", is_flag=True, help="Don't record a session in the database.")
+@click.option("--no-text", is_flag=True, help="Record the session without prompt and output text.")
+@click.option("--save-failed-to", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Where to write the results as JSON if the database can't take them (default: tpw-results-TIME.json here).")
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable results on stdout.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")
+@db_option
+@click.pass_obj
+def bench(obj, models, n_prompt, n_gen, repetitions, workloads, n_gpu_layers, n_ctx, n_batch, n_threads,
+          flash_attn, seed, no_warmup, power_spec, tdp_w, rate_hz, idle_s, settle_s, delay_s, price_per_kwh, currency,
+          no_save, no_text, save_failed_to, as_json, quiet):
+    """Benchmark speed and energy, llama-bench style (default: the bundled model)."""
+    if workloads:
+        tests = [TestSpec.of(get_workload(name)) for name in workloads]
+    else:
+        tests = [TestSpec.pp(n) for n in parse_counts(n_prompt, "-p")]
+        tests += [TestSpec.tg(n) for n in parse_counts(n_gen, "-n")]
+    if not tests:
+        raise click.UsageError("nothing to run: give -p or -n a size above 0, or a --workload")
+    paths = list(models) or [None]
+    for path in paths:  # a bad file fails before anything else starts
+        if path is not None:
+            read_model_facts(path)
+    settings = EngineSettings(
+        n_gpu_layers=n_gpu_layers,
+        n_ctx=_context_size(tests, n_ctx, quiet),
+        n_batch=n_batch,
+        n_threads=n_threads,
+        flash_attn={"auto": None, "on": True, "off": False}[flash_attn],
+        seed=seed,
+    )
+    options = RunOptions(repetitions=repetitions, warmup=not no_warmup, idle_s=idle_s, settle_s=settle_s,
+                         delay_s=delay_s, price_per_kwh=price_per_kwh, currency=currency, store_text=not no_text)
+    writer, db_path = (None, None)
+    if not no_save:
+        from ..store import open_recorder
+
+        writer, db_path = open_recorder(obj.get("db"))  # ours, not newer, writable: before any model loads
+    with stop_on_signals() as signals:
+        reports, interrupted, failure = _run_all(paths, tests, settings, options, power_spec, tdp_w, rate_hz,
+                                                 writer, quiet, signals.stop)
+        signals.done()  # what is left is printing what was measured: nothing more to stop
+        _report(reports, interrupted, failure, as_json, db_path, save_failed_to)
+
+
+def _report(reports: list[RunReport], interrupted: bool, failure: TpwError | None, as_json: bool,
+            db_path: Path | None, save_failed_to: Path | None) -> None:
+    """Print what was measured, save it elsewhere if the database didn't take it, exit accordingly."""
+    if failure and not any(r.results for r in reports):
+        raise failure  # nothing was measured: one line, status 2
+    if as_json:
+        click.echo(serialize.dumps({"tpw_version": __version__, "runs": [r.as_dict() for r in reports]}, indent=2))
+    else:
+        print_bench_table(reports)
+        for report in reports:
+            if report.session_id is not None and not report.save_error:
+                click.echo(f"\nsaved session {report.session_id} ({report.status}) in {db_path}", err=True)
+    if any(r.save_error for r in reports):
+        _save_elsewhere(reports, save_failed_to)
+        sys.exit(EXIT_PARTIAL)
+    if failure:
+        err(str(failure))
+        sys.exit(EXIT_USAGE)
+    if interrupted or any(r.status == "cancelled" for r in reports):
+        sys.exit(EXIT_CANCELLED)
+
+
+def _context_size(tests: list[TestSpec], n_ctx: int | None, quiet: bool) -> int:
+    """The user's context if the pp/tg tests fit it (refused before loading if not), else one that fits."""
+    needed = max((t.n_tokens for t in tests if t.workload is None), default=0)
+    if n_ctx is not None:
+        if needed > n_ctx:
+            test = max((t for t in tests if t.workload is None), key=lambda t: t.n_tokens)
+            raise click.UsageError(f"{test.name} needs {needed} tokens of context, but --ctx is {n_ctx}")
+        return n_ctx
+    if needed > DEFAULT_CTX and not quiet:
+        err(f"note: the context is {needed} tokens (not {DEFAULT_CTX}) so the longest test fits")
+    return max(DEFAULT_CTX, needed)
+
+
+def _run_all(paths, tests, settings, options, power_spec, tdp_w, rate_hz, writer, quiet,
+             stop) -> tuple[list[RunReport], bool, TpwError | None]:
+    """Each model in turn; what finished is returned even when a failure or a second Ctrl-C cuts it short."""
+    sources = open_sources(power_spec, PowerEnvironment(tdp_w=tdp_w))
+    reports: list[RunReport] = []
+    sampler = Sampler(sources, rate_hz=rate_hz)
+    workload_text = {t.name: [c.messages for c in t.workload.calls] for t in tests if t.workload} or None
+    try:
+        with sampler:
+            for path in paths:
+                if stop.is_set():
+                    break
+                progress = Progress(Path(path).name if path else "bundled SmolLM2-135M-Instruct Q4_1", enabled=not quiet)
+                progress.status("loading the model")
+                engine = load_engine(path, settings, on_warning=lambda m: err(f"warning: {m}"))
+                run = MeasuredRun(engine, sampler, options, recorder=writer, listener=progress, stop=stop)
+                try:
+                    reports.append(run.run(tests, workload_text))
+                except (KeyboardInterrupt, TpwError) as exc:
+                    if run.report is not None:
+                        reports.append(run.report)
+                    return reports, isinstance(exc, KeyboardInterrupt), exc if isinstance(exc, TpwError) else None
+                finally:
+                    progress.done()
+                    engine.close()
+    finally:
+        for source in sources:
+            source.close()
+        if writer:
+            writer.close()
+    return reports, False, None
+
+
+def _save_elsewhere(reports: list[RunReport], path: Path | None) -> None:
+    """The results the database didn't take, as JSON where the user can find them."""
+    path = path or Path.cwd() / f"tpw-results-{dt.datetime.now():%Y%m%d-%H%M%S}.json"
+    for report in reports:
+        if report.save_error:
+            err(f"the session was measured but not saved: {report.save_error}")
+    with atomic_writer(path) as f:
+        serialize.dump({"tpw_version": __version__, "runs": [r.as_dict() for r in reports]}, f, indent=2)
+    err(f"the results are in {path}")
+
+
+def _backend(report: RunReport) -> str:
+    build, settings = report.meta["build"], report.meta["settings"]
+    if build["gpu_offload_supported"] and settings["n_gpu_layers"] != 0:
+        for name in ("CUDA", "Metal", "Vulkan", "ROCm", "SYCL"):
+            if name.upper() in build["system_info"].upper():
+                return name
+        return "GPU"
+    return "CPU"
+
+
+def _cell(value, digits: int, notes: dict[str, int], reason: str | None, sd=None) -> str:
+    """A figure, ± its spread, or n/a with a footnote number pointing at why."""
+    if value is None:
+        if reason is None:
+            return "n/a"
+        number = notes.setdefault(reason, len(notes) + 1)
+        return f"n/a [{number}]"
+    return f"{value:.{digits}f}" + ("" if sd is None else f" ± {sd:.{digits}f}")
+
+
+def print_bench_table(reports: list[RunReport]) -> None:
+    from tabulate import tabulate
+
+    header = ["model", "size", "params", "backend", "ngl", "threads", "fa", "test", "t/s", "W",
+              "tok/J", "tok/J >idle", "J/tok", "method"]  # fmt: skip
+    rows, notes = [], {}
+    for report in reports:
+        model, settings = report.meta["model"], report.meta["settings"]
+        for s in report.summaries:
+            single_phase = s.test.startswith(("pp", "tg")) and s.phase == s.test[:2]
+            p, why = s.pooled, s.pooled.unknown.get
+            rows.append([
+                f"{model['architecture']} {model['quantization']}",
+                format_size(model["size_bytes"]),
+                format_params(model["n_params"]),
+                _backend(report),
+                str(settings["n_gpu_layers"]),
+                str(settings["n_threads"]),
+                "on" if settings["flash_attn"] else "off",
+                s.test if single_phase else f"{s.test}/{s.phase}",
+                _cell(s.tokens_per_s[0], 2, notes, why("tokens_per_s"), s.tokens_per_s[1]),
+                _cell(p.average_w, 1, notes, why("average_w")),
+                _cell(p.tokens_per_j, 3, notes, why("tokens_per_j"), s.spread_sd.get("tokens_per_j")),
+                _cell(p.tokens_per_j_above_idle, 3, notes, why("tokens_per_j_above_idle")),
+                _cell(p.j_per_token, 4, notes, why("j_per_token")),
+                p.method + ("" if p.confident else " (low confidence)"),
+            ])
+    if rows:
+        click.echo(tabulate(rows, header, tablefmt="github", disable_numparse=True,
+                            colalign=["left"] * 8 + ["right"] * 5 + ["left"]))
+    else:
+        click.echo("no repetition finished: nothing to report")
+    for reason, number in notes.items():
+        click.echo(f"[{number}] {reason}")
+    for report in reports:
+        _print_notes(report)
+
+
+def _print_notes(report: RunReport) -> None:
+    if report.idle is not None:
+        idle = report.idle
+        settle = f" after {idle.settle_s:g} s settling" if idle.settle_s else ""
+        click.echo(f"\nidle baseline: {idle.power_w:.1f} W over {idle.seconds:.1f} s{settle} "
+                   f"({idle.method}{'' if idle.confident else ', low confidence'})")
+    elif report.idle_reason:
+        click.echo(f"\nidle baseline: none ({report.idle_reason})")
+    for c in report.cooldowns:
+        state = {True: "back near idle", False: "NOT back near idle", None: "unknown against idle"}[c.near_idle]
+        click.echo(f"cool-down before {c.test}: {c.seconds:g} s, then {fmt(c.power_w, 1)} W ({state})")
+    low = {s.pooled.low_confidence for s in report.summaries if not s.pooled.confident} - {None}
+    for reason in sorted(low):
+        click.echo(f"low confidence: {reason}")
+    if report.status in ("cancelled", "interrupted"):
+        click.echo(f"run {report.status}: the table holds the repetitions that finished")
+    if any(s["method"] == "estimated" for s in report.meta["power_sources"]):
+        click.echo("note: 'estimated' figures come from CPU busy time x TDP, not a sensor: "
+                   "treat them as rough (errors of -60% to +190% are reported for this method).")

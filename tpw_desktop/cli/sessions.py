@@ -1,0 +1,159 @@
+"""``tpw sessions``: list, show, compare, export and delete recorded sessions.
+
+Reading commands work on a read-only database too; writing ones (delete)
+say it is read-only. An export is written whole or not at all.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from .. import serialize
+from ..atomic import atomic_writer
+from ..engine.gguf_info import format_params, format_size
+from .common import db_option, fmt, output_options, parse_day, print_rows
+
+
+@click.group()
+def sessions():
+    """List, show, compare, export and delete recorded sessions."""
+
+
+def _reading(obj):
+    from ..store import Store
+
+    return Store.for_reading(obj.get("db"))
+
+
+def _headline(summary: list | None) -> str:
+    for s in summary or []:
+        if s["phase"] in ("tg", "total"):
+            return f"{s['test']}/{s['phase']} {fmt(s['tokens_per_s_mean'])} t/s, {fmt(s.get('tokens_per_j'), 3)} tok/J"
+    return ""
+
+
+@sessions.command("list")
+@click.option("--model", help="Part of the model file name or GGUF name.")
+@click.option("--quant", "quantization", help="Quantization, e.g. Q4_K_M.")
+@click.option("--status", type=click.Choice(["running", "completed", "failed", "interrupted", "cancelled"]))
+@click.option("--since", callback=parse_day, help="Started on or after this date (YYYY-MM-DD, UTC).")
+@click.option("--until", callback=parse_day, help="Started before this date (YYYY-MM-DD, UTC).")
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
+@output_options
+@db_option
+@click.pass_obj
+def sessions_list(obj, model, quantization, status, since, until, limit, as_json, as_csv, table_format):
+    """Recorded sessions, newest first."""
+    with _reading(obj) as store:
+        rows = store.list_sessions(model=model, quantization=quantization, status=status, since=since,
+                                   until=until, limit=limit)
+    shown = [{**r, "started": r["started_at"][:19].replace("T", " "), "headline": _headline(r.get("summary"))}
+             for r in rows]
+    columns = [("id", "id"), ("started", "started (UTC)"), ("status", "status"), ("model", "model"),
+               ("quantization", "quant"), ("method", "method"), ("headline", "headline")]
+    print_rows(shown, columns, as_json=as_json, as_csv=as_csv, table_format=table_format, empty="no sessions",
+               raw=rows)
+
+
+@sessions.command("show")
+@click.argument("session_id", type=int)
+@click.option("--json", "as_json", is_flag=True)
+@db_option
+@click.pass_obj
+def sessions_show(obj, session_id, as_json):
+    """One session: model, settings, power sources, idle baseline, summary."""
+    with _reading(obj) as store:
+        s = store.session(session_id)
+        n_samples = store.sample_count(session_id)
+    if as_json:
+        click.echo(serialize.dumps({**s, "n_samples": n_samples}, indent=2))
+        return
+    click.echo(f"session {s['id']}: {s['status']}, {s['started_at']} -> {s['ended_at'] or '...'}")
+    click.echo(f"model:   {s['model']} ({s['architecture']} {s['quantization']}, {format_params(s['n_params'] or 0)} "
+               f"params, {format_size(s['size_bytes'] or 0)})  sha256 {s['model_sha256'] or 'not yet computed'}")
+    click.echo(f"engine:  llama-cpp-python {s['llama_cpp_version']}; " + ", ".join(
+        f"{k}={v}" for k, v in (s["settings"] or {}).items()))
+    click.echo(f"machine: {s['cpu']}, {s['ram_gib']} GiB, {s['os']}")
+    for src in s["sources"]:
+        click.echo(f"power:   {src['name']} [{src['method']}] {src['measures']}")
+    if s["idle_power_w"] is not None:
+        click.echo(f"idle:    {s['idle_power_w']:.2f} W over {s['idle_seconds']:.1f} s ({s['idle_method']})")
+    elif s.get("idle_reason"):
+        click.echo(f"idle:    none ({s['idle_reason']})")
+    click.echo(f"samples: {n_samples}")
+    if s["error"]:
+        click.echo(f"error:   {s['error']}")
+    for row in s.get("summary") or []:
+        click.echo(f"  {row['test']}/{row['phase']:5}  {fmt(row['tokens_per_s_mean'])} t/s  "
+                   f"{fmt(row.get('average_w'), 1)} W  {fmt(row.get('tokens_per_j'), 3)} tok/J  "
+                   f"{fmt(row.get('j_per_token'), 4)} J/tok  [{row['method']}"
+                   f"{'' if row['confident'] else ', low confidence'}]")
+        for figure, why in (row.get("unknown") or {}).items():
+            click.echo(f"      {figure}: unknown, {why}")
+
+
+@sessions.command("compare")
+@click.argument("session_ids", type=int, nargs=-1)
+@click.option("--model", help="Instead of ids: sessions whose model name contains this.")
+@click.option("--quant", "quantization", help="Instead of ids: sessions of this quantization.")
+@output_options
+@db_option
+@click.pass_obj
+def sessions_compare(obj, session_ids, model, quantization, as_json, as_csv, table_format):
+    """Sessions side by side: one row per session, test and phase (e.g. Q4_K_M vs Q8_0)."""
+    if not session_ids and not (model or quantization):
+        raise click.UsageError("give session ids, or --model / --quant to pick sessions")
+    with _reading(obj) as store:
+        rows = store.summary_rows(list(session_ids) or None, model=model, quantization=quantization)
+    shown = [{
+        **r,
+        "test/phase": f"{r['test']}/{r['phase']}",
+        "t/s": fmt(r["tokens_per_s_mean"]),
+        "W": fmt(r.get("average_w"), 1),
+        "tok/J": fmt(r.get("tokens_per_j"), 3),
+        "tok/J >idle": fmt(r.get("tokens_per_j_above_idle"), 3),
+        "J/tok": fmt(r.get("j_per_token"), 4),
+        "method": r["method"] + ("" if r["confident"] else " (low confidence)"),
+    } for r in rows]
+    columns = [("session_id", "id"), ("model", "model"), ("quantization", "quant"), ("test/phase", "test/phase"),
+               ("t/s", "t/s"), ("W", "W"), ("tok/J", "tok/J"), ("tok/J >idle", "tok/J >idle"), ("J/tok", "J/tok"),
+               ("method", "method")]
+    print_rows(shown, columns, as_json=as_json, as_csv=as_csv, table_format=table_format,
+               empty="no results to compare", raw=rows)
+
+
+@sessions.command("export")
+@click.argument("session_id", type=int)
+@click.option("--format", "export_format", type=click.Choice(["csv", "json"]), default="json", show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="File to write (default: stdout).")
+@db_option
+@click.pass_obj
+def sessions_export(obj, session_id, export_format, output):
+    """Every sample and result of a session (JSON also has calls and tokens)."""
+    with _reading(obj) as store:
+        store.session(session_id)  # an unknown id fails before any file is touched
+        if output is None:
+            store.export(session_id, export_format, sys.stdout)
+            return
+        with atomic_writer(output, newline="") as f:
+            store.export(session_id, export_format, f)
+    click.echo(f"wrote {output}", err=True)
+
+
+@sessions.command("delete")
+@click.argument("session_id", type=int)
+@click.option("-y", "--yes", is_flag=True, help="Don't ask.")
+@db_option
+@click.pass_obj
+def sessions_delete(obj, session_id, yes):
+    """Delete a session and all its samples."""
+    from ..store import Store
+
+    with Store(obj.get("db")) as store:
+        s = store.session(session_id)
+        if not yes and not click.confirm(f"delete session {session_id} ({s['model']}, {s['started_at']})?"):
+            return
+        store.delete(session_id)
+    click.echo(f"deleted session {session_id}", err=True)
