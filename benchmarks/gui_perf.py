@@ -38,25 +38,32 @@ def percentile(values, q):
 def hour_of_history(origin_ns: int, rate_hz: float = 50.0):
     import numpy as np
 
-    from tpw_desktop.ui.live import LiveSeries
+    from tpw_desktop.live import LiveSeries
 
     live = LiveSeries([("nvml:0", "counter")], origin_ns)
     n = int(3600 * rate_hz)
     t = origin_ns + (np.arange(n) * (1e9 / rate_hz)).astype(np.int64)
     power = 80 + 150 * ((np.arange(n) // 250) % 2) + np.random.default_rng(0).normal(0, 5, n)
     live.add_samples(0, t, power)
+    from tpw_desktop.engine.types import TokenEvent
+    from tpw_desktop.events import CallStarted, PhaseEnded
+
+    live.run_started(origin_ns)
     for call in range(360):  # a call every 10 s: 0.5 s of prompt, 3 s of generation at 100 tok/s
         start = origin_ns + call * 10_000_000_000
-        live.call_started(start, 400)
-        live.add_tokens([start + 500_000_000 + k * 10_000_000 for k in range(300)])
+        first = start + 500_000_000
+        tokens = [TokenEvent(first + k * 10_000_000, k, 5, "x") for k in range(300)]
+        live.feed([CallStarted("chat", "workload", 0, call, 400, start), *tokens,
+                   PhaseEnded("chat", 0, call, "pp", start, first, 400),
+                   PhaseEnded("chat", 0, call, "tg", first, tokens[-1].t_ns, 299)])
     live.idle_w = 80.0
-    live.run_started(origin_ns)
     return live
 
 
 def chart_refresh(app, iterations: int) -> None:
     import numpy as np
 
+    from tpw_desktop.engine.types import TokenEvent
     from tpw_desktop.ui.charts import LiveCharts
     from tpw_desktop.ui.theme import DARK
 
@@ -76,7 +83,7 @@ def chart_refresh(app, iterations: int) -> None:
         for _ in range(iterations):
             t_next += 33_000_000  # a 30 Hz frame's worth of new samples and tokens
             live.add_samples(0, np.array([t_next - 13_000_000, t_next], dtype=np.int64), np.array([230.0, 231.0]))
-            live.add_tokens([t_next - 20_000_000, t_next - 10_000_000, t_next])
+            live.feed([TokenEvent(t, 0, 5, "x") for t in (t_next - 20_000_000, t_next - 10_000_000, t_next)])
             timer = QElapsedTimer()
             timer.start()
             charts.refresh()
@@ -88,31 +95,28 @@ def chart_refresh(app, iterations: int) -> None:
 
 
 def stall_during_run(app, reps: int) -> None:
+    """The GUI thread's longest stall while a run streams in from the measuring process."""
     import numpy as np
 
     from tpw_desktop.paths import bundled_model_path, resources_dir
-    from tpw_desktop.power import PowerEnvironment, Sampler, open_sources
-    from tpw_desktop.store import SessionWriter
+    from tpw_desktop.ui.controller import RunController
     from tpw_desktop.ui.main_window import MainWindow
-    from tpw_desktop.ui.worker import EngineHost
 
     tmp = Path(tempfile.mkdtemp())
     spec = f"replay:{resources_dir() / 'traces' / 'demo-gpu.csv'}"
-    writer = SessionWriter(tmp / "s.db")
-    window = MainWindow(host=EngineHost(), open_sampler=lambda s: Sampler(open_sources(s, PowerEnvironment())),
-                        power_choices=[(spec, "demo")], settings=QSettings(str(tmp / "s.ini"), QSettings.IniFormat),
-                        writer=writer, db_path=tmp / "s.db", bundled_model=bundled_model_path())
+    window = MainWindow(controller=RunController(tmp / "s.db"), power_choices=[(spec, "demo")],
+                        settings=QSettings(str(tmp / "s.ini"), QSettings.IniFormat), bundled_model=bundled_model_path())
     window.resize(1400, 900)
     window.show()
     loaded = []
-    window.model_loaded.connect(loaded.append)
+    window.controller.loaded.connect(loaded.append)
     window.load_model(bundled_model_path())
     while not loaded:
         app.processEvents()
         time.sleep(0.005)
-    window.workload_combo.setCurrentIndex(window.workload_combo.findData("chat"))
-    window.reps_spin.setValue(reps)
-    window.idle_spin.setValue(1.0)
+    window.workload_panel.select("chat")
+    window.workload_panel.repetitions.setValue(reps)
+    window.power_panel.idle_s.setValue(1.0)
     ticks = []
     probe = QTimer()
     probe.setInterval(5)
@@ -126,13 +130,12 @@ def stall_during_run(app, reps: int) -> None:
         time.sleep(0.001)
     probe.stop()
     gaps = np.diff(np.array(ticks)) / 1e6
-    report = window.last_report
-    tokens = sum(s.tokens * s.repetitions for s in report.summaries if s.phase == "tg")
+    report = window.controller.last_report
+    tokens = sum(s.pooled.tokens for s in report.summaries if s.phase == "tg")
     print(f"b. GUI thread during a run ({report.meta['tests'][0]} x{reps}, {tokens} generated tokens, "
           f"{len(gaps)} probe ticks): longest gap between 5 ms ticks {gaps.max():.1f} ms "
           f"(stall {gaps.max() - 5:.1f} ms), p99 {np.percentile(gaps, 99):.1f} ms")
     window.shutdown()
-    writer.close()
 
 
 STARTUP_DRIVER = textwrap.dedent("""

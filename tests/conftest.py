@@ -61,3 +61,11 @@ def clock() -> FakeClock:
 @pytest.fixture
 def db_path(tmp_path) -> Path:
     return tmp_path / "sessions.db"
+
+
+@pytest.fixture(scope="session")
+def flat_trace(tmp_path_factory) -> Path:
+    """A replayed power trace: a constant 100 W for an hour (the measuring process opens it by name)."""
+    path = tmp_path_factory.mktemp("traces") / "constant-100W.csv"
+    path.write_text("t_s,power_w\n0,100\n3600,100\n")
+    return path

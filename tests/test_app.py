@@ -16,7 +16,7 @@ FIRST_PAINT = textwrap.dedent("""
         def eventFilter(self, obj, event):
             if not seen and event.type() == QEvent.Paint and obj.isWidgetType() and type(obj.window()).__name__ == "MainWindow":
                 w = obj.window()
-                seen.append((w.windowTitle(), w.power_combo.count(), not app.windowIcon().isNull()))
+                seen.append((w.windowTitle(), w.power_panel.source.count(), not app.windowIcon().isNull()))
                 QTimer.singleShot(0, app.quit)
             return False
     probe = FirstPaint()

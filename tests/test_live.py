@@ -4,7 +4,7 @@ import pytest
 
 from tpw_desktop.engine.types import TokenEvent
 from tpw_desktop.events import CallStarted, Marked, PhaseEnded
-from tpw_desktop.ui.live import BIN_NS, LiveSeries, decimate_minmax
+from tpw_desktop.live import BIN_NS, LiveSeries, decimate_minmax
 
 S = 1_000_000_000
 

@@ -1,66 +1,76 @@
-"""The desktop window, offscreen, with its parts handed in: real llama.cpp, a replayed
-power trace, a real SQLite file, a temporary settings file."""
-import time
+"""The desktop window, offscreen, with its parts handed in: a real measuring process running
+real llama.cpp, a replayed power trace, a real SQLite file, a temporary settings file."""
+import json
 
 import numpy as np
 import pytest
 
 pytest.importorskip("PySide6")
 
-from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QUrl  # noqa: E402
-from PySide6.QtGui import QDropEvent  # noqa: E402
+from PySide6.QtCore import QMimeData, QPoint, QPointF, QSettings, Qt, QUrl  # noqa: E402
+from PySide6.QtGui import QDropEvent, QWheelEvent  # noqa: E402
+from PySide6.QtWidgets import QFileDialog  # noqa: E402
 
-from tpw_desktop.power import PowerTrace, ReplaySource, Sampler  # noqa: E402
-from tpw_desktop.store import SessionWriter, Store  # noqa: E402
-from tpw_desktop.ui.main_window import BENCH_CHOICE, CUSTOM_CHOICE, MainWindow  # noqa: E402
-from tpw_desktop.ui.worker import EngineHost  # noqa: E402
+from tpw_desktop.store import Store  # noqa: E402
+from tpw_desktop.ui.controller import RunController  # noqa: E402
+from tpw_desktop.ui.main_window import MainWindow  # noqa: E402
+from tpw_desktop.ui.panels import BENCH_CHOICE, CUSTOM_CHOICE  # noqa: E402
 
 WATTS = 100.0
 
 
-def constant_sampler(_spec: str) -> Sampler:
-    trace = PowerTrace(np.array([0.0, 3600.0]), np.array([WATTS, WATTS]), None, "constant-100W.csv")
-    return Sampler([ReplaySource(trace, time.monotonic_ns)], rate_hz=50)
-
-
 @pytest.fixture
-def make_window(qtbot, tmp_path, bundled_model):
+def make_window(qtbot, tmp_path, flat_trace, bundled_model):
     made = []
 
-    def make(open_sampler=constant_sampler, db=True):
+    def make(db=True, choices=None):
         settings = QSettings(str(tmp_path / "settings.ini"), QSettings.IniFormat)
-        db_path = tmp_path / "sessions.db"
-        writer = SessionWriter(db_path) if db else None
-        window = MainWindow(host=EngineHost(), open_sampler=open_sampler,
-                            power_choices=[("replay", "constant 100 W — replayed")], settings=settings,
-                            writer=writer, db_path=db_path if db else None, bundled_model=bundled_model)
+        controller = RunController(tmp_path / "sessions.db", record=db)
+        window = MainWindow(controller=controller, settings=settings, bundled_model=bundled_model,
+                            power_choices=choices or [(f"replay:{flat_trace}", "constant 100 W — replayed")])
         qtbot.addWidget(window)
-        window.resize(1280, 800)
+        if not window.has_saved_geometry():
+            window.resize(1280, 800)
         window.show()
         window.activateWindow()  # keyboard shortcuts go to the active window, as on a desktop
         qtbot.waitUntil(window.isActiveWindow, timeout=5_000)
-        made.append((window, writer))
+        qtbot.waitUntil(lambda: controller.live is not None, timeout=30_000)
+        made.append(window)
         return window
 
     yield make
-    for window, writer in made:
+    for window in made:
         window.shutdown()
-        if writer:
-            writer.close()
 
 
 def load(qtbot, window, path):
-    with qtbot.waitSignal(window.model_loaded, timeout=30_000):
+    with qtbot.waitSignal(window.controller.loaded, timeout=30_000):
         window.load_model(path)
 
 
 def custom_prompt(window, text="the energy of a token", max_tokens=40, reps=1, idle=False):
-    window.workload_combo.setCurrentIndex(window.workload_combo.findData(CUSTOM_CHOICE))
-    window.prompt_edit.setPlainText(text)
-    window.max_tokens_spin.setValue(max_tokens)
-    window.reps_spin.setValue(reps)
-    window.idle_check.setChecked(idle)
-    window.idle_spin.setValue(0.5)
+    w = window.workload_panel
+    w.select(CUSTOM_CHOICE, text)
+    w.max_tokens.setValue(max_tokens)
+    w.repetitions.setValue(reps)
+    p = window.power_panel
+    p.idle.setChecked(idle)
+    p.idle_s.setValue(0.5)
+    p.settle_s.setValue(0.1)
+
+
+def run(qtbot, window, start=None):
+    with qtbot.waitSignal(window.run_ended, timeout=60_000) as ended:
+        (start or window.start)()
+    return ended.args[0]
+
+
+def stored_results(db) -> int:
+    """Result rows committed so far (0 before the database exists)."""
+    if not db.exists():
+        return 0
+    with Store.for_reading(db) as store:
+        return sum(len(store.results(s["id"])) for s in store.list_sessions())
 
 
 def sessions(tmp_path):
@@ -71,31 +81,28 @@ def sessions(tmp_path):
 def test_a_run_fills_the_charts_and_tiles_and_is_saved(qtbot, make_window, tiny_model, tmp_path):
     window = make_window()
     load(qtbot, window, tiny_model)
-    assert "tiny-llama-f32.gguf" in window.model_label.text() and "F32" in window.model_label.text()
+    label = window.model_panel.label.text()
+    assert "tiny-llama-f32.gguf" in label and "F32" in label
     custom_prompt(window, reps=2, idle=True)
-    with qtbot.waitSignal(window.run_ended, timeout=60_000) as ended:
-        qtbot.mouseClick(window.start_button, Qt.LeftButton)
-    assert ended.args == ["completed"]
-    window.refresh()
-
-    x, y = window.charts.rate_rolling.getData()
+    assert run(qtbot, window, lambda: qtbot.mouseClick(window.start_button, Qt.LeftButton)) == "completed"
+    window.presenter.paint()
+    charts, tiles, live = window.dashboard.charts, window.dashboard.tiles, window.controller.live
+    x, y = charts.rate_rolling.getData()
     assert len(x) > 0 and np.nanmax(y) > 0
-    px, py = window.charts._power_curves[0].getData()
+    px, py = charts._power_curves[0].getData()
     assert len(px) > 10 and np.allclose(py, WATTS)
-    ex, ey = window.charts.eff_run.getData()
-    assert np.nanmax(ey) > 0
-    assert window.charts.idle_line.isVisible() and window.charts.idle_line.value() == pytest.approx(WATTS)
-    assert {p.kind for p in window.live.phases} == {"settle", "idle", "warmup", "pp", "tg"}
-    assert [p.kind for p in window.live.phases[:3]] == ["settle", "idle", "warmup"]
-
+    assert np.nanmax(charts.eff_run.getData()[1]) > 0
+    assert charts.idle_line.isVisible() and charts.idle_line.value() == pytest.approx(WATTS)
+    assert [p.kind for p in live.phases[:4]] == ["settle", "idle", "warmup", "pp"]
     for key in ("power_w", "tok_j", "j_tok", "wh_1k", "cost_1m"):
-        assert "replayed" in window.tiles[key].method.text(), key
-    assert window.tiles["power_w"].value.text() == "100.0"
-    assert window.tiles["tok_j"].value.text() != "–"
-    assert "timed" in window.tiles["tok_s"].method.text()
-    assert "replayed" in window.summary.toPlainText() and "chat" not in window.summary.toPlainText()
-    assert window.output.toPlainText()
-
+        assert "replayed" in tiles[key].method.text(), key
+    assert tiles["power_w"].value.text() == "100.0"
+    assert tiles["tok_j"].value.text() != "–"
+    assert "whole calls (pp + tg)" in tiles["tok_j"].method.text()  # what the efficiency covers, said
+    assert "generation" in tiles["tok_s"].method.text()
+    summary = window.dashboard.summary.toPlainText()
+    assert "replayed" in summary and "pooled" in summary
+    assert window.dashboard.output.toPlainText()
     [session] = sessions(tmp_path)
     assert session["status"] == "completed" and session["method"] == "replayed"
     assert session["idle_power_w"] == pytest.approx(WATTS, rel=1e-4)
@@ -105,9 +112,9 @@ def test_a_run_fills_the_charts_and_tiles_and_is_saved(qtbot, make_window, tiny_
 def test_stop_mid_run_saves_a_cancelled_session(qtbot, make_window, bundled_model, tmp_path):
     window = make_window()
     load(qtbot, window, bundled_model)
-    window.workload_combo.setCurrentIndex(window.workload_combo.findData(BENCH_CHOICE))
-    window.reps_spin.setValue(20)
-    window.idle_check.setChecked(False)
+    window.workload_panel.select(BENCH_CHOICE)
+    window.workload_panel.repetitions.setValue(20)
+    window.power_panel.idle.setChecked(False)
     window.start()
     qtbot.waitUntil(lambda: "repetition 2/20" in window.status_label.text(), timeout=60_000)
     with qtbot.waitSignal(window.run_ended, timeout=30_000) as ended:
@@ -120,12 +127,10 @@ def test_stop_mid_run_saves_a_cancelled_session(qtbot, make_window, bundled_mode
 
 def test_a_prompt_too_long_for_the_context_is_refused_with_a_message(qtbot, make_window, tiny_model, tmp_path):
     window = make_window()
-    window.ctx_spin.setValue(256)
+    window.engine_panel.ctx.setValue(256)
     load(qtbot, window, tiny_model)
-    custom_prompt(window, text="energy " * 300, max_tokens=50)  # more than the 256-token context
-    with qtbot.waitSignal(window.run_ended, timeout=30_000) as ended:
-        window.start()
-    assert ended.args == ["failed"]
+    custom_prompt(window, text="energy " * 300, max_tokens=50)
+    assert run(qtbot, window) == "failed"
     assert "tokens of context, but the model was loaded with 256" in window.banner.text()
     assert sessions(tmp_path) == []  # refused before anything was measured
     assert window.start_button.isEnabled()  # the app carries on
@@ -136,69 +141,93 @@ def test_a_bad_model_file_is_a_message_and_the_loaded_model_stays(qtbot, make_wi
     load(qtbot, window, tiny_model)
     bad = tmp_path / "broken.gguf"
     bad.write_bytes(b"definitely not weights")
-    with qtbot.waitSignal(window.model_failed, timeout=10_000):
+    with qtbot.waitSignal(window.controller.load_failed, timeout=10_000):
         window.load_model(bad)
-    assert "broken.gguf: not a GGUF file" in window.banner.text()
+    assert "broken.gguf: not a GGUF file (it starts with 'defi', not 'GGUF')" in window.banner.text()
     assert "tiny-llama-f32.gguf is still loaded" in window.banner.text()
+    assert window.status_label.text() == "kept tiny-llama-f32.gguf"  # not "model not loaded"
     assert window.start_button.isEnabled()
-    with qtbot.waitSignal(window.model_failed, timeout=10_000):
-        window.load_model(tmp_path / "absent.gguf")
-    assert "no such file" in window.banner.text()
 
 
-def test_a_power_source_that_stops_answering_is_reported(qtbot, make_window, tiny_model):
-    from sources import Switchable
-
-    source = Switchable()
-    window = make_window(open_sampler=lambda _spec: Sampler([source], rate_hz=100))
-    source.alive = False
-    qtbot.waitUntil(lambda: "stopped answering" in window.banner.text(), timeout=5_000)
-    assert "switchable" in window.banner.text() and "device went away" in window.banner.text()
-
-
-def test_presentation_mode_is_full_screen_charts_and_tiles(qtbot, make_window):
+def test_presentation_mode_shows_the_model_and_whether_a_run_is_on(qtbot, make_window, tiny_model):
     window = make_window()
-    normal_font = window.tiles["tok_j"].value.styleSheet()
+    load(qtbot, window, tiny_model)
+    normal_font = window.dashboard.tiles["tok_j"].value.styleSheet()
     qtbot.keyClick(window, Qt.Key_F11)
+    d = window.dashboard
     assert window.presentation
-    assert not window.side.isVisible() and not window.tabs.isVisible() and not window.menuBar().isVisible()
-    assert window.charts.isVisible() and window.tiles.isVisible()
-    assert window.tiles["tok_j"].value.styleSheet() != normal_font
+    assert not window.side.isVisible() and not d.tabs.isVisible() and not window.menuBar().isVisible()
+    assert d.charts.isVisible() and d.tiles.isVisible() and d.header.isVisible()
+    assert d.header.text() == "tiny-llama-f32.gguf · ready"
+    assert d.tiles["tok_j"].value.styleSheet() != normal_font
+    custom_prompt(window, max_tokens=400, reps=3)
+    window.start()
+    qtbot.waitUntil(lambda: "repetition" in d.header.text(), timeout=30_000)
+    assert d.header.text().startswith("tiny-llama-f32.gguf · prompt: repetition")
+    qtbot.waitSignal(window.run_ended, timeout=60_000).wait()
     qtbot.keyClick(window, Qt.Key_F11)
     assert not window.presentation and window.side.isVisible() and window.menuBar().isVisible()
-
-
-def test_keyboard_starts_a_run(qtbot, make_window, tiny_model):
-    window = make_window(db=False)
-    load(qtbot, window, tiny_model)
-    custom_prompt(window, max_tokens=8)
-    with qtbot.waitSignal(window.run_ended, timeout=30_000):
-        qtbot.keyClick(window, Qt.Key_Return, Qt.ControlModifier)
-    assert window.last_report.status == "completed" and window.last_report.session_id is None
 
 
 def test_measuring_idle_on_demand(qtbot, make_window, tiny_model):
     window = make_window()
     load(qtbot, window, tiny_model)
-    window.idle_spin.setValue(0.5)
-    with qtbot.waitSignal(window.idle_updated, timeout=10_000) as idle:
+    window.power_panel.idle_s.setValue(0.5)
+    window.power_panel.settle_s.setValue(0.2)
+    with qtbot.waitSignal(window.controller.idle_measured, timeout=10_000) as idle:
         qtbot.keyClick(window, Qt.Key_I, Qt.ControlModifier)
-    assert idle.args[0] == pytest.approx(WATTS, rel=1e-4)
-    assert "100.0 W (replayed" in window.idle_label.text()
+    assert idle.args[0].baseline.power_w == pytest.approx(WATTS, rel=1e-4)
+    assert "100.0 W after 0.2 s settling (replayed" in window.power_panel.idle_label.text()
     qtbot.waitUntil(lambda: window.start_button.isEnabled(), timeout=5_000)
 
 
-def test_settings_and_recent_models_persist(qtbot, make_window, tiny_model):
+def test_settings_persist_as_values(qtbot, make_window, tiny_model):
     window = make_window(db=False)
     load(qtbot, window, tiny_model)
-    window.price_spin.setValue(0.42)
-    window.currency_edit.setText("EUR")
-    window.reps_spin.setValue(7)
+    window.power_panel.price.setValue(0.42)
+    window.power_panel.currency.setText("EUR")
+    window.workload_panel.repetitions.setValue(7)
+    window.engine_panel.fa.setCurrentIndex(window.engine_panel.fa.findData(False))
+    window.workload_panel.select(CUSTOM_CHOICE, "remember me")
+    window.dashboard.split.setSizes([300, 300])
+    window.resize(1280, 700)
     window.close()
+    assert window.settings.value("engine/flash_attn") == "off"  # a value, not a combo-box index
     again = make_window(db=False)
-    assert again.price_spin.value() == 0.42 and again.currency_edit.text() == "EUR" and again.reps_spin.value() == 7
-    assert again.recent_models() == [str(tiny_model.resolve())]
+    assert again.size().height() == 700  # the saved geometry, not the fixed first-start size (the offscreen
+    # screen is 800 px wide, so Qt clamps the width it restores)
+    assert again.dashboard.split.sizes()[0] == again.dashboard.split.sizes()[1]
+    assert again.power_panel.price.value() == 0.42 and again.power_panel.currency.text() == "EUR"
+    assert again.workload_panel.repetitions.value() == 7 and again.engine_panel.fa.currentData() is False
+    assert again.workload_panel.prompt.toPlainText() == "remember me"
+    assert again.model_panel.recent_paths == [str(tiny_model.resolve())]
     assert again.initial_model() == tiny_model.resolve()
+
+
+def test_defaults_come_from_the_core(make_window):
+    from tpw_desktop.engine.settings import EngineSettings
+    from tpw_desktop.session import RunOptions
+
+    window = make_window(db=False)
+    assert window.workload_panel.repetitions.value() == RunOptions().repetitions == 5  # as tpw bench
+    e = window.engine_panel
+    assert (e.ctx.value(), e.batch.value(), e.seed.value()) == (4096, 2048, 1234) == (
+        EngineSettings().n_ctx, EngineSettings().n_batch, EngineSettings().seed)
+    assert window.power_panel.idle_s.value() == RunOptions().idle_s
+
+
+def test_the_wheel_scrolls_the_panel_not_an_unfocused_spin_box(qtbot, make_window):
+    window = make_window(db=False)
+    spin = window.engine_panel.ctx
+    before = spin.value()
+    wheel = QWheelEvent(QPointF(5, 5), QPointF(spin.mapToGlobal(QPoint(5, 5))), QPoint(0, 0), QPoint(0, 120),
+                        Qt.NoButton, Qt.NoModifier, Qt.NoScrollPhase, False)
+    window.activateWindow()
+    window.start_button.setFocus()
+    from PySide6.QtWidgets import QApplication
+
+    QApplication.sendEvent(spin, wheel)
+    assert spin.value() == before
 
 
 def test_dropping_a_gguf_loads_it(qtbot, make_window, tiny_model):
@@ -206,47 +235,103 @@ def test_dropping_a_gguf_loads_it(qtbot, make_window, tiny_model):
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(tiny_model))])
     event = QDropEvent(QPointF(10, 10), Qt.CopyAction, mime, Qt.LeftButton, Qt.NoModifier)
-    with qtbot.waitSignal(window.model_loaded, timeout=10_000):
+    with qtbot.waitSignal(window.controller.loaded, timeout=10_000):
         window.dropEvent(event)
-    assert window.model_facts.file_name == "tiny-llama-f32.gguf"
+    assert window.controller.model.facts.file_name == "tiny-llama-f32.gguf"
 
 
-def test_gpu_layers_explain_themselves_on_a_cpu_build(make_window):
+def test_gpu_layers_and_threads_explain_themselves(qtbot, make_window, tiny_model):
     window = make_window(db=False)
-    if window.build.gpu_offload_supported:
+    load(qtbot, window, tiny_model)
+    if window.controller.build.gpu_offload_supported:
         pytest.skip("this build can offload to a GPU")
-    assert not window.ngl_spin.isEnabled()
-    assert "no GPU support" in window.ngl_spin.toolTip()
+    assert not window.engine_panel.ngl.isEnabled()
+    assert "no GPU support" in window.engine_panel.ngl.toolTip()
+    window.engine_panel.threads.setValue(1)
+    load(qtbot, window, tiny_model)
+    assert "1 thread ·" in window.model_panel.label.text()  # not "1 threads"
 
 
-def test_charts_export_to_png_svg_and_csv(qtbot, make_window, tiny_model, tmp_path):
+def test_charts_export_and_say_when_they_cannot(qtbot, make_window, tiny_model, tmp_path, flat_trace, monkeypatch):
     window = make_window(db=False)
     load(qtbot, window, tiny_model)
     custom_prompt(window, max_tokens=16)
-    with qtbot.waitSignal(window.run_ended, timeout=30_000):
-        window.start()
-    window.refresh()
+    run(qtbot, window)
+    window.presenter.paint()
+    charts = window.dashboard.charts
     for suffix in ("png", "svg", "csv"):
         path = tmp_path / f"charts.{suffix}"
-        window.charts.export(str(path))
+        charts.export(str(path))
         assert path.stat().st_size > 100
     header = (tmp_path / "charts.csv").read_text().splitlines()[0]
-    assert "power_w:replay:constant-100W.csv (replayed):value" in header
+    assert f"power_w:replay:{flat_trace.name} (replayed):value" in header
     assert "tokens_per_j:this run:value" in header
     assert (tmp_path / "charts.png").read_bytes().startswith(b"\x89PNG")
+    svg = (tmp_path / "charts.svg").read_text()
+    assert "<svg" in svg and "</svg>" in svg
+    missing = tmp_path / "nope" / "charts.png"
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(lambda *a, **k: (str(missing), "")))
+    window.export_charts()
+    assert "the folder" in window.banner.text() and "does not exist" in window.banner.text()
+    assert "exported" not in window.status_label.text() and not missing.exists()
 
 
-def test_the_export_dialog_offers_a_working_svg_exporter(qtbot, make_window, tmp_path):
-    from pyqtgraph.exporters import Exporter, SVGExporter
-
-    from tpw_desktop.ui.svg_export import QtSvgExporter
-
+def test_right_click_opens_tpws_own_menu(make_window):
     window = make_window(db=False)
-    assert QtSvgExporter in Exporter.Exporters and SVGExporter not in Exporter.Exporters
-    path = tmp_path / "one-chart.svg"
-    QtSvgExporter(window.charts.power_plot).export(str(path))  # what right-click > Export does for one chart
-    svg = path.read_text()
-    assert "<svg" in svg and "</svg>" in svg and "power" in svg
+    charts = window.dashboard.charts
+    assert not any(plot.menuEnabled() for plot in charts.plots)  # pyqtgraph's raw "Plot/Plot/Plot" menu is off
+    assert charts.eff_plot.getAxis("bottom").autoSIPrefix is False  # 1200 s, never "1.2 ks"
+    assert charts.eff_plot.getAxis("bottom").labelText == "time since start (s)"
+
+
+def test_a_killed_measuring_process_offers_a_restart(qtbot, make_window, tiny_model, tmp_path):
+    window = make_window()
+    load(qtbot, window, tiny_model)
+    custom_prompt(window, max_tokens=400, reps=50)
+    window.start()
+    qtbot.waitUntil(lambda: stored_results(tmp_path / "sessions.db") >= 1, timeout=30_000)
+    with qtbot.waitSignal(window.run_ended, timeout=10_000) as ended:
+        window.controller.client.kill()
+    assert ended.args == ["interrupted"]
+    assert "The measuring process stopped" in window.banner.text() and window.banner.action.isVisible()
+    assert not window.start_button.isEnabled() and window.actions["restart"].isEnabled()
+    [session] = sessions(tmp_path)
+    assert session["status"] == "interrupted"
+    with qtbot.waitSignal(window.controller.loaded, timeout=30_000):
+        qtbot.mouseClick(window.banner.action, Qt.LeftButton)
+    custom_prompt(window, max_tokens=8)
+    assert run(qtbot, window) == "completed"
+
+
+def test_save_results_as_writes_the_last_run(qtbot, make_window, tiny_model, tmp_path, monkeypatch):
+    window = make_window(db=False)
+    load(qtbot, window, tiny_model)
+    custom_prompt(window, max_tokens=8)
+    run(qtbot, window)
+    target = tmp_path / "results.json"
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(lambda *a, **k: (str(target), "")))
+    qtbot.keyClick(window, Qt.Key_S, Qt.ControlModifier)
+    doc = json.loads(target.read_text())
+    assert doc["status"] == "completed" and doc["summary"][0]["test"] == "prompt"
+
+
+def test_nothing_is_drawn_while_the_window_is_minimized(qtbot, make_window):
+    window = make_window(db=False)
+    calls = []
+    window.dashboard.charts.refresh = lambda: calls.append(1)
+    qtbot.waitUntil(lambda: len(calls) > 0, timeout=5_000)  # samples keep arriving: the charts follow
+    window.showMinimized()
+    qtbot.waitUntil(window.isMinimized, timeout=5_000)
+    calls.clear()
+    qtbot.wait(1000)
+    assert calls == [] and window.controller.live.now_s > 0
+
+
+def test_help_names_every_version():
+    from tpw_desktop.ui.help import versions
+
+    names = [name for name, _ in versions()]
+    assert names[:1] == ["tpw-desktop"] and "Qt" in names and "NVIDIA driver" in names
 
 
 def test_nice_y_ceilings():
@@ -259,8 +344,8 @@ def test_start_is_visible_without_scrolling_in_a_small_window(qtbot, make_window
     window = make_window(db=False)
     window.resize(1024, 640)
     qtbot.waitUntil(lambda: window.height() <= 640)
-    window.refresh()
     button = window.start_button
     top_left = button.mapTo(window, button.rect().topLeft())
     assert button.isVisible()
     assert 0 <= top_left.y() and top_left.y() + button.height() <= window.height()
+    assert window.dashboard.tabs.height() >= 140  # the last run's table, not one row of it

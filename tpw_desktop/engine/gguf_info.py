@@ -171,6 +171,13 @@ def _check_path(path: Path) -> None:
         raise ModelFileError(path, "permission denied")
 
 
+def _show_bytes(data: bytes) -> str:
+    """Text as text, anything else as hex: never a raw Python byte string."""
+    if all(32 <= b < 127 for b in data):
+        return repr(data.decode("ascii"))
+    return "bytes " + data.hex(" ")
+
+
 def read_model_facts(path: str | os.PathLike) -> ModelFacts:
     """Validate a GGUF file and read its facts; raise ModelFileError if it's unusable."""
     path = Path(path).expanduser()
@@ -181,7 +188,7 @@ def read_model_facts(path: str | os.PathLike) -> ModelFacts:
     with open(path, "rb") as f:
         magic = f.read(4)
         if magic != GGUF_MAGIC:
-            raise ModelFileError(path, f"not a GGUF file (starts with {magic!r}, expected {GGUF_MAGIC!r})")
+            raise ModelFileError(path, f"not a GGUF file (it starts with {_show_bytes(magic)}, not 'GGUF')")
         with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
             try:
                 return _scan(path, buf, size)

@@ -49,6 +49,9 @@ class PowerEnvironment:
     nvml_module: object | None = None  # the pynvml module (or a fake of it)
     replay_speed: float = 1.0
     replay_loop: bool = True
+    # What ``auto`` falls back to without a sensor: the whole machine's CPU time (the
+    # CLI), or only the measuring process's (the window, whose own painting isn't the model's).
+    auto_estimate: str = "estimate"
 
 
 def _open_one(kind: str, arg: str | None, env: PowerEnvironment) -> list[PowerSource]:
@@ -88,7 +91,7 @@ def open_sources(spec: str | None = "auto", env: PowerEnvironment | None = None)
                 return _open_one(kind, None, env)
             except SourceUnavailable:
                 continue
-        return _open_one("estimate", None, env)
+        return _open_one(env.auto_estimate, None, env)
     sources: list[PowerSource] = []
     try:
         for item in filter(None, (part.strip() for part in spec.split(","))):

@@ -1,4 +1,4 @@
-"""``tpw-desktop``: build the window's parts and run the Qt event loop."""
+"""``tpw-desktop``: start the measuring process, build the window's parts, run the Qt event loop."""
 from __future__ import annotations
 
 import argparse
@@ -12,20 +12,23 @@ os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
 from .. import __version__  # noqa: E402
 from ..errors import TpwError  # noqa: E402
 from ..paths import bundled_model_path, resources_dir  # noqa: E402
-from ..power import DEFAULT_RATE_HZ, DEFAULT_TDP_W, PowerEnvironment, Sampler, availability, open_sources  # noqa: E402
+from ..power import DEFAULT_TDP_W, PowerEnvironment, availability  # noqa: E402
 
 DEMO_TRACE = "traces/demo-gpu.csv"
+DEFAULT_SIZE = (1440, 900)
 
 
 def power_choices(env: PowerEnvironment) -> list[tuple[str, str]]:
-    """What the Power menu offers: auto, each available kind, and the demo trace."""
+    """What the Power menu offers: auto, each available source, the two estimates, and the demo trace."""
     choices = [("auto", "auto (best available)")]
     for item in availability(env):
-        if item.available:
+        if item.available and item.kind != "estimate":
             for source in item.sources:
                 choices.append((source["name"], f"{source['name']} — {source['method']}"))
             if len(item.sources) > 1:
                 choices.append((item.kind, f"{item.kind}: all — {item.sources[0]['method']}"))
+    choices.append(("estimate-process", "estimate: the measuring process's CPU — estimated"))
+    choices.append(("estimate", "estimate: the whole machine's CPU — estimated"))
     choices.append((f"replay:{resources_dir() / DEMO_TRACE}", "demo trace — replayed"))
     return choices
 
@@ -36,7 +39,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--db", type=Path, default=os.environ.get("TPW_DB"), help="session database (env TPW_DB)")
     parser.add_argument("--no-save", action="store_true", help="don't record sessions")
     parser.add_argument("--power", help="power sources, as for `tpw bench --power` (default: the last choice, else auto)")
-    parser.add_argument("--tdp-w", type=float, default=DEFAULT_TDP_W, help="CPU TDP for the estimate source")
+    parser.add_argument("--tdp-w", type=float, default=None, help=f"CPU TDP for the estimate source (default {DEFAULT_TDP_W:g})")
     parser.add_argument("--demo", action="store_true", help="replay the shipped demo power trace (labelled 'replayed')")
     parser.add_argument("--presentation", action="store_true", help="start in presentation mode (F11 toggles)")
     parser.add_argument("--theme", choices=["dark", "light"], help="colour theme (default: dark)")
@@ -49,53 +52,44 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     # PySide6 before pyqtgraph (see above), and both only now: `--help` needs neither.
     from PySide6.QtCore import QSettings
+    from PySide6.QtGui import QIcon
     from PySide6.QtWidgets import QApplication
 
-    from ..store import SessionWriter, Store
+    from ..paths import default_db_path
+    from ..store import Store
+    from .controller import RunController
     from .main_window import MainWindow
-    from .worker import EngineHost
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("tpw-desktop")
     app.setApplicationVersion(__version__)
     app.setDesktopFileName("tpw-desktop")
-    from PySide6.QtGui import QIcon
-
     app.setWindowIcon(QIcon(str(resources_dir() / "icon.svg")))
     settings = QSettings(str(args.settings), QSettings.IniFormat) if args.settings else QSettings("tpw-desktop", "tpw-desktop")
     if args.theme:
         settings.setValue("theme", args.theme)
-
-    env = PowerEnvironment(tdp_w=args.tdp_w)
-    demo_spec = f"replay:{resources_dir() / DEMO_TRACE}"
     if args.demo:
-        settings.setValue("power/spec", demo_spec)
+        settings.setValue("power/spec", f"replay:{resources_dir() / DEMO_TRACE}")
     elif args.power:
         settings.setValue("power/spec", args.power)
 
-    writer, db_path = None, None
-    try:
-        if not args.no_save:
+    db_path = None
+    if not args.no_save:
+        try:  # a database that isn't ours, or is newer, is refused here: one line, before any window
             with Store(args.db) as store:
-                store.recover_interrupted()
                 db_path = store.path
-            writer = SessionWriter(db_path)
-    except TpwError as exc:
-        print(f"tpw-desktop: {exc}", file=sys.stderr)
-        return 2
-
-    choices = power_choices(env)
-    spec = settings.value("power/spec", "auto")
-    if spec not in [c[0] for c in choices]:
+        except TpwError as exc:
+            print(f"tpw-desktop: {exc}", file=sys.stderr)
+            return 2
+    choices = power_choices(PowerEnvironment())
+    spec = str(settings.value("power/spec", "auto"))
+    if spec not in [c[0] for c in choices]:  # given with --power, or chosen on another machine
         choices.append((spec, spec))
-
-    def open_sampler(spec: str) -> Sampler:
-        return Sampler(open_sources(spec, env), rate_hz=DEFAULT_RATE_HZ)
-
-    host = EngineHost()
-    window = MainWindow(host=host, open_sampler=open_sampler, power_choices=choices, settings=settings,
-                        writer=writer, db_path=db_path, bundled_model=bundled_model_path())
-    window.resize(1440, 900)
+    controller = RunController(db_path or args.db or default_db_path(), record=not args.no_save)
+    window = MainWindow(controller=controller, power_choices=choices, settings=settings,
+                        bundled_model=bundled_model_path(), tdp_w=args.tdp_w)
+    if not window.has_saved_geometry():
+        window.resize(*DEFAULT_SIZE)
     window.show()
     if args.presentation:
         window.set_presentation(True)
@@ -103,8 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return app.exec()
     finally:
-        if writer is not None:
-            writer.close()
+        controller.close()
 
 
 if __name__ == "__main__":

@@ -1,25 +1,27 @@
 """Three live charts on one time axis: tokens/s, watts, tokens per joule.
 
 Each refresh hands pyqtgraph only the visible range, decimated to a couple
-of points per pixel column; phase regions are added as they appear and
-only the open one is moved. Right-click any chart for pyqtgraph's export
-dialog (PNG, SVG, CSV); the window's Chart menu exports them too.
+of points per pixel column (one in presentation mode, where the charts are
+large); phase regions are added as they appear and only the open one is
+moved. Right-click any chart for tpw's menu: export (PNG, SVG, CSV), follow
+live, whole history.
 """
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QRectF, Qt
+from PySide6.QtCore import QRectF, Qt, Signal
 from PySide6.QtGui import QBrush, QFont
-from PySide6.QtWidgets import QGraphicsItem
+from PySide6.QtWidgets import QGraphicsItem, QMenu
 
-from .live import LiveSeries
-from .svg_export import QtSvgExporter, install
+from ..atomic import atomic_writer
+from ..errors import TpwError
+from ..live import LiveSeries
+from .svg_export import export_svg
 from .theme import Theme
-
-install()
 
 FOLLOW_WINDOW_S = 120.0
 # Axes re-render their tick text whenever a range changes, and that text is
@@ -83,6 +85,8 @@ class PhaseBands(pg.GraphicsObject):
 
 
 class LiveCharts(pg.GraphicsLayoutWidget):
+    export_requested = Signal()
+
     def __init__(self, theme: Theme, parent=None):
         super().__init__(parent)
         self.theme = theme
@@ -100,13 +104,16 @@ class LiveCharts(pg.GraphicsLayoutWidget):
             plot.setXLink(self.rate_plot)
         for plot in self.plots:
             plot.showGrid(x=True, y=True, alpha=0.15)
+            plot.setMenuEnabled(False)  # tpw's own menu (contextMenuEvent), not pyqtgraph's raw one
+            plot.hideButtons()
             plot.setClipToView(True)
             plot.setDownsampling(auto=False)
             plot.addLegend(offset=(10, 5))
             plot.getViewBox().sigRangeChangedManually.connect(self._user_moved_view)
             plot.disableAutoRange()
             plot.setYRange(0, 1, padding=0)
-        self.eff_plot.setLabel("bottom", "time since start", units="s")  # one shared axis: label it once
+        self.eff_plot.setLabel("bottom", "time since start (s)")  # one shared axis: label it once
+        self.eff_plot.getAxis("bottom").enableAutoSIPrefix(False)  # seconds stay seconds, never "ks"
         for plot in self.plots[:2]:
             plot.getAxis("bottom").setStyle(showValues=False)
         for plot in self.plots:
@@ -240,7 +247,8 @@ class LiveCharts(pg.GraphicsLayoutWidget):
                 self.rate_plot.setXRange(x0, x1, padding=0)
         else:
             x0, x1 = self.rate_plot.getViewBox().viewRange()[0]
-        max_points = max(200, 2 * int(self.width()))
+        # Two points per pixel column keep every peak; full screen has more columns than it needs them.
+        max_points = max(200, int(self.width()) * (1 if self._presentation else 2))
         power = [series.power_series(i, x0, x1, max_points) for i in range(len(self._power_curves))]
         for curve, data in zip(self._power_curves, power):
             curve.setData(*data)
@@ -273,19 +281,39 @@ class LiveCharts(pg.GraphicsLayoutWidget):
         for bands in self.bands:
             bands.set_spans(*self._span_x)
 
+    def contextMenuEvent(self, event) -> None:
+        menu = QMenu(self)
+        menu.addAction("Export charts… (PNG, SVG, CSV)", self.export_requested.emit)
+        menu.addSeparator()
+        menu.addAction("Follow live (last 2 min)", self.follow_live)
+        menu.addAction("Show whole history", self.show_all)
+        menu.exec(event.globalPos())
+
     def export(self, path: str) -> None:
-        """The three charts as one picture (.png/.svg) or their data (.csv)."""
+        """The three charts as one picture (.png/.svg) or their data (.csv); a TpwError if it can't be written."""
         import pyqtgraph.exporters as exporters
 
-        if path.lower().endswith(".svg"):
-            QtSvgExporter(self.scene()).export(path)
-        elif path.lower().endswith(".csv"):
-            _export_csv(self, path)
+        target = Path(path)
+        if not target.parent.is_dir():
+            raise TpwError(f"{target}: the folder {target.parent} does not exist")
+        suffix = target.suffix.lower()
+        if suffix == ".csv":
+            with atomic_writer(target, newline="") as f:
+                _write_csv(self, f)
+            return
+        if suffix not in (".png", ".svg"):
+            raise TpwError(f"{target}: choose a .png, .svg or .csv file name")
+        partial = target.with_name(f".{target.name}.part{suffix}")
+        if suffix == ".svg":
+            export_svg(self.scene(), str(partial))
         else:
-            exporters.ImageExporter(self.scene()).export(path)
+            exporters.ImageExporter(self.scene()).export(str(partial))
+        if not partial.exists():
+            raise TpwError(f"{target}: could not be written")
+        partial.replace(target)
 
 
-def _export_csv(charts: LiveCharts, path: str) -> None:
+def _write_csv(charts: LiveCharts, f) -> None:
     """Every visible curve as columns (x, y per curve), named by chart and legend."""
     import csv
 
@@ -298,8 +326,7 @@ def _export_csv(charts: LiveCharts, path: str) -> None:
             label = f"{chart}:{item.name()}"
             columns += [(f"{label}:time_s", x), (f"{label}:value", y)]
     length = max((len(c) for _, c in columns), default=0)
-    with open(path, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow([name for name, _ in columns])
-        for i in range(length):
-            writer.writerow(["" if i >= len(c) or not np.isfinite(c[i]) else f"{c[i]:.6g}" for _, c in columns])
+    writer = csv.writer(f)
+    writer.writerow([name for name, _ in columns])
+    for i in range(length):
+        writer.writerow(["" if i >= len(c) or not np.isfinite(c[i]) else f"{c[i]:.6g}" for _, c in columns])

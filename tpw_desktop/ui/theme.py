@@ -41,6 +41,7 @@ DARK = Theme("dark", {
     "phase_idle": "#9a9a9a18",
     "phase_cooldown": "#b0b0ff14",
     "error": "#5c1f1f",
+    "warning": "#5a4a12",
 })
 
 LIGHT = Theme("light", {
@@ -57,6 +58,7 @@ LIGHT = Theme("light", {
     "phase_idle": "#60606014",
     "phase_cooldown": "#3030c010",
     "error": "#f6d5d5",
+    "warning": "#fff1c2",
 })
 
 THEMES = {t.name: t for t in (DARK, LIGHT)}

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..engine.types import TokenEvent
-from ..events import CallStarted, Marked, PhaseEnded
-from ..metrics import METHOD_RANK, rate, spread_tokens, trailing_sum
-from ..metrics.efficiency import MIN_ABOVE_IDLE_SHARE
+from .engine.types import TokenEvent
+from .events import CallStarted, Marked, PhaseEnded
+from .metrics import METHOD_RANK, rate, spread_tokens, trailing_sum
+from .metrics.efficiency import MIN_ABOVE_IDLE_SHARE
 
 BIN_NS = 250_000_000
 ROLLING_BINS = 8  # rolling rates over the last 2 s

@@ -1,0 +1,152 @@
+"""The run controller with its real measuring process: no window, just qtbot and signals."""
+import time
+
+import pytest
+
+pytest.importorskip("PySide6")
+
+from tpw_desktop.engine.settings import EngineSettings  # noqa: E402
+from tpw_desktop.engine.workloads import TestSpec  # noqa: E402
+from tpw_desktop.measure.client import MeasureClient  # noqa: E402
+from tpw_desktop.session import RunOptions  # noqa: E402
+from tpw_desktop.store import Store  # noqa: E402
+from tpw_desktop.ui.controller import RunController  # noqa: E402
+
+WATTS = 100.0
+
+
+class CountingClient(MeasureClient):
+    """The real client, counting what crosses the pipe."""
+
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
+        self.batches = 0
+
+    def receive(self, limit=100):
+        got = super().receive(limit)
+        self.batches += len(got)
+        return got
+
+
+@pytest.fixture
+def controller(qtbot, db_path, flat_trace):
+    made = []
+
+    def make(record=True):
+        c = RunController(db_path, record=record, client_factory=CountingClient)
+        made.append(c)
+        with qtbot.waitSignal(c.power_ready, timeout=30_000):
+            c.select_power(f"replay:{flat_trace}")
+        return c
+
+    yield make
+    for c in made:
+        c.close()
+
+
+def stored_results(db) -> int:
+    if not db.exists():
+        return 0
+    with Store.for_reading(db) as store:
+        return sum(len(store.results(s["id"])) for s in store.list_sessions())
+
+
+def load(qtbot, c, model):
+    with qtbot.waitSignal(c.loaded, timeout=30_000):
+        c.load(model, EngineSettings(n_ctx=512))
+    assert c.state == "idle"
+
+
+def run(qtbot, c, tests, **options):
+    with qtbot.waitSignal(c.run_finished, timeout=60_000) as finished:
+        assert c.start(tests, RunOptions(**{"repetitions": 1, "idle_s": 0, "warmup": False, **options}))
+    return finished.args[0]
+
+
+def test_a_run_crosses_in_batches_not_one_message_per_token(qtbot, controller, tiny_model, db_path):
+    c = controller()
+    load(qtbot, c, tiny_model)
+    texts = []
+    c.text_arrived.connect(texts.append)
+    before = c.client.batches
+    report = run(qtbot, c, [TestSpec.pp(64), TestSpec.tg(400)], repetitions=2, idle_s=0.3, settle_s=0.1)
+    assert report.status == "completed"
+    assert [s.test for s in report.summaries] == ["pp64", "tg400"]
+    tokens = 2 * 400
+    assert c.client.batches - before < tokens / 5  # tokens travel many to a batch
+    live = c.live
+    assert {p.kind for p in live.phases} >= {"settle", "idle", "pp", "tg"}
+    assert live.idle_w == pytest.approx(WATTS, rel=1e-4)
+    t, p = live.power_series(0, 0, live.now_s, 10_000)
+    assert len(t) > 10 and (p == WATTS).all()
+    with Store(db_path) as store:
+        [session] = store.list_sessions()
+        assert session["id"] == report.session_id and session["status"] == "completed"
+
+
+def test_a_killed_measuring_process_is_reported_its_session_kept_and_it_restarts(qtbot, controller, tiny_model,
+                                                                                 db_path):
+    c = controller()
+    load(qtbot, c, tiny_model)
+    c.start([TestSpec.tg(512)], RunOptions(repetitions=200, idle_s=0.3, settle_s=0, warmup=False))
+    qtbot.waitUntil(lambda: stored_results(db_path) >= 2, timeout=30_000)
+    with qtbot.waitSignal(c.process_died, timeout=10_000) as died:
+        c.client.kill()
+    assert c.state == "dead"
+    assert "the measuring process was killed" in died.args[0]
+    assert "was saved as interrupted, with what it measured" in died.args[0]
+    with Store(db_path) as store:
+        [session] = store.list_sessions()
+        assert session["status"] == "interrupted"
+        assert store.sample_count(session["id"]) > 10 and len(store.results(session["id"])) >= 2
+        assert store.session(session["id"])["idle_power_w"] == pytest.approx(WATTS, rel=1e-4)
+    with qtbot.waitSignal(c.loaded, timeout=30_000):
+        c.restart()  # same power source, same model, new process
+    assert c.state == "idle" and c.model.facts.file_name == tiny_model.name
+    assert run(qtbot, c, [TestSpec.tg(8)]).status == "completed"
+
+
+def test_stop_ends_the_run_as_cancelled(qtbot, controller, tiny_model):
+    c = controller()
+    load(qtbot, c, tiny_model)
+    c.start([TestSpec.tg(512)], RunOptions(repetitions=100, idle_s=0, warmup=False))
+    qtbot.waitUntil(lambda: "repetition 2/100" in c.last_status, timeout=30_000)
+    with qtbot.waitSignal(c.run_finished, timeout=30_000) as finished:
+        c.stop()
+        assert c.state == "stopping"
+    assert finished.args[0].status == "cancelled" and c.state == "idle"
+
+
+def test_idle_on_its_own_is_measured_and_not_saved(qtbot, controller, tiny_model, db_path):
+    c = controller()
+    load(qtbot, c, tiny_model)
+    with qtbot.waitSignal(c.idle_measured, timeout=30_000) as idle:
+        assert c.measure_idle(0.5, 0.1)
+    assert idle.args[0].baseline.power_w == pytest.approx(WATTS, rel=1e-4)
+    qtbot.waitUntil(lambda: c.state == "idle", timeout=10_000)
+    with Store(db_path) as store:
+        assert store.list_sessions() == []
+
+
+def test_a_bad_file_keeps_the_loaded_model(qtbot, controller, tiny_model, tmp_path):
+    c = controller(record=False)
+    load(qtbot, c, tiny_model)
+    bad = tmp_path / "noise.gguf"
+    bad.write_bytes(bytes(range(256)) * 4)
+    with qtbot.waitSignal(c.load_failed, timeout=30_000) as failed:
+        c.load(bad, EngineSettings(n_ctx=512))
+    assert failed.args[0].still_loaded == tiny_model.name
+    assert "noise.gguf: not a GGUF file (it starts with bytes 00 01 02 03, not 'GGUF')" in failed.args[0].message
+    assert c.state == "idle" and c.model.facts.file_name == tiny_model.name
+
+
+def test_the_process_runs_apart_from_the_window(qtbot, controller):
+    import os
+
+    import psutil
+
+    c = controller(record=False)
+    child = psutil.Process(c.client.pid)
+    assert c.client.pid != os.getpid() and child.is_running()
+    assert "tpw_desktop.measure" in " ".join(child.cmdline())
+    assert not any(m.path.endswith(("QtCore.abi3.so", "libQt6Core.so.6")) for m in child.memory_maps())

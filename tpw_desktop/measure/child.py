@@ -1,0 +1,256 @@
+"""The measuring process: engine, power sampler and session writer, away from the window.
+
+The window's painting can't take the GIL from the token loop here, and
+this process's CPU time is what ``estimate-process`` counts. Three threads:
+
+- the main thread runs jobs (select power, load, run) one at a time; it
+  owns the engine, as llama.cpp requires;
+- a command thread reads the pipe, so Stop takes effect at once even while
+  a run holds the main thread;
+- a forwarder sends what happened, in order, plus new power samples, as one
+  batch every 50 ms while a run streams and every 250 ms otherwise.
+"""
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+from collections import deque
+
+from ..errors import TpwError
+from ..power import PowerEnvironment, Sampler, open_sources
+from .protocol import (
+    Batch,
+    LoadFailed,
+    Loaded,
+    Loading,
+    LoadModel,
+    PowerFailed,
+    PowerReady,
+    RunFailed,
+    RunFinished,
+    RunStarted,
+    SampleBlock,
+    SelectPower,
+    Shutdown,
+    SourceInfo,
+    SourcesFailing,
+    StartRun,
+    Started,
+    StopRun,
+)
+
+STREAMING_BATCH_S = 0.05
+IDLE_BATCH_S = 0.25
+
+
+class Forwarder:
+    """Sends the outbox and new samples over the pipe, batched; the only thread that writes to it."""
+
+    def __init__(self, conn):
+        self.conn = conn  # the write end of the pipe to the window
+        self.outbox: deque = deque()
+        self.streaming = threading.Event()
+        self.wake = threading.Event()
+        self.closed = threading.Event()
+        self._lock = threading.Lock()  # the sampler and its cursors change together
+        self._sampler: Sampler | None = None
+        self._cursors: list[int] = []
+        self._failing: tuple[str, ...] = ()
+        self._thread = threading.Thread(target=self._run, name="tpw-forwarder", daemon=True)
+        self._thread.start()
+
+    def post(self, item, urgent: bool = False) -> None:
+        self.outbox.append(item)
+        if urgent:
+            self.wake.set()
+
+    def use_sampler(self, sampler: Sampler | None) -> None:
+        self.flush()
+        with self._lock:
+            self._sampler = sampler
+            self._cursors = [0] * len(sampler.sources) if sampler else []
+            self._failing = ()
+
+    def flush(self) -> None:
+        """Send what is waiting now (from the main thread, before it changes the sampler)."""
+        self.wake.set()
+        deadline = time.monotonic() + 2
+        while self.outbox and time.monotonic() < deadline and not self.closed.is_set():
+            time.sleep(0.005)
+
+    def _run(self) -> None:
+        while not self.closed.is_set():
+            self.wake.wait(STREAMING_BATCH_S if self.streaming.is_set() else IDLE_BATCH_S)
+            self.wake.clear()
+            try:
+                self.conn.send(self._batch())
+            except (OSError, EOFError, BrokenPipeError):  # the window is gone
+                self.closed.set()
+
+    def _batch(self) -> Batch:
+        items = []
+        while self.outbox:
+            items.append(self.outbox.popleft())
+        with self._lock:
+            return self._with_samples(items)
+
+    def _with_samples(self, items: list) -> Batch:
+        sampler, blocks = self._sampler, []
+        if sampler is not None:
+            for i in range(len(sampler.sources)):
+                self._cursors[i], data = sampler.ring(i).since(self._cursors[i])
+                if len(data["t_ns"]):
+                    blocks.append(SampleBlock(i, data["t_ns"], data["power_w"]))
+            failing = tuple(sampler.failing_sources())
+            if failing != self._failing:
+                errors = sampler.errors()
+                items.append(SourcesFailing(failing, errors[-1].message if failing and errors else None))
+                self._failing = failing
+        hz = sampler.stats().achieved_hz if sampler is not None else None
+        return Batch(tuple(items), tuple(blocks), hz)
+
+    def close(self) -> None:
+        self.flush()
+        self.closed.set()
+        self.wake.set()
+        self._thread.join(2)
+
+
+class MeasuringProcess:
+    """The jobs, run on this process's main thread."""
+
+    def __init__(self, commands, events, db_path: str | None, record: bool):
+        self.commands = commands  # the read end of the window's command pipe
+        self.forward = Forwarder(events)
+        self.jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self.stop = threading.Event()
+        self.engine = None
+        self.sampler: Sampler | None = None
+        self.writer, db, problem = None, None, None
+        if record:
+            try:
+                from ..store import open_recorder
+
+                self.writer, db = open_recorder(db_path)
+            except TpwError as exc:
+                problem = str(exc)
+        from ..engine.settings import build_facts
+
+        self.forward.post(Started(os.getpid(), str(db) if db else None, problem, build_facts()), urgent=True)
+        threading.Thread(target=self._read_commands, name="tpw-commands", daemon=True).start()
+
+    def _read_commands(self) -> None:
+        while True:
+            try:
+                command = self.commands.recv()
+            except (EOFError, OSError):  # the window is gone: wind down
+                command = Shutdown()
+            if isinstance(command, StopRun):
+                self.stop.set()
+                continue
+            if isinstance(command, Shutdown):
+                self.stop.set()
+            self.jobs.put(command)
+            if isinstance(command, Shutdown):
+                return
+
+    def serve(self) -> None:
+        while True:
+            job = self.jobs.get()
+            if isinstance(job, Shutdown):
+                break
+            handler = {SelectPower: self.select_power, LoadModel: self.load, StartRun: self.run}[type(job)]
+            handler(job)
+        self.close()
+
+    def select_power(self, job: SelectPower) -> None:
+        try:
+            env = PowerEnvironment(tdp_w=job.tdp_w, auto_estimate=job.auto_estimate)
+            sampler = Sampler(open_sources(job.spec, env), rate_hz=job.rate_hz)
+        except TpwError as exc:
+            self.forward.post(PowerFailed(job.spec, str(exc)), urgent=True)
+            return
+        self._close_sampler()
+        sampler.start()
+        sampler.wait_until(time.monotonic_ns())
+        self.sampler = sampler
+        self.forward.use_sampler(sampler)
+        sources = tuple(SourceInfo(s.name, s.method, s.measures) for s in sampler.sources)
+        self.forward.post(PowerReady(job.spec, sources, time.monotonic_ns()), urgent=True)
+
+    def load(self, job: LoadModel) -> None:
+        """A file that isn't a usable GGUF is refused before the current model is closed."""
+        from ..engine.gguf_info import read_model_facts
+        from ..engine.llama_engine import Engine
+
+        started = time.monotonic()
+        self.forward.post(Loading(job.path, "reading the GGUF header"), urgent=True)
+        try:
+            read_model_facts(job.path)
+        except TpwError as exc:
+            self.forward.post(LoadFailed(str(exc), self._loaded_name()), urgent=True)
+            return
+        self.forward.post(Loading(job.path, "loading weights into llama.cpp"), urgent=True)
+        self._close_engine()
+        try:
+            self.engine = Engine(job.path, job.settings)
+        except Exception as exc:  # noqa: BLE001 - llama.cpp fails in many ways; the process must survive
+            message = str(exc) if isinstance(exc, TpwError) else f"{job.path}: could not load ({type(exc).__name__}: {exc})"
+            self.forward.post(LoadFailed(message, None), urgent=True)
+            return
+        e = self.engine
+        self.forward.post(Loaded(e.facts, e.build, e.settings, tuple(e.warnings), time.monotonic() - started),
+                          urgent=True)
+
+    def run(self, job: StartRun) -> None:
+        from ..session import MeasuredRun
+
+        if self.engine is None or self.sampler is None:
+            self.forward.post(RunFailed("no model is loaded" if self.engine is None else "no power source", None),
+                              urgent=True)
+            return
+        self.stop.clear()
+        recorder = self.writer if job.record else None
+        run = MeasuredRun(self.engine, self.sampler, job.options, recorder=recorder, listener=self.forward.post,
+                          stop=self.stop)
+        self.forward.post(RunStarted(time.monotonic_ns(), tuple(t.name for t in job.tests), job.record), urgent=True)
+        self.forward.streaming.set()
+        try:
+            report = run.run(list(job.tests), job.workload_text)
+        except Exception as exc:  # noqa: BLE001 - reported in the window; saved as failed by MeasuredRun
+            message = str(exc) if isinstance(exc, TpwError) else f"{type(exc).__name__}: {exc}"
+            self.forward.post(RunFailed(message, run.report), urgent=True)
+            return
+        finally:
+            self.forward.streaming.clear()
+        self.forward.post(RunFinished(report, job.record), urgent=True)
+
+    def _loaded_name(self) -> str | None:
+        return self.engine.facts.file_name if self.engine is not None else None
+
+    def _close_engine(self) -> None:
+        if self.engine is not None:
+            self.engine.close()
+            self.engine = None
+
+    def _close_sampler(self) -> None:
+        if self.sampler is not None:
+            self.forward.use_sampler(None)
+            self.sampler.stop()
+            for source in self.sampler.sources:
+                source.close()
+            self.sampler = None
+
+    def close(self) -> None:
+        self._close_engine()
+        self._close_sampler()
+        if self.writer is not None:
+            self.writer.close()
+        self.forward.close()
+
+
+def main(commands, events, db_path: str | None, record: bool) -> None:
+    """The process's entry point (multiprocessing, spawn): serve until told to stop or orphaned."""
+    MeasuringProcess(commands, events, db_path, record).serve()

@@ -1,0 +1,155 @@
+"""What crosses between the window and its measuring process: small frozen dataclasses.
+
+Commands go to the measuring process; it answers with ``Batch``es that carry,
+in order, the run's events and its state changes, plus the power samples
+taken since the last batch. Batches come a few times a second when idle and
+twenty times a second while a run streams: never one message per token.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+
+from ..engine.gguf_info import ModelFacts
+from ..engine.settings import BuildFacts, EngineSettings
+from ..engine.workloads import TestSpec
+from ..events import RunEvent
+from ..session import RunOptions, RunReport
+
+# --- to the measuring process ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SelectPower:
+    spec: str
+    tdp_w: float
+    rate_hz: float
+    auto_estimate: str = "estimate-process"  # without a sensor, book only the measuring process's CPU
+
+
+@dataclass(frozen=True)
+class LoadModel:
+    path: Path
+    settings: EngineSettings
+
+
+@dataclass(frozen=True)
+class StartRun:
+    tests: tuple[TestSpec, ...]
+    options: RunOptions
+    workload_text: dict | None = None
+    record: bool = True  # False for an idle measurement on its own
+
+
+@dataclass(frozen=True)
+class StopRun:
+    """Stop after the current token (handled at once, on the process's command thread)."""
+
+
+@dataclass(frozen=True)
+class Shutdown:
+    pass
+
+
+Command = Union[SelectPower, LoadModel, StartRun, StopRun, Shutdown]
+
+# --- from the measuring process ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Started:
+    pid: int
+    db_path: str | None
+    save_problem: str | None  # the database couldn't be opened: runs go on, unsaved
+    build: BuildFacts  # the llama.cpp this process runs (the window never loads it)
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    name: str
+    method: str
+    measures: str
+
+
+@dataclass(frozen=True)
+class PowerReady:
+    spec: str
+    sources: tuple[SourceInfo, ...]
+    t_ns: int  # when sampling started, on the shared monotonic clock
+
+
+@dataclass(frozen=True)
+class PowerFailed:
+    spec: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Loading:
+    path: Path
+    stage: str
+
+
+@dataclass(frozen=True)
+class Loaded:
+    facts: ModelFacts
+    build: BuildFacts
+    settings: EngineSettings
+    warnings: tuple[str, ...]
+    seconds: float
+
+
+@dataclass(frozen=True)
+class LoadFailed:
+    message: str
+    still_loaded: str | None  # the model that stays loaded, if any
+
+
+@dataclass(frozen=True)
+class RunStarted:
+    t_ns: int
+    tests: tuple[str, ...]
+    record: bool
+
+
+@dataclass(frozen=True)
+class RunFinished:
+    report: RunReport
+    record: bool
+
+
+@dataclass(frozen=True)
+class RunFailed:
+    message: str
+    report: RunReport | None
+
+
+@dataclass(frozen=True)
+class SourcesFailing:
+    """Sources whose recent reads all failed; empty once they answer again."""
+
+    names: tuple[str, ...]
+    detail: str | None
+
+
+State = Union[Started, PowerReady, PowerFailed, Loading, Loaded, LoadFailed, RunStarted, RunFinished, RunFailed,
+              SourcesFailing]
+
+
+@dataclass(frozen=True)
+class SampleBlock:
+    """New samples of one source: times (ns, shared clock) and watts."""
+
+    source: int
+    t_ns: np.ndarray
+    power_w: np.ndarray
+
+
+@dataclass(frozen=True)
+class Batch:
+    items: tuple[Union[State, RunEvent], ...] = ()
+    samples: tuple[SampleBlock, ...] = ()
+    sampling_hz: float | None = None

@@ -1,0 +1,202 @@
+"""What the window shows of the run controller's news: the glue between its signals and the parts.
+
+The run controller says what happened (loaded, a batch arrived, the run
+finished, the process died); the presenter updates the panels, the
+dashboard, the banner and the status bar, and redraws only what changed,
+and only while the window can be seen.
+"""
+from __future__ import annotations
+
+import time
+
+from PySide6.QtCore import QObject, QTimer
+
+from ..metrics.dashboard import report_dashboard
+
+TILE_INTERVAL_S = 0.25  # text is costly to paint: tiles change at most 4 times a second
+PAINT_INTERVAL_MS = 33  # at most 30 redraws a second, and only after new data arrived
+
+
+class Presenter(QObject):
+    def __init__(self, window):
+        super().__init__(window)
+        self.w = window
+        self._tiles_at = 0.0
+        self.dirty = False
+        self._run_label = ""
+        self._connect()
+        self.timer = QTimer(self)
+        self.timer.setInterval(PAINT_INTERVAL_MS)
+        self.timer.timeout.connect(self.paint)
+        self.timer.start()
+
+    def _connect(self) -> None:
+        w = self.w
+        c, d = w.controller, w.dashboard
+        w.start_button.clicked.connect(w.start)
+        w.stop_button.clicked.connect(c.stop)
+        w.model_panel.open_requested.connect(w.choose_model)
+        w.model_panel.model_chosen.connect(w.load_model)
+        w.engine_panel.reload_requested.connect(w.reload_model)
+        w.power_panel.source_chosen.connect(w.select_power)
+        w.power_panel.measure_idle_requested.connect(w.measure_idle)
+        d.charts.export_requested.connect(w.export_charts)
+        w.banner.action_clicked.connect(self._banner_action)
+        c.state_changed.connect(lambda _s: self.update_controls())
+        c.started.connect(lambda started: w.engine_panel.set_gpu_support(started.build.gpu_offload_supported))
+        c.status.connect(self._status)
+        c.power_ready.connect(self._on_power_ready)
+        c.power_failed.connect(self._on_power_failed)
+        c.loading.connect(self._on_loading)
+        c.loaded.connect(self._on_loaded)
+        c.load_failed.connect(self._on_load_failed)
+        c.run_started.connect(self._on_run_started)
+        c.run_finished.connect(self._on_run_finished)
+        c.run_failed.connect(self._on_run_failed)
+        c.idle_measured.connect(self._on_idle)
+        c.sources_failing.connect(self._on_sources_failing)
+        c.save_problem.connect(lambda m: w.show_warning(m, kind="save"))
+        c.text_arrived.connect(d.append_text)
+        c.data_arrived.connect(self._data_arrived)
+        c.process_died.connect(self._on_process_died)
+
+    def _on_power_ready(self, ready) -> None:
+        self.w.power_panel.show_spec(ready.spec)
+        self.w.power_panel.show_sources(ready.sources)
+        self.w.power_panel.idle_label.setText("idle baseline: not measured")
+        self.w.dashboard.charts.set_series(self.w.controller.live)
+        self.w.banner.clear("power")
+        if any(s.method == "estimated" for s in ready.sources):
+            self.w.show_warning("No power sensor in use: watts and joules are estimated from CPU busy time × TDP and "
+                              "can be far off. They are labelled 'estimated' everywhere.", kind="power")
+
+    def _on_power_failed(self, message: str) -> None:
+        self.w.show_error(message, kind="power")
+        if self.w.controller.power_spec:
+            self.w.power_panel.show_spec(self.w.controller.power_spec)
+
+    def _on_loading(self, name: str, stage: str) -> None:
+        self.w.model_panel.show_loading(name, stage)
+        self.w.status_label.setText(f"loading {name}: {stage}")
+
+    def _on_loaded(self, loaded) -> None:
+        self.w.model_panel.show_model(loaded.facts, loaded.settings)
+        self.w.settings.setValue("models/last", str(loaded.facts.path))
+        self.w.status_label.setText(f"loaded {loaded.facts.file_name} in {loaded.seconds:.1f} s")
+        if loaded.warnings:
+            self.w.show_warning(" · ".join(loaded.warnings), kind="load")
+        else:
+            self.w.banner.clear("load")
+        self.update_controls()
+
+    def _on_load_failed(self, failed) -> None:
+        if failed.still_loaded:
+            self.w.model_panel.progress.hide()
+            kept = f" {failed.still_loaded} is still loaded."
+            self.w.status_label.setText(f"kept {failed.still_loaded}")
+        else:
+            self.w.model_panel.show_none()
+            kept = " No model is loaded now."
+            self.w.status_label.setText("no model loaded")
+        self.w.show_error(f"Could not load the model: {failed.message}.{kept}", kind="load")
+
+
+    def _on_run_started(self, started) -> None:
+        self._run_label = ", ".join(started.tests) if started.tests else "idle baseline"
+        self._header()
+
+    def _status(self, message: str) -> None:
+        self.w.status_label.setText(message)
+        self._run_label = message
+        self._header()
+
+    def _on_idle(self, measured) -> None:
+        self.w.power_panel.show_idle(measured)
+        self.w.dashboard.charts.set_idle(measured.baseline.power_w if measured.baseline else None)
+
+    def _on_run_finished(self, report) -> None:
+        if not report.meta["tests"]:
+            self.w.status_label.setText("idle baseline measured" if report.idle else "idle measurement stopped")
+        else:
+            figures = report_dashboard(report.summaries, currency=report.meta["options"]["currency"])
+            if figures is not None:
+                self.w.dashboard.show_figures(figures)
+            self.w.dashboard.show_report(report, self.w.controller.db_path)
+            where = f" · session {report.session_id} saved in {self.w.controller.db_path}" if report.session_id else ""
+            self.w.status_label.setText(f"run {report.status}{'' if report.save_error else where}")
+            if report.save_error:
+                self.w.show_error(f"The run was measured but not saved: {report.save_error}.", kind="save",
+                                action="Save results as…")
+        self.w.run_ended.emit(report.status)
+
+    def _on_run_failed(self, message: str, report) -> None:
+        saved = " · the session was saved as failed" if report is not None and report.session_id else ""
+        self.w.show_error(f"The run failed: {message}{saved}", kind="run")
+        self.w.status_label.setText("run failed")
+        if report is not None and report.summaries:
+            self.w.dashboard.show_report(report, self.w.controller.db_path)
+        self.w.run_ended.emit("failed")
+
+    def _on_process_died(self, message: str) -> None:
+        self.w.show_error(f"The measuring process stopped: {message}.", kind="process", action="Restart it")
+        self.w.status_label.setText("the measuring process stopped")
+        self.w.run_ended.emit("interrupted")
+
+
+    def _banner_action(self, kind: str) -> None:
+        {"process": self.w.restart, "save": self.w.save_results_as}.get(kind, lambda: None)()
+
+    def _on_sources_failing(self, failing) -> None:
+        if failing.names:
+            self.w.show_error(f"Power source {', '.join(failing.names)} stopped answering ({failing.detail}). Its "
+                            "samples are gaps, and energy over them is unknown: the run goes on.", kind="sources")
+        else:
+            self.w.banner.clear("sources")
+
+
+    def update_controls(self) -> None:
+        state = self.w.controller.state
+        idle = state == "idle"
+        self.w.start_button.setEnabled(idle)
+        self.w.stop_button.setEnabled(state == "running")
+        self.w.power_panel.idle_button.setEnabled(idle)
+        self.w.engine_panel.reload_button.setEnabled(idle)
+        for widget in (self.w.model_panel.open_button, self.w.model_panel.recent, self.w.power_panel.source,
+                       self.w.workload_panel.choice):
+            widget.setEnabled(state in ("idle", "ready"))
+        self.w.actions["restart"].setEnabled(state == "dead")
+        if state in ("idle", "ready"):
+            self._run_label = ""
+        self._header()
+
+    # --- painting ---------------------------------------------------------------------------------
+
+    def _data_arrived(self) -> None:
+        self.dirty = True
+        self.w.rate_label.setText(f"sampling {self.w.controller.sampling_hz:.0f} Hz" if self.w.controller.sampling_hz else "")
+
+    def paint(self) -> None:
+        """Redraw only what changed, and nothing while the window is minimized or hidden."""
+        if not self.dirty or not self.w.isVisible() or self.w.isMinimized():
+            return
+        self.dirty = False
+        self.w.dashboard.charts.refresh()
+        now = time.monotonic()
+        if self.w.controller.state in ("running", "stopping") and now - self._tiles_at >= TILE_INTERVAL_S:
+            self._tiles_at = now
+            self._live_tiles()
+
+    def _live_tiles(self) -> None:
+        if self.w.controller.live is not None:
+            options = self.w.power_panel.options()
+            self.w.dashboard.show_live(self.w.controller.live, options["price_per_kwh"], options["currency"])
+
+    def _header(self) -> None:
+        model = self.w.controller.model
+        name = model.facts.file_name if model else "no model"
+        state = self.w.controller.state
+        doing = {"running": self._run_label or "running", "stopping": "stopping", "loading": "loading",
+                 "dead": "measuring process stopped"}.get(state, "ready")
+        self.w.dashboard.set_header(f"{name} · {doing}")
+
+
