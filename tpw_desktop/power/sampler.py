@@ -345,6 +345,6 @@ class Sampler:
     def _why_uncovered(self, channel: _Channel, t0_ns: int, t1_ns: int) -> str:
         name = channel.source.name
         errors = [e for e in self._errors if e.source == name]
-        if errors and errors[-1].t_ns >= t0_ns:
+        if errors and (channel.consecutive_errors or errors[-1].t_ns >= t0_ns):
             return f"power source {name} stopped answering ({errors[-1].message})"
         return f"power source {name} has no readings covering the window"
