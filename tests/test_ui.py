@@ -85,7 +85,7 @@ def test_a_run_fills_the_charts_and_tiles_and_is_saved(qtbot, make_window, tiny_
     assert "tiny-llama-f32.gguf" in label and "F32" in label
     custom_prompt(window, reps=2, idle=True)
     assert run(qtbot, window, lambda: qtbot.mouseClick(window.start_button, Qt.LeftButton)) == "completed"
-    window.presenter.paint()
+    window.presenter.paint(force=True)
     charts, tiles, live = window.dashboard.charts, window.dashboard.tiles, window.controller.live
     x, y = charts.rate_rolling.getData()
     assert len(x) > 0 and np.nanmax(y) > 0
@@ -160,11 +160,12 @@ def test_presentation_mode_shows_the_model_and_whether_a_run_is_on(qtbot, make_w
     assert d.charts.isVisible() and d.tiles.isVisible() and d.header.isVisible()
     assert d.header.text() == "tiny-llama-f32.gguf · ready"
     assert d.tiles["tok_j"].value.styleSheet() != normal_font
-    custom_prompt(window, max_tokens=400, reps=3)
+    custom_prompt(window, max_tokens=400, reps=100)
     window.start()
     qtbot.waitUntil(lambda: "repetition" in d.header.text(), timeout=30_000)
     assert d.header.text().startswith("tiny-llama-f32.gguf · prompt: repetition")
-    qtbot.waitSignal(window.run_ended, timeout=60_000).wait()
+    with qtbot.waitSignal(window.run_ended, timeout=60_000):
+        window.controller.stop()
     qtbot.keyClick(window, Qt.Key_F11)
     assert not window.presentation and window.side.isVisible() and window.menuBar().isVisible()
 
@@ -257,7 +258,7 @@ def test_charts_export_and_say_when_they_cannot(qtbot, make_window, tiny_model, 
     load(qtbot, window, tiny_model)
     custom_prompt(window, max_tokens=16)
     run(qtbot, window)
-    window.presenter.paint()
+    window.presenter.paint(force=True)
     charts = window.dashboard.charts
     for suffix in ("png", "svg", "csv"):
         path = tmp_path / f"charts.{suffix}"

@@ -8,7 +8,8 @@ this process's CPU time is what ``estimate-process`` counts. Three threads:
 - a command thread reads the pipe, so Stop takes effect at once even while
   a run holds the main thread;
 - a forwarder sends what happened, in order, plus new power samples, as one
-  batch every 50 ms while a run streams and every 250 ms otherwise.
+  batch every 250 ms while a run streams and every 500 ms otherwise (and at
+  once for a state change the window is waiting for).
 """
 from __future__ import annotations
 
@@ -41,8 +42,10 @@ from .protocol import (
     StopRun,
 )
 
-STREAMING_BATCH_S = 0.05
-IDLE_BATCH_S = 0.25
+# As often as the window redraws while a run streams (its rate charts have 250 ms bins), and
+# every wake-up here takes the CPU the model's threads would use.
+STREAMING_BATCH_S = 0.25
+IDLE_BATCH_S = 0.5
 
 
 class Forwarder:

@@ -2,8 +2,8 @@
 
 Commands go to the measuring process; it answers with ``Batch``es that carry,
 in order, the run's events and its state changes, plus the power samples
-taken since the last batch. Batches come a few times a second when idle and
-twenty times a second while a run streams: never one message per token.
+taken since the last batch. Batches come twice a second when idle and four
+times a second while a run streams: never one message per token.
 """
 from __future__ import annotations
 

@@ -20,15 +20,16 @@ from PySide6.QtWidgets import QGraphicsItem, QMenu
 from ..atomic import atomic_writer
 from ..errors import TpwError
 from ..live import LiveSeries
+from .chart_items import PHASE_KINDS, GridLines, PhaseBands, opaque
 from .svg_export import export_svg
 from .theme import Theme
 
 FOLLOW_WINDOW_S = 120.0
 # Axes re-render their tick text whenever a range changes, and that text is
-# the costliest thing on screen. So the view scrolls in half-second steps
+# the costliest thing on screen. So the view scrolls in one-second steps
 # (a step ahead of now) and the y ranges only move when the data outgrows
 # them or falls well below, to round numbers.
-FOLLOW_STEP_S = 0.5
+FOLLOW_STEP_S = 1.0
 Y_SHRINK_BELOW = 0.4
 
 
@@ -42,46 +43,6 @@ def nice_ceiling(value: float) -> float:
         if step * 10**exponent >= value:
             return step * 10**exponent
     return 10 ** (exponent + 1)
-PHASE_KINDS = ("pp", "tg", "warmup", "settle", "idle", "cooldown")
-
-
-class PhaseBands(pg.GraphicsObject):
-    """Shaded prompt-processing and generation spans, as one item per chart.
-
-    A LinearRegionItem per span meant thousands of items after an hour, each
-    told about every scroll; this paints only the spans inside the view.
-    """
-
-    def __init__(self, brushes: dict[str, QBrush]):
-        super().__init__()
-        self.brushes = brushes
-        self.x0 = np.zeros(0)
-        self.x1 = np.zeros(0)
-        self.kind = np.zeros(0, dtype=np.int8)
-
-    def set_spans(self, x0: np.ndarray, x1: np.ndarray, kind: np.ndarray) -> None:
-        self.x0, self.x1, self.kind = x0, x1, kind
-        self.update()
-
-    def boundingRect(self) -> QRectF:
-        rect = self.viewRect()
-        return rect if rect is not None else QRectF()
-
-    def viewRangeChanged(self) -> None:
-        self.prepareGeometryChange()
-
-    def paint(self, painter, *_args) -> None:
-        view = self.viewRect()
-        if view is None or not len(self.x0):
-            return
-        # spans are in time order: only those overlapping the view are drawn
-        first = int(np.searchsorted(self.x1, view.left()))
-        last = int(np.searchsorted(self.x0, view.right(), side="right"))
-        painter.setPen(Qt.NoPen)
-        for i in range(first, last):
-            painter.setBrush(self.brushes[PHASE_KINDS[self.kind[i]]])
-            painter.drawRect(QRectF(self.x0[i], view.top(), self.x1[i] - self.x0[i], view.height()))
-
 
 
 class LiveCharts(pg.GraphicsLayoutWidget):
@@ -103,7 +64,6 @@ class LiveCharts(pg.GraphicsLayoutWidget):
         for plot in self.plots[1:]:
             plot.setXLink(self.rate_plot)
         for plot in self.plots:
-            plot.showGrid(x=True, y=True, alpha=0.15)
             plot.setMenuEnabled(False)  # tpw's own menu (contextMenuEvent), not pyqtgraph's raw one
             plot.hideButtons()
             plot.setClipToView(True)
@@ -123,9 +83,12 @@ class LiveCharts(pg.GraphicsLayoutWidget):
                 plot.getAxis(axis).setCacheMode(QGraphicsItem.DeviceCoordinateCache)
             plot.legend.setCacheMode(QGraphicsItem.DeviceCoordinateCache)
         self.bands = [PhaseBands(self._phase_brushes(theme)) for _ in self.plots]
-        for plot, bands in zip(self.plots, self.bands):
+        self.grids = [GridLines(plot, self._grid_color(theme)) for plot in self.plots]
+        for plot, bands, grid in zip(self.plots, self.bands, self.grids):
             bands.setZValue(-10)
+            grid.setZValue(-9)
             plot.addItem(bands, ignoreBounds=True)
+            plot.addItem(grid, ignoreBounds=True)
         self._span_x = (np.zeros(0), np.zeros(0), np.zeros(0, dtype=np.int8))
         self.rate_plot.setLabel("left", "tokens/s")
         self.power_plot.setLabel("left", "power", units="W")
@@ -177,7 +140,6 @@ class LiveCharts(pg.GraphicsLayoutWidget):
     def apply_theme(self, theme: Theme) -> None:
         self.theme = theme
         self.setBackground(theme.colors["background"])
-        scale = 2 if self._presentation else 1
         font = QFont()
         font.setPointSize(theme.font_pt * (2 if self._presentation else 1))
         for plot in self.plots:
@@ -193,16 +155,22 @@ class LiveCharts(pg.GraphicsLayoutWidget):
         self.idle_line.label.setFont(font)
         for curve in [self.rate_instant, self.rate_rolling, self.eff_rolling, self.eff_run, self.eff_run_above,
                       *self._power_curves]:
-            curve.setPen(pg.mkPen(theme.colors[curve.color_key], width=curve.base_width * scale,
+            curve.setPen(pg.mkPen(theme.colors[curve.color_key], width=curve.base_width,
                                   style=Qt.DashLine if curve.dash else Qt.SolidLine))
         for bands in getattr(self, "bands", []):
             bands.brushes = self._phase_brushes(theme)
             bands.update()
+        for grid in getattr(self, "grids", []):
+            grid.set_color(self._grid_color(theme))
 
     @staticmethod
     def _phase_brushes(theme: Theme) -> dict[str, QBrush]:
-        # pg.mkColor reads the theme's #RRGGBBAA; QColor would take it as #AARRGGBB
-        return {kind: QBrush(pg.mkColor(theme.colors[f"phase_{kind}"])) for kind in PHASE_KINDS}
+        background = theme.colors["background"]
+        return {kind: QBrush(opaque(theme.colors[f"phase_{kind}"], background)) for kind in PHASE_KINDS}
+
+    @staticmethod
+    def _grid_color(theme: Theme):
+        return opaque(theme.colors["axis"] + "26", theme.colors["background"])  # the axis colour at 15%
 
     def set_presentation(self, on: bool) -> None:
         self._presentation = on

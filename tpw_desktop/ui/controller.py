@@ -8,6 +8,7 @@ run's session interrupted (its data stays), and can start a new process.
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QTimer, Signal
@@ -37,7 +38,10 @@ from ..measure.protocol import (
 from ..power import DEFAULT_RATE_HZ, DEFAULT_TDP_W
 from ..session import RunOptions, RunReport
 
-POLL_MS = 50  # the pipe is read this often; the process sends 4 to 20 batches a second
+# The pipe is read this often: the process sends 4 batches a second while a run streams, 2 otherwise
+# (and a state change at once).
+STREAMING_POLL_MS = 100
+IDLE_POLL_MS = 250
 
 # States: starting (the process is starting), ready (no model), loading, idle (a model, no run),
 # running, stopping, dead (the process died; restart() starts a new one).
@@ -82,9 +86,13 @@ class RunController(QObject):
         self._last_load: LoadModel | None = None
         self._last_power: SelectPower | None = None
         self._run_record = True
-        self.client = client_factory(db_path, record)
+        # Measuring processes are started from this one thread, made now at the window's
+        # starting priority: the window may lower its own later (``app.main``), and a process
+        # inherits the nice value of the thread that starts it.
+        self._spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tpw-spawner")
+        self.client = self._spawn()
         self.timer = QTimer(self)
-        self.timer.setInterval(POLL_MS)
+        self.timer.setInterval(STREAMING_POLL_MS)  # starting: answers are expected soon
         self.timer.timeout.connect(self.poll)
         self.timer.start()
 
@@ -137,10 +145,13 @@ class RunController(QObject):
             return False
         return True
 
+    def _spawn(self):
+        return self._spawner.submit(self._client_factory, self.db_path, self.record).result()
+
     def restart(self) -> None:
         """A new measuring process after the old one died: same power sources, same model."""
         self.client.close(timeout_s=1)
-        self.client = self._client_factory(self.db_path, self.record)
+        self.client = self._spawn()
         self._set_state("starting")
         if self._last_power is not None:
             self._send(self._last_power)
@@ -150,6 +161,7 @@ class RunController(QObject):
     def close(self) -> None:
         self.timer.stop()
         self.client.close()
+        self._spawner.shutdown(wait=False)
 
     # --- what arrives --------------------------------------------------------------------------
 
@@ -283,6 +295,8 @@ class RunController(QObject):
     def _set_state(self, state: str) -> None:
         if state != self.state:
             self.state = state
+            self.timer.setInterval(STREAMING_POLL_MS if state in ("running", "stopping", "loading", "starting")
+                                   else IDLE_POLL_MS)
             self.state_changed.emit(state)
 
     @property

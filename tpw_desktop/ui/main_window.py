@@ -167,9 +167,9 @@ class MainWindow(QMainWindow):
     # --- runs ---------------------------------------------------------------------------------
 
     def run_options(self, **overrides) -> RunOptions:
-        return RunOptions(repetitions=self.workload_panel.repetitions.value(),
-                          temperature=self.engine_panel.temperature.value(),
-                          **{**self.power_panel.options(), **overrides})
+        options = {"repetitions": self.workload_panel.repetitions.value(),
+                   "temperature": self.engine_panel.temperature.value(), **self.power_panel.options()}
+        return RunOptions(**{**options, **overrides})
 
     def start(self) -> None:
         c = self.controller
