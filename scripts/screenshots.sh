@@ -4,8 +4,9 @@
 # (Ctrl+Enter) like a user, waits for the saved session, then captures the
 # screen in normal and presentation (F11) mode.
 #
-# Needs Debian's xvfb, xdotool and imagemagick plus Qt's xcb libraries:
-#   apt-get install xvfb xdotool imagemagick libxcb-cursor0 libxkbcommon-x11-0 \
+# Needs Debian's xvfb, openbox (F11 full screen needs a window manager), xdotool
+# and imagemagick plus Qt's xcb libraries:
+#   apt-get install xvfb openbox xdotool imagemagick libxcb-cursor0 libxkbcommon-x11-0 \
 #     libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-render-util0 libxcb-shape0 libegl1 libgl1
 # Usage: scripts/screenshots.sh [OUTDIR]   (default docs/screenshots)
 set -euo pipefail
@@ -17,9 +18,12 @@ DISPLAY_NUM=${DISPLAY_NUM:-:97}
 
 Xvfb "$DISPLAY_NUM" -screen 0 1600x1000x24 -nolisten tcp >"$work/xvfb.log" 2>&1 &
 xvfb=$!
-trap 'kill $app $xvfb 2>/dev/null || true; rm -rf "$work"' EXIT
+trap 'kill $app $wm $xvfb 2>/dev/null || true; rm -rf "$work"' EXIT
 export DISPLAY=$DISPLAY_NUM QT_QPA_PLATFORM=xcb
 sleep 1
+openbox >"$work/openbox.log" 2>&1 &
+wm=$!
+sleep 0.5
 
 # A first launch with a workload whose chart shows both phases well.
 cat > "$work/settings.ini" <<INI

@@ -43,21 +43,30 @@ class Tile(QFrame):
         self.method.setWordWrap(True)
         for w in (self.title, self.value, self.unit_label, self.method):
             layout.addWidget(w)
+        self.basis = ""
+        self.presentation = False
         self.set_presentation(False)
 
-    def set(self, value, method: str, unit: str | None = None, why: str | None = None) -> None:
-        """Show a figure; a missing one shows "–" and ``why`` in its tooltip."""
+    def set(self, value, basis: str, unit: str | None = None, why: str | None = None) -> None:
+        """Show a figure and how it was obtained; a missing one shows "–" and ``why`` in its tooltip."""
         self.value.setText(_format(value, self.decimals))
         if unit is not None:
             self.unit_label.setText(unit)
-        self.method.setText(method)
-        tip = f"{self.title.text()}: {self.value.text()} {self.unit_label.text()} ({method})"
+        self.basis = basis
+        self._show_basis()
+        tip = f"{self.title.text()}: {self.value.text()} {self.unit_label.text()} ({basis})"
         self.setToolTip(tip + (f"\nunknown: {why}" if value is None and why else ""))
+
+    def _show_basis(self) -> None:
+        """The whole basis; from the back of a room (presentation mode), its method only."""
+        self.method.setText(self.basis.split(" · ")[0] if self.presentation else self.basis)
 
     def text(self) -> str:
         return f"{self.value.text()} {self.unit_label.text()} [{self.method.text()}]"
 
     def set_presentation(self, on: bool) -> None:
+        self.presentation = on
+        self._show_basis()
         scale = 2.2 if on else 1.0
         self.title.setStyleSheet(f"font-size: {round(9 * scale)}pt; color: palette(placeholder-text);")
         self.value.setStyleSheet(f"font-size: {round(20 * scale)}pt; font-weight: 600;")
