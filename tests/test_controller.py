@@ -150,3 +150,23 @@ def test_the_process_runs_apart_from_the_window(qtbot, controller):
     assert c.client.pid != os.getpid() and child.is_running()
     assert "tpw_desktop.measure" in " ".join(child.cmdline())
     assert not any(m.path.endswith(("QtCore.abi3.so", "libQt6Core.so.6")) for m in child.memory_maps())
+
+
+def test_the_window_and_tpw_bench_record_into_one_database_at_once(qtbot, controller, tiny_model, db_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    c = controller()
+    load(qtbot, c, tiny_model)
+    tpw = str(Path(sys.executable).with_name("tpw"))
+    bench = subprocess.Popen([tpw, "--db", str(db_path), "bench", str(tiny_model), "-p", "0", "-n", "256", "-r", "20",
+                              "--idle-s", "0", "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    report = run(qtbot, c, [TestSpec.tg(256)], repetitions=20)
+    out, err = bench.communicate(timeout=120)
+    assert bench.returncode == 0, err
+    assert report.status == "completed"
+    with Store(db_path) as store:
+        rows = store.list_sessions()
+        assert sorted(s["status"] for s in rows) == ["completed", "completed"]
+        assert all(len(store.results(s["id"])) == 20 for s in rows)

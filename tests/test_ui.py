@@ -294,12 +294,12 @@ def test_a_killed_measuring_process_offers_a_restart(qtbot, make_window, tiny_mo
     with qtbot.waitSignal(window.run_ended, timeout=10_000) as ended:
         window.controller.client.kill()
     assert ended.args == ["interrupted"]
-    assert "The measuring process stopped" in window.banner.text() and window.banner.action.isVisible()
+    assert "The measuring process stopped" in window.banner.text() and window.banner.action("process").isVisible()
     assert not window.start_button.isEnabled() and window.actions["restart"].isEnabled()
     [session] = sessions(tmp_path)
     assert session["status"] == "interrupted"
     with qtbot.waitSignal(window.controller.loaded, timeout=30_000):
-        qtbot.mouseClick(window.banner.action, Qt.LeftButton)
+        qtbot.mouseClick(window.banner.action("process"), Qt.LeftButton)
     custom_prompt(window, max_tokens=8)
     assert run(qtbot, window) == "completed"
 
@@ -350,3 +350,14 @@ def test_start_is_visible_without_scrolling_in_a_small_window(qtbot, make_window
     assert button.isVisible()
     assert 0 <= top_left.y() and top_left.y() + button.height() <= window.height()
     assert window.dashboard.tabs.height() >= 140  # the last run's table, not one row of it
+
+
+def test_messages_of_different_kinds_stay_side_by_side(make_window):
+    window = make_window(db=False)
+    window.show_error("Sessions won't be saved: X is not a tpw-desktop database", kind="database")
+    window.show_warning("No power sensor in use", kind="power")
+    window.show_warning("No power sensor in use, still", kind="power")  # replaces its own kind only
+    assert window.banner.text().splitlines() == ["Sessions won't be saved: X is not a tpw-desktop database",
+                                                 "No power sensor in use, still"]
+    window.banner.clear("power")
+    assert window.banner.text() == "Sessions won't be saved: X is not a tpw-desktop database"

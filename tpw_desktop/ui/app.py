@@ -87,25 +87,28 @@ def main(argv: list[str] | None = None) -> int:
     elif args.power:
         settings.setValue("power/spec", args.power)
 
-    db_path = None
+    db_path, db_problem = None, None
     if not args.no_save:
-        try:  # a database that isn't ours, or is newer, is refused here: one line, before any window
+        try:  # a database that isn't ours, is newer or can't be written: the window says so, records nothing
             with Store(args.db) as store:
                 db_path = store.path
         except TpwError as exc:
-            print(f"tpw-desktop: {exc}", file=sys.stderr)
-            return 2
+            db_problem = f"Sessions won't be saved: {exc}"
+            print(f"tpw-desktop: {db_problem}", file=sys.stderr)
     choices = power_choices(PowerEnvironment())
     spec = str(settings.value("power/spec", "auto"))
     if spec not in [c[0] for c in choices]:  # given with --power, or chosen on another machine
         choices.append((spec, spec))
-    controller = RunController(db_path or args.db or default_db_path(), record=not args.no_save)
+    record = not args.no_save and db_problem is None
+    controller = RunController(db_path or args.db or default_db_path(), record=record)
     lower_priority()
     window = MainWindow(controller=controller, power_choices=choices, settings=settings,
                         bundled_model=bundled_model_path(), tdp_w=args.tdp_w)
     if not window.has_saved_geometry():
         window.resize(*DEFAULT_SIZE)
     window.show()
+    if db_problem:
+        window.show_error(db_problem, kind="database")
     if args.presentation:
         window.set_presentation(True)
     window.load_model(args.model or window.initial_model())
