@@ -69,3 +69,46 @@ def flat_trace(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("traces") / "constant-100W.csv"
     path.write_text("t_s,power_w\n0,100\n3600,100\n")
     return path
+
+
+@pytest.fixture(scope="session")
+def two_quantizations(tmp_path_factory, tiny_model) -> list[Path]:
+    """Q8_0 and Q4_0 variants of the tiny model, made by llama.cpp's quantizer."""
+    from tpw_desktop.engine.quantize import quantize
+
+    folder = tmp_path_factory.mktemp("quants")
+    source = folder / "tiny-F32.gguf"
+    source.write_bytes(tiny_model.read_bytes())
+    return [quantize(source, t).output.path for t in ("Q8_0", "Q4_0")]
+
+
+@pytest.fixture
+def make_window(qtbot, tmp_path, flat_trace, bundled_model):
+    """A window with its parts handed in: a real measuring process, a replayed trace, a temporary database."""
+    made = []
+
+    def make(db=True, choices=None):
+        from PySide6.QtCore import QSettings
+
+        from tpw_desktop.ui.controller import RunController
+        from tpw_desktop.ui.main_window import MainWindow
+
+        settings = QSettings(str(tmp_path / "settings.ini"), QSettings.IniFormat)
+        controller = RunController(tmp_path / "sessions.db", record=db)
+        window = MainWindow(controller=controller, settings=settings, bundled_model=bundled_model,
+                            power_choices=choices or [(f"replay:{flat_trace}", "constant 100 W — replayed")])
+        qtbot.addWidget(window)
+        if not window.has_saved_geometry():
+            window.resize(1280, 800)
+        window.show()
+        window.activateWindow()  # keyboard shortcuts go to the active window, as on a desktop
+        qtbot.waitUntil(window.isActiveWindow, timeout=5_000)
+        qtbot.waitUntil(lambda: controller.live is not None, timeout=30_000)
+        made.append(window)
+        return window
+
+    yield make
+    for window in made:
+        window.shutdown()
+
+

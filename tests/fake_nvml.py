@@ -25,6 +25,9 @@ class FakeGpu:
     power_limit_mw: int = 700_000
     unsupported: set[str] = field(default_factory=set)  # NVML function names, or "instant_field"
     lost: bool = False
+    limit_range_mw: tuple[int, int] = (200_000, 700_000)
+    root: bool = True  # setting a power limit needs it
+    limits_set: list[int] = field(default_factory=list)  # every limit set, in mW, in order
 
 
 def _error(code: int) -> pynvml.NVMLError:
@@ -69,6 +72,18 @@ def make_fake_nvml(gpus: list[FakeGpu], *, driver_missing: bool = False):
     def simple(fn: str, getter):
         return lambda handle, *args: getter(gpu_for(handle, fn), *args)
 
+    def set_limit(handle, limit_mw):
+        gpu = gpu_for(handle, "nvmlDeviceSetPowerManagementLimit")
+        if not gpu.root:
+            raise _error(pynvml.NVML_ERROR_NO_PERMISSION)
+        if not gpu.limit_range_mw[0] <= limit_mw <= gpu.limit_range_mw[1]:
+            raise _error(pynvml.NVML_ERROR_INVALID_ARGUMENT)
+        gpu.power_limit_mw = limit_mw
+        gpu.limits_set.append(limit_mw)
+
+    fake.nvmlDeviceSetPowerManagementLimit.side_effect = set_limit
+    fake.nvmlDeviceGetPowerManagementLimitConstraints.side_effect = simple(
+        "nvmlDeviceGetPowerManagementLimitConstraints", lambda g: list(g.limit_range_mw))
     fake.nvmlInit.side_effect = init
     fake.nvmlShutdown.return_value = None
     fake.nvmlDeviceGetCount.side_effect = lambda: len(gpus)

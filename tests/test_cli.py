@@ -1,13 +1,11 @@
 """The tpw command as a user runs it: real processes, real model, real database."""
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
 from tpw_cli import assert_every_figure_is_a_number_or_says_why, run_tpw
+
 from tpw_desktop.cli import cli
 
 
@@ -186,13 +184,17 @@ def test_sessions_compare_two_quantizations(tiny_model, tmp_path, db_path):
     runner = CliRunner()
     result = runner.invoke(cli, ["--db", str(db_path), "sessions", "compare", "1", "2", "--json"])
     assert result.exit_code == 0, result.output
-    rows = json.loads(result.output)
-    assert [(r["session_id"], r["quantization"], r["test"]) for r in rows] == [
-        (1, "F32", "pp32"), (1, "F32", "tg8"), (2, "Q8_0", "pp32"), (2, "Q8_0", "tg8")]
+    comparison = json.loads(result.output)
+    rows = comparison["rows"]
+    assert comparison["variants"] == ["#1 tiny-llama-f32.gguf", "#2 tiny-llama-Q8_0.gguf"]
+    assert [(r["variant"], r["quantization"], r["test"], r["phase"], r["runs"]) for r in rows] == [
+        ("#1 tiny-llama-f32.gguf", "F32", "pp32", "pp", 2), ("#1 tiny-llama-f32.gguf", "F32", "tg8", "tg", 2),
+        ("#2 tiny-llama-Q8_0.gguf", "Q8_0", "pp32", "pp", 2), ("#2 tiny-llama-Q8_0.gguf", "Q8_0", "tg8", "tg", 2)]
+    assert all(r["method"] == "estimated" and r["tokens_per_s"]["mean"] > 0 for r in rows)
     # (a millisecond window on the tiny model may see no tick of the estimate: tokens/J is then null, with why)
-    assert all(r["method"] == "estimated" and r["tokens_per_s_mean"] > 0 for r in rows)
     for r in rows:
-        assert_every_figure_is_a_number_or_says_why(r)
+        assert r["tokens_per_j"]["mean"] is not None or r["unknown"]["tokens_per_j"]
+    assert [r["ratio_tokens_per_s"] for r in rows[:2]] == [1.0, 1.0]  # the first is the baseline
     by_quant = runner.invoke(cli, ["--db", str(db_path), "sessions", "compare", "--quant", "Q8_0"])
     assert by_quant.exit_code == 0 and "Q8_0" in by_quant.output and "F32" not in by_quant.output
     assert runner.invoke(cli, ["--db", str(db_path), "sessions", "compare"]).exit_code == 2

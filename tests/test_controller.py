@@ -1,5 +1,4 @@
 """The run controller with its real measuring process: no window, just qtbot and signals."""
-import time
 
 import pytest
 

@@ -3,8 +3,8 @@ import os
 import shutil
 
 import pytest
-
 from gguf_factory import expected_params, write_tiny_llama
+
 from tpw_desktop.engine.gguf_info import format_params, format_size, read_model_facts
 from tpw_desktop.errors import ModelFileError
 

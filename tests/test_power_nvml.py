@@ -1,11 +1,17 @@
 """NVML through an autospec'd fake of pynvml: support per metric, lost GPUs."""
-import numpy as np
 import time
 
+import numpy as np
 import pytest
-
 from fake_nvml import FakeGpu, make_fake_nvml
-from tpw_desktop.power import PowerEnvironment, Sampler, SourceUnavailable, availability, open_sources
+
+from tpw_desktop.power import (
+    PowerEnvironment,
+    Sampler,
+    SourceUnavailable,
+    availability,
+    open_sources,
+)
 from tpw_desktop.power.base import NA
 from tpw_desktop.power.nvml import NvmlDevice, NvmlLibrary, nvml_sources
 

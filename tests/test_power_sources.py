@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 from tpw_desktop.errors import TpwError
-from tpw_desktop.power import EstimateSource, PowerEnvironment, PowerTrace, ReplaySource, open_sources
+from tpw_desktop.power import (
+    EstimateSource,
+    PowerEnvironment,
+    PowerTrace,
+    ReplaySource,
+    open_sources,
+)
 from tpw_desktop.power.base import PowerSource
 
 

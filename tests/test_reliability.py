@@ -15,8 +15,8 @@ import subprocess
 import time
 
 import pytest
-
 from tpw_cli import TPW, run_tpw
+
 from tpw_desktop.store import Store, open_recorder
 
 

@@ -4,9 +4,9 @@ import time
 
 import numpy as np
 import pytest
+from sources import FailsOnceAt, Switchable
 
 from tpw_desktop.power import PowerReading, PowerTrace, ReplaySource, Sampler
-from sources import FailsOnceAt, Switchable
 from tpw_desktop.power.ring import RingBuffer
 
 

@@ -7,11 +7,11 @@ import time
 import numpy as np
 import pytest
 
+from tpw_desktop.engine.types import TokenEvent
 from tpw_desktop.engine.workloads import Call, TestSpec, Workload, get_workload
 from tpw_desktop.errors import TpwError
-from tpw_desktop.power import PowerTrace, ReplaySource, Sampler
-from tpw_desktop.engine.types import TokenEvent
 from tpw_desktop.events import CallStarted, Marked, PhaseEnded, RepetitionDone, Status
+from tpw_desktop.power import PowerTrace, ReplaySource, Sampler
 from tpw_desktop.session import MeasuredRun, RunOptions
 from tpw_desktop.store import SessionWriter, Store
 
@@ -319,9 +319,12 @@ def test_the_agentic_burst_of_the_bundled_model_on_a_100_ms_counter(tmp_path):
     assert done.returncode == 0, done.stderr
     [run] = json.loads(done.stdout)["runs"]
     tg = next(s for s in run["summary"] if s["phase"] == "tg")
-    assert tg["confident"] is False
-    assert re.search(r"resolution error up to \d+% over 1[0-2] spans", tg["low_confidence"])
-    assert tg["joules_error"] > 0.1 * tg["joules"]
+    # about one 100 ms update of error per call (12 calls), whatever the machine's speed ...
+    assert tg["joules_error"] == pytest.approx(12 * 0.1 * tg["average_w"], rel=0.35)
+    # ... so the phase is low confidence unless its calls were slow enough to last over 12 s in all
+    if tg["seconds"] < 10:
+        assert tg["confident"] is False
+        assert re.search(r"resolution error up to \d+% over 1[0-2] spans", tg["low_confidence"])
 
 
 def test_a_cooldown_between_tests_checks_power_against_idle(tiny_engine, sampler, db_path):
@@ -340,7 +343,7 @@ def test_a_cooldown_between_tests_checks_power_against_idle(tiny_engine, sampler
 
 
 def test_power_above_idle_after_the_cooldown_is_flagged():
-    from tpw_desktop.session import near_idle
+    from tpw_desktop.probe import near_idle
 
     assert near_idle(104.0, 100.0) and near_idle(0.9, 0.0)
     assert not near_idle(111.0, 100.0) and not near_idle(1.1, 0.0)

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from sqlite_utils import Database
-
 from store_meta import meta_for
+
 from tpw_desktop.errors import TpwError
 from tpw_desktop.power import PowerTrace, ReplaySource, Sampler
 from tpw_desktop.store import SessionWriter, Store, connect, schema_version

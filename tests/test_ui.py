@@ -7,40 +7,14 @@ import pytest
 
 pytest.importorskip("PySide6")
 
-from PySide6.QtCore import QMimeData, QPoint, QPointF, QSettings, Qt, QUrl  # noqa: E402
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl  # noqa: E402
 from PySide6.QtGui import QDropEvent, QWheelEvent  # noqa: E402
 from PySide6.QtWidgets import QFileDialog  # noqa: E402
 
 from tpw_desktop.store import Store  # noqa: E402
-from tpw_desktop.ui.controller import RunController  # noqa: E402
-from tpw_desktop.ui.main_window import MainWindow  # noqa: E402
 from tpw_desktop.ui.panels import BENCH_CHOICE, CUSTOM_CHOICE  # noqa: E402
 
 WATTS = 100.0
-
-
-@pytest.fixture
-def make_window(qtbot, tmp_path, flat_trace, bundled_model):
-    made = []
-
-    def make(db=True, choices=None):
-        settings = QSettings(str(tmp_path / "settings.ini"), QSettings.IniFormat)
-        controller = RunController(tmp_path / "sessions.db", record=db)
-        window = MainWindow(controller=controller, settings=settings, bundled_model=bundled_model,
-                            power_choices=choices or [(f"replay:{flat_trace}", "constant 100 W — replayed")])
-        qtbot.addWidget(window)
-        if not window.has_saved_geometry():
-            window.resize(1280, 800)
-        window.show()
-        window.activateWindow()  # keyboard shortcuts go to the active window, as on a desktop
-        qtbot.waitUntil(window.isActiveWindow, timeout=5_000)
-        qtbot.waitUntil(lambda: controller.live is not None, timeout=30_000)
-        made.append(window)
-        return window
-
-    yield make
-    for window in made:
-        window.shutdown()
 
 
 def load(qtbot, window, path):

@@ -9,8 +9,8 @@ import sys
 import time
 
 import numpy as np
-
 from store_meta import meta_for
+
 from tpw_desktop.engine.llama_engine import TokenEvent
 from tpw_desktop.power import PowerTrace, ReplaySource, Sampler
 from tpw_desktop.store import SessionWriter

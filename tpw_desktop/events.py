@@ -13,7 +13,7 @@ from .engine.types import TokenEvent
 
 if TYPE_CHECKING:  # only for annotations: the session module imports this one
     from .metrics import IdleBaseline
-    from .session import PhaseResult
+    from .results import PhaseResult
 
 TestKind = Literal["pp", "tg", "workload"]
 PhaseKind = Literal["pp", "tg"]

@@ -148,7 +148,7 @@ class LiveSeries:
                 token_times.append(event.t_ns)
                 texts.append(event.text)
                 continue
-            self._tokens(token_times)
+            self.add_tokens(token_times)
             token_times = []
             if isinstance(event, CallStarted):
                 self._call_started(event)
@@ -157,7 +157,7 @@ class LiveSeries:
             elif isinstance(event, Marked):
                 self._close_open_span(event.t_start_ns)
                 self.phases.append(PhaseSpan(event.kind, event.t_start_ns, event.t_end_ns))
-        self._tokens(token_times)
+        self.add_tokens(token_times)
         return texts
 
     def _call_started(self, event: CallStarted) -> None:
@@ -166,7 +166,7 @@ class LiveSeries:
         kind = "warmup" if event.warmup else ("tg" if event.kind == "tg" else "pp")
         self.phases.append(PhaseSpan(kind, event.t_ns, None))
 
-    def _tokens(self, t_ns: list[int]) -> None:
+    def add_tokens(self, t_ns: list[int]) -> None:
         """Generated tokens in time order; the first of a call ends its prompt processing."""
         if not t_ns:
             return

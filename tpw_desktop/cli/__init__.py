@@ -2,7 +2,7 @@
 
 Every user error ends as one line on stderr naming the thing and the
 problem, with exit status 2 and no traceback. The commands live in
-``bench``, ``sessions`` and ``machine``; this module assembles the group.
+``bench``, ``sweep``, ``sessions`` and ``machine``; this module assembles the group.
 """
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from .. import __version__
 from .bench import bench
 from .common import CliGroup, db_option
 from .machine import models, power, watch, workloads
-from .sessions import sessions
+from .sessions import sessions, sweeps_command
+from .sweep import quantize_command, sweep_cli
 
 
 @click.group(cls=CliGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -29,7 +30,7 @@ def cli(ctx, verbose):
         logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
 
 
-for command in (bench, models, workloads, power, watch, sessions):
+for command in (bench, sweep_cli, quantize_command, models, workloads, power, watch, sessions, sweeps_command):
     cli.add_command(command)
 
 

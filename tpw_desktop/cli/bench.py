@@ -16,77 +16,54 @@ import click
 from .. import __version__, serialize
 from ..atomic import atomic_writer
 from ..engine.gguf_info import format_params, format_size, read_model_facts
-from ..engine.llama_engine import EngineSettings, load_engine
-from ..engine.workloads import TestSpec, get_workload
+from ..engine.llama_engine import load_engine
 from ..errors import TpwError
-from ..power import DEFAULT_RATE_HZ, DEFAULT_TDP_W, PowerEnvironment, Sampler, open_sources
-from ..session import MeasuredRun, RunOptions, RunReport
-from .common import EXIT_CANCELLED, EXIT_PARTIAL, EXIT_USAGE, Progress, db_option, err, fmt, parse_counts, stop_on_signals
-
-DEFAULT_CTX = 4096
+from ..power import (
+    PowerEnvironment,
+    Sampler,
+    open_sources,
+)
+from ..results import RunReport
+from ..session import MeasuredRun, RunOptions
+from .common import (
+    EXIT_CANCELLED,
+    EXIT_PARTIAL,
+    EXIT_USAGE,
+    Progress,
+    db_option,
+    err,
+    fmt,
+    stop_on_signals,
+)
+from .measure_options import MeasureSpec, build_spec, measure_options
 
 
 @click.command()
 @click.argument("models", nargs=-1, type=click.Path(path_type=Path))
-@click.option("-p", "--n-prompt", default="512", show_default=True, help="Prompt-processing test sizes (pp), comma-separated; 0 skips.")
-@click.option("-n", "--n-gen", default="128", show_default=True, help="Generation test sizes (tg), comma-separated; 0 skips.")
 @click.option("-r", "--repetitions", default=RunOptions.repetitions, show_default=True, type=click.IntRange(1, 1000))
-@click.option("-w", "--workload", "workloads", multiple=True, help="A named workload (see `tpw workloads`); repeatable. Replaces the pp/tg tests.")
-@click.option("--ngl", "n_gpu_layers", type=int, default=None, help="GPU layers (default: all when the build supports a GPU, else 0).")
-@click.option("--ctx", "n_ctx", type=click.IntRange(16), default=None, help=f"Context size (default: {DEFAULT_CTX}, or larger if the tests need it).")
-@click.option("-b", "--batch", "n_batch", type=click.IntRange(1), default=EngineSettings.n_batch, show_default=True)
-@click.option("-t", "--threads", "n_threads", type=click.IntRange(1), default=None, help="CPU threads (default: physical cores, as llama-bench).")
-@click.option("--flash-attn", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True)
-@click.option("--seed", type=int, default=EngineSettings.seed, show_default=True)
-@click.option("--no-warmup", is_flag=True, help="Skip the unrecorded warm-up run of each test.")
-@click.option("--power", "power_spec", default="auto", show_default=True, help="Power sources: auto, nvml[:0+1], rapl, estimate[:TDP], estimate-process[:TDP], replay:FILE; comma-separated.")
-@click.option("--tdp-w", type=click.FloatRange(min=1), default=DEFAULT_TDP_W, show_default=True, help="CPU TDP for the estimate source.")
-@click.option("--rate-hz", type=click.FloatRange(min=1, max=1000), default=DEFAULT_RATE_HZ, show_default=True, help="Power sampling rate.")
-@click.option("--idle-s", type=click.FloatRange(min=0), default=RunOptions.idle_s, show_default=True, help="Idle-power baseline measured before the tests; 0 skips.")
-@click.option("--settle-s", type=click.FloatRange(min=0), default=RunOptions.settle_s, show_default=True, help="Seconds left alone before the idle baseline (a GPU's power takes seconds to drop after work).")
-@click.option("--delay", "delay_s", type=click.FloatRange(min=0), default=RunOptions.delay_s, show_default=True, help="Cool-down between tests, as llama-bench's --delay; power is then checked against idle.")
-@click.option("--price", "price_per_kwh", type=click.FloatRange(min=0), default=None, help="Electricity price per kWh, for cost per 1M tokens.")
-@click.option("--currency", default=RunOptions.currency, show_default=True)
+@click.option("--delay", "delay_s", type=click.FloatRange(min=0), default=RunOptions.delay_s, show_default=True,
+              help="Cool-down between tests, as llama-bench's --delay; power is then checked against idle.")
+@measure_options
 @click.option("--no-save", is_flag=True, help="Don't record a session in the database.")
-@click.option("--no-text", is_flag=True, help="Record the session without prompt and output text.")
-@click.option("--save-failed-to", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Where to write the results as JSON if the database can't take them (default: tpw-results-TIME.json here).")
+@click.option("--save-failed-to", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Where to write the results as JSON if the database can't take them (default: tpw-results-TIME.json here).")
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable results on stdout.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")
 @db_option
 @click.pass_obj
-def bench(obj, models, n_prompt, n_gen, repetitions, workloads, n_gpu_layers, n_ctx, n_batch, n_threads,
-          flash_attn, seed, no_warmup, power_spec, tdp_w, rate_hz, idle_s, settle_s, delay_s, price_per_kwh, currency,
-          no_save, no_text, save_failed_to, as_json, quiet):
+def bench(obj, models, repetitions, delay_s, shared, no_save, save_failed_to, as_json):
     """Benchmark speed and energy, llama-bench style (default: the bundled model)."""
-    if workloads:
-        tests = [TestSpec.of(get_workload(name)) for name in workloads]
-    else:
-        tests = [TestSpec.pp(n) for n in parse_counts(n_prompt, "-p")]
-        tests += [TestSpec.tg(n) for n in parse_counts(n_gen, "-n")]
-    if not tests:
-        raise click.UsageError("nothing to run: give -p or -n a size above 0, or a --workload")
+    spec = build_spec(shared, repetitions, delay_s)
     paths = list(models) or [None]
     for path in paths:  # a bad file fails before anything else starts
         if path is not None:
             read_model_facts(path)
-    settings = EngineSettings(
-        n_gpu_layers=n_gpu_layers,
-        n_ctx=_context_size(tests, n_ctx, quiet),
-        n_batch=n_batch,
-        n_threads=n_threads,
-        flash_attn={"auto": None, "on": True, "off": False}[flash_attn],
-        seed=seed,
-    )
-    options = RunOptions(repetitions=repetitions, warmup=not no_warmup, idle_s=idle_s, settle_s=settle_s,
-                         delay_s=delay_s, price_per_kwh=price_per_kwh, currency=currency, store_text=not no_text)
     writer, db_path = (None, None)
     if not no_save:
         from ..store import open_recorder
 
         writer, db_path = open_recorder(obj.get("db"))  # ours, not newer, writable: before any model loads
     with stop_on_signals() as signals:
-        reports, interrupted, failure = _run_all(paths, tests, settings, options, power_spec, tdp_w, rate_hz,
-                                                 writer, quiet, signals.stop)
+        reports, interrupted, failure = _run_all(paths, spec, writer, signals.stop)
         signals.done()  # what is left is printing what was measured: nothing more to stop
         _report(reports, interrupted, failure, as_json, db_path, save_failed_to)
 
@@ -113,37 +90,24 @@ def _report(reports: list[RunReport], interrupted: bool, failure: TpwError | Non
         sys.exit(EXIT_CANCELLED)
 
 
-def _context_size(tests: list[TestSpec], n_ctx: int | None, quiet: bool) -> int:
-    """The user's context if the pp/tg tests fit it (refused before loading if not), else one that fits."""
-    needed = max((t.n_tokens for t in tests if t.workload is None), default=0)
-    if n_ctx is not None:
-        if needed > n_ctx:
-            test = max((t for t in tests if t.workload is None), key=lambda t: t.n_tokens)
-            raise click.UsageError(f"{test.name} needs {needed} tokens of context, but --ctx is {n_ctx}")
-        return n_ctx
-    if needed > DEFAULT_CTX and not quiet:
-        err(f"note: the context is {needed} tokens (not {DEFAULT_CTX}) so the longest test fits")
-    return max(DEFAULT_CTX, needed)
-
-
-def _run_all(paths, tests, settings, options, power_spec, tdp_w, rate_hz, writer, quiet,
-             stop) -> tuple[list[RunReport], bool, TpwError | None]:
+def _run_all(paths, spec: MeasureSpec, writer, stop) -> tuple[list[RunReport], bool, TpwError | None]:
     """Each model in turn; what finished is returned even when a failure or a second Ctrl-C cuts it short."""
-    sources = open_sources(power_spec, PowerEnvironment(tdp_w=tdp_w))
+    sources = open_sources(spec.power_spec, PowerEnvironment(tdp_w=spec.tdp_w))
     reports: list[RunReport] = []
-    sampler = Sampler(sources, rate_hz=rate_hz)
-    workload_text = {t.name: [c.messages for c in t.workload.calls] for t in tests if t.workload} or None
+    sampler = Sampler(sources, rate_hz=spec.rate_hz)
+    workload_text = {t.name: [c.messages for c in t.workload.calls] for t in spec.tests if t.workload} or None
     try:
         with sampler:
             for path in paths:
                 if stop.is_set():
                     break
-                progress = Progress(Path(path).name if path else "bundled SmolLM2-135M-Instruct Q4_1", enabled=not quiet)
+                progress = Progress(Path(path).name if path else "bundled SmolLM2-135M-Instruct Q4_1",
+                                    enabled=not spec.quiet)
                 progress.status("loading the model")
-                engine = load_engine(path, settings, on_warning=lambda m: err(f"warning: {m}"))
-                run = MeasuredRun(engine, sampler, options, recorder=writer, listener=progress, stop=stop)
+                engine = load_engine(path, spec.settings, on_warning=lambda m: err(f"warning: {m}"))
+                run = MeasuredRun(engine, sampler, spec.options, recorder=writer, listener=progress, stop=stop)
                 try:
-                    reports.append(run.run(tests, workload_text))
+                    reports.append(run.run(spec.tests, workload_text))
                 except (KeyboardInterrupt, TpwError) as exc:
                     if run.report is not None:
                         reports.append(run.report)

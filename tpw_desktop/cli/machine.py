@@ -9,7 +9,14 @@ import click
 from ..engine.gguf_info import format_params, format_size
 from ..engine.workloads import load_workloads
 from ..paths import bundled_model_path
-from ..power import DEFAULT_RATE_HZ, DEFAULT_TDP_W, PowerEnvironment, Sampler, availability, open_sources
+from ..power import (
+    DEFAULT_RATE_HZ,
+    DEFAULT_TDP_W,
+    PowerEnvironment,
+    Sampler,
+    availability,
+    open_sources,
+)
 from .common import output_options, print_rows
 
 

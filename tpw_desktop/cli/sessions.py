@@ -96,32 +96,45 @@ def sessions_show(obj, session_id, as_json):
 
 @sessions.command("compare")
 @click.argument("session_ids", type=int, nargs=-1)
+@click.option("--sweep", "sweep_id", type=int, help="Instead of ids: every session of a sweep, pooled by variant.")
 @click.option("--model", help="Instead of ids: sessions whose model name contains this.")
 @click.option("--quant", "quantization", help="Instead of ids: sessions of this quantization.")
+@click.option("--baseline", help="The variant the ratios are against (default: the first).")
+@click.option("--report", type=click.Path(dir_okay=False, path_type=Path), help="Write the comparison (.html, .csv, .json).")
+@click.option("--charts", "charts_dir", type=click.Path(file_okay=False, path_type=Path), help="Write its charts (SVG) here.")
+@click.option("--json", "as_json", is_flag=True)
+@db_option
+@click.pass_obj
+def sessions_compare(obj, session_ids, sweep_id, model, quantization, baseline, report, charts_dir, as_json):
+    """Sessions or a sweep side by side: mean ± sd per figure, ratios against a baseline (e.g. Q4_K_M vs Q8_0)."""
+    from ..compare import compare
+    from .sweep import show_comparison, write_charts
+
+    if not session_ids and sweep_id is None and not (model or quantization):
+        raise click.UsageError("give session ids, --sweep ID, or --model / --quant to pick sessions")
+    with _reading(obj) as store:
+        if not session_ids and sweep_id is None:
+            session_ids = [s["id"] for s in store.list_sessions(model=model, quantization=quantization, limit=None)][::-1]
+        comparison = compare(store, list(session_ids) or None, sweep_id=sweep_id, baseline=baseline)
+    show_comparison(comparison, as_json, report)
+    if charts_dir is not None:
+        for path in write_charts(comparison, charts_dir):
+            click.echo(f"wrote {path}", err=True)
+
+
+@click.command("sweeps")
 @output_options
 @db_option
 @click.pass_obj
-def sessions_compare(obj, session_ids, model, quantization, as_json, as_csv, table_format):
-    """Sessions side by side: one row per session, test and phase (e.g. Q4_K_M vs Q8_0)."""
-    if not session_ids and not (model or quantization):
-        raise click.UsageError("give session ids, or --model / --quant to pick sessions")
+def sweeps_command(obj, as_json, as_csv, table_format):
+    """Recorded sweeps, newest first (compare one with `tpw sessions compare --sweep ID`)."""
     with _reading(obj) as store:
-        rows = store.summary_rows(list(session_ids) or None, model=model, quantization=quantization)
-    shown = [{
-        **r,
-        "test/phase": f"{r['test']}/{r['phase']}",
-        "t/s": fmt(r["tokens_per_s_mean"]),
-        "W": fmt(r.get("average_w"), 1),
-        "tok/J": fmt(r.get("tokens_per_j"), 3),
-        "tok/J >idle": fmt(r.get("tokens_per_j_above_idle"), 3),
-        "J/tok": fmt(r.get("j_per_token"), 4),
-        "method": r["method"] + ("" if r["confident"] else " (low confidence)"),
-    } for r in rows]
-    columns = [("session_id", "id"), ("model", "model"), ("quantization", "quant"), ("test/phase", "test/phase"),
-               ("t/s", "t/s"), ("W", "W"), ("tok/J", "tok/J"), ("tok/J >idle", "tok/J >idle"), ("J/tok", "J/tok"),
-               ("method", "method")]
-    print_rows(shown, columns, as_json=as_json, as_csv=as_csv, table_format=table_format,
-               empty="no results to compare", raw=rows)
+        rows = store.sweeps()
+    shown = [{**r, "started": r["started_at"][:19].replace("T", " "),
+              "variants": ", ".join(v["label"] for v in (r.get("plan") or {}).get("variants", []))} for r in rows]
+    print_rows(shown, [("id", "id"), ("started", "started (UTC)"), ("status", "status"), ("kind", "kind"),
+                       ("n_sessions", "runs"), ("variants", "variants")],
+               as_json=as_json, as_csv=as_csv, table_format=table_format, empty="no sweeps", raw=rows)
 
 
 @sessions.command("export")

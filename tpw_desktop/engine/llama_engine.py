@@ -28,9 +28,9 @@ from ..errors import TpwError
 from .gguf_info import ModelFacts, read_model_facts
 from .llama_log import LLAMA_LOG
 from .memory import free_gpu_bytes, free_ram_bytes, kv_cache_bytes, memory_problem
-from .workloads import TestSpec
 from .settings import BuildFacts, EngineSettings, build_facts, physical_cores
 from .types import Generation, PerfCounters, PromptEval, StopReason, TokenEvent
+from .workloads import TestSpec
 
 __all__ = ["BuildFacts", "Engine", "EngineSettings", "Generation", "PerfCounters", "PromptEval", "StopReason",
            "TokenEvent", "build_facts", "load_engine", "physical_cores"]

@@ -27,6 +27,7 @@ class LlamaLog:
     def __init__(self, keep: int = 200):
         self.lines: deque[tuple[int, str]] = deque(maxlen=keep)
         self.total = 0  # lines ever seen
+        self.listeners: list = []  # called with each line (the quantizer's progress reader)
         self._level = logging.INFO
         self._callback = None  # the ctypes function must live as long as llama.cpp may call it
 
@@ -45,6 +46,8 @@ class LlamaLog:
             self.lines.append((self._level, line))
             self.total += 1
             logger.log(self._level, line)
+            for listener in self.listeners:
+                listener(line)
 
     def mark(self) -> int:
         """A position to read new lines from (the count seen so far)."""

@@ -23,12 +23,16 @@ from ..errors import TpwError
 from ..power import PowerEnvironment, Sampler, open_sources
 from .protocol import (
     Batch,
-    LoadFailed,
     Loaded,
+    LoadFailed,
     Loading,
     LoadModel,
     PowerFailed,
     PowerReady,
+    Quantize,
+    QuantizeFailed,
+    QuantizeFinished,
+    QuantizeProgress,
     RunFailed,
     RunFinished,
     RunStarted,
@@ -37,9 +41,12 @@ from .protocol import (
     Shutdown,
     SourceInfo,
     SourcesFailing,
-    StartRun,
     Started,
+    StartRun,
+    StartSweep,
     StopRun,
+    SweepFinished,
+    SweepStarted,
 )
 
 # As often as the window redraws while a run streams (its rate charts have 250 ms bins), and
@@ -164,7 +171,8 @@ class MeasuringProcess:
             job = self.jobs.get()
             if isinstance(job, Shutdown):
                 break
-            handler = {SelectPower: self.select_power, LoadModel: self.load, StartRun: self.run}[type(job)]
+            handler = {SelectPower: self.select_power, LoadModel: self.load, StartRun: self.run,
+                       StartSweep: self.sweep, Quantize: self.quantize}[type(job)]
             handler(job)
         self.close()
 
@@ -229,6 +237,53 @@ class MeasuringProcess:
         finally:
             self.forward.streaming.clear()
         self.forward.post(RunFinished(report, job.record), urgent=True)
+
+    def sweep(self, job: StartSweep) -> None:
+        """The sweep loads each variant's model itself; the window's model comes back afterwards."""
+        from ..power.limits import PowerLimiter
+        from ..sweep import SweepRunner
+
+        if self.sampler is None:
+            self.forward.post(SweepFinished("failed", None, 0, "no power source"), urgent=True)
+            return
+        previous = LoadModel(self.engine.facts.path, self.engine.settings) if self.engine is not None else None
+        self._close_engine()
+        self.stop.clear()
+        limiter = None
+        status, sweep_id, runs, error = "failed", None, 0, None
+        self.forward.post(SweepStarted(time.monotonic_ns(), len(job.plan.variants) * job.plan.rounds), urgent=True)
+        self.forward.streaming.set()
+        try:
+            if any(v.power_limit_w is not None for v in job.plan.variants):
+                limiter = PowerLimiter()
+            runner = SweepRunner(job.plan, self.sampler, recorder=self.writer, listener=self.forward.post,
+                                 stop=self.stop, limiter=limiter)
+            report = runner.run()
+            status, sweep_id, runs = report.status, report.sweep_id, len(report.runs)
+        except Exception as exc:  # noqa: BLE001 - said in the window; the finished runs are saved
+            error = str(exc) if isinstance(exc, TpwError) else f"{type(exc).__name__}: {exc}"
+        finally:
+            self.forward.streaming.clear()
+            if limiter is not None:
+                limiter.close()
+        self.forward.post(SweepFinished(status, sweep_id, runs, error), urgent=True)
+        if previous is not None:
+            self.load(previous)
+
+    def quantize(self, job: Quantize) -> None:
+        from ..engine.quantize import describe, quantize
+
+        def progress(done: int, total: int) -> None:
+            self.forward.post(QuantizeProgress(done, total), urgent=done == total)
+
+        try:
+            result = quantize(job.source, job.qtype, job.output, allow_requantize=job.allow_requantize,
+                              progress=progress)
+        except Exception as exc:  # noqa: BLE001 - llama.cpp fails in many ways; the process must survive
+            message = str(exc) if isinstance(exc, TpwError) else f"{type(exc).__name__}: {exc}"
+            self.forward.post(QuantizeFailed(message), urgent=True)
+            return
+        self.forward.post(QuantizeFinished(result.output.path, describe(result)), urgent=True)
 
     def _loaded_name(self) -> str | None:
         return self.engine.facts.file_name if self.engine is not None else None

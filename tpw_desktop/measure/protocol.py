@@ -17,7 +17,9 @@ from ..engine.gguf_info import ModelFacts
 from ..engine.settings import BuildFacts, EngineSettings
 from ..engine.workloads import TestSpec
 from ..events import RunEvent
-from ..session import RunOptions, RunReport
+from ..results import RunReport
+from ..session import RunOptions
+from ..sweep import SweepPlan, SweepProgress
 
 # --- to the measuring process ---------------------------------------------------------------
 
@@ -50,11 +52,26 @@ class StopRun:
 
 
 @dataclass(frozen=True)
+class StartSweep:
+    """A sweep over the plan's variants; the loaded model is closed for it and loaded again after."""
+
+    plan: SweepPlan
+
+
+@dataclass(frozen=True)
+class Quantize:
+    source: Path
+    qtype: str
+    output: Path | None = None
+    allow_requantize: bool = False
+
+
+@dataclass(frozen=True)
 class Shutdown:
     pass
 
 
-Command = Union[SelectPower, LoadModel, StartRun, StopRun, Shutdown]
+Command = Union[SelectPower, LoadModel, StartRun, StartSweep, Quantize, StopRun, Shutdown]
 
 # --- from the measuring process ---------------------------------------------------------------
 
@@ -128,6 +145,37 @@ class RunFailed:
 
 
 @dataclass(frozen=True)
+class SweepStarted:
+    t_ns: int
+    total_runs: int
+
+
+@dataclass(frozen=True)
+class SweepFinished:
+    status: str  # completed | cancelled | failed
+    sweep_id: int | None  # None when nothing was saved
+    runs: int
+    error: str | None
+
+
+@dataclass(frozen=True)
+class QuantizeProgress:
+    tensors_done: int
+    tensors_total: int
+
+
+@dataclass(frozen=True)
+class QuantizeFinished:
+    path: Path
+    description: str
+
+
+@dataclass(frozen=True)
+class QuantizeFailed:
+    message: str
+
+
+@dataclass(frozen=True)
 class SourcesFailing:
     """Sources whose recent reads all failed; empty once they answer again."""
 
@@ -136,6 +184,7 @@ class SourcesFailing:
 
 
 State = Union[Started, PowerReady, PowerFailed, Loading, Loaded, LoadFailed, RunStarted, RunFinished, RunFailed,
+              SweepStarted, SweepProgress, SweepFinished, QuantizeProgress, QuantizeFinished, QuantizeFailed,
               SourcesFailing]
 
 

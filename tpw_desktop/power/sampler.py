@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
+from ..errors import TpwError
 from ..metrics import (
     WindowEnergy,
     combine,
@@ -26,7 +27,6 @@ from ..metrics import (
     failed_window,
     sampled_window_energy,
 )
-from ..errors import TpwError
 from .base import PowerSource
 from .ring import RingBuffer
 
@@ -282,14 +282,14 @@ class Sampler:
         A source that stopped answering gives an unknown window with the
         reason: the run goes on with the others, and no sum includes it.
         """
-        windows = []
-        for channel in self._channels:
-            try:
-                windows.append(self._channel_energy(channel, spans))
-            except SourceFailed as exc:
-                seconds = sum((t1 - t0) / 1e9 for t0, t1 in spans)
-                windows.append(failed_window(seconds, channel.source.method, len(spans), str(exc)))
-        return windows
+        return [self._energy_or_reason(channel, spans) for channel in self._channels]
+
+    def _energy_or_reason(self, channel: _Channel, spans: Sequence[tuple[int, int]]) -> WindowEnergy:
+        try:
+            return self._channel_energy(channel, spans)
+        except SourceFailed as exc:
+            seconds = sum((t1 - t0) / 1e9 for t0, t1 in spans)
+            return failed_window(seconds, channel.source.method, len(spans), str(exc))
 
     def _channel_energy(self, channel: _Channel, spans: Sequence[tuple[int, int]]) -> WindowEnergy:
         data = channel.ring.snapshot()

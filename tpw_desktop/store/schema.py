@@ -199,6 +199,30 @@ def m004_unknown_figures_and_error_bounds(db: Database) -> None:
         db.execute("UPDATE sessions SET summary = ? WHERE id = ?", [json.dumps(rows), row_id])
 
 
+@migrations()
+def m005_sweeps(db: Database) -> None:
+    """A sweep is one plan run as many sessions: each variant (a model, a setting, a power limit) once per round."""
+    db["sweeps"].create(
+        {
+            "id": int,
+            "started_at": str,
+            "ended_at": str,
+            "status": str,  # running | completed | cancelled | failed | interrupted
+            "kind": str,  # models | threads | batch | ngl | flash_attn | power_limit, or a product of them
+            "plan": str,  # JSON: variants, tests, options, rounds, the command that reproduces it
+            "settles": str,  # JSON: per run, how long power took to come back near idle
+            "error": str,
+        },
+        pk="id",
+        not_null={"started_at", "status"},
+    )
+    db["sessions"].add_column("sweep_id", int)
+    db["sessions"].add_column("sweep_variant", str)
+    db["sessions"].add_column("sweep_round", int)
+    db["sessions"].add_column("power_limit_w", float)
+    db["sessions"].create_index(["sweep_id"])
+
+
 def apply(db: Database) -> None:
     migrations.apply(db)
 

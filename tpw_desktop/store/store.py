@@ -21,7 +21,7 @@ from .db import DatabaseReadOnly, connect
 HEARTBEAT_STALE_S = 30.0
 
 _JSON_COLUMNS = ("settings", "options", "tests", "workload", "sampler", "summary", "warnings", "info", "gpus", "perf",
-                 "unknown", "cooldowns")
+                 "unknown", "cooldowns", "plan", "settles")
 RESULT_COLUMNS = (
     "test", "repetition", "phase", "t_start_ns", "t_end_ns", "tokens", "seconds", "joules", "joules_error",
     "joules_above_idle", "average_w", "peak_w", "tokens_per_s", "tokens_per_j", "j_per_token", "wh_per_1k_tokens",
@@ -124,6 +124,7 @@ class Store:
         args = [value for _, values in filters if values for value in values]
         sql = (
             "SELECT s.id, s.started_at, s.ended_at, s.status, s.method, s.tests, s.idle_power_w, s.summary, "
+            "s.gpu_offload, s.settings, s.sweep_id, s.sweep_variant, s.sweep_round, s.power_limit_w, "
             "m.file_name AS model, m.quantization, m.n_params, m.size_bytes "
             "FROM sessions s LEFT JOIN models m ON m.id = s.model_id"
             + (" WHERE " + " AND ".join(where) if where else "")
@@ -168,6 +169,11 @@ class Store:
         return [dict(r) for r in self.db.query(
             "SELECT test, repetition, call, idx, t_ns, token_id, text FROM tokens WHERE session_id = ? ORDER BY t_ns",
             [session_id])]
+
+    def token_times_ns(self, session_id: int) -> np.ndarray:
+        """When each generated token was ready, in order: what a chart of a stored run needs."""
+        rows = self.db.execute("SELECT t_ns FROM tokens WHERE session_id = ? ORDER BY t_ns", [session_id]).fetchall()
+        return np.array([r[0] for r in rows], dtype=np.int64)
 
     def sample_count(self, session_id: int) -> int:
         return self.db.execute("SELECT count(*) FROM samples WHERE session_id = ?", [session_id]).fetchone()[0]
@@ -235,6 +241,22 @@ class Store:
                     **s,
                 })
         return rows
+
+    def sweeps(self, limit: int | None = 50) -> list[dict[str, Any]]:
+        """Sweeps, newest first, with how many sessions each holds."""
+        rows = self.db.query(
+            "SELECT w.*, (SELECT count(*) FROM sessions s WHERE s.sweep_id = w.id) AS n_sessions FROM sweeps w "
+            "ORDER BY w.started_at DESC, w.id DESC" + (" LIMIT ?" if limit else ""), [limit] if limit else [])
+        return [_decode(dict(r)) for r in rows]
+
+    def sweep(self, sweep_id: int) -> dict[str, Any]:
+        row = next(self.db.query("SELECT * FROM sweeps WHERE id = ?", [sweep_id]), None)
+        if row is None:
+            raise TpwError(f"no sweep {sweep_id} in {self.path}")
+        sweep = _decode(dict(row))
+        sweep["session_ids"] = [r["id"] for r in self.db.query(
+            "SELECT id FROM sessions WHERE sweep_id = ? ORDER BY sweep_round, id", [sweep_id])]
+        return sweep
 
     def delete(self, session_id: int) -> None:
         self.session(session_id)  # raises for an unknown id

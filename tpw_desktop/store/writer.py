@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import platform
 import queue
 import sqlite3
 import threading
@@ -24,12 +23,12 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from .. import serialize
 from ..engine.types import TokenEvent
 from ..errors import TpwError
 from ..paths import default_db_path
 from ..power import Sampler
 from .db import connect, describe_sqlite_error, utc_now
+from .rows import as_json, idle_columns, insert_session
 
 COMMIT_INTERVAL_S = 0.25
 
@@ -37,10 +36,6 @@ COMMIT_INTERVAL_S = 0.25
 class SaveFailed(TpwError):
     """The database refused a write the run was waiting on (disk full, I/O error, read-only)."""
 HEARTBEAT_INTERVAL_S = 1.0
-
-
-def _json(value: Any) -> str:
-    return serialize.dumps(value, sort_keys=True)
 
 
 @dataclass
@@ -92,7 +87,7 @@ class SessionWriter:
         t0_ns = time.monotonic_ns()
 
         def create(db: Database) -> tuple[int, str | None]:
-            session_id, sha256 = self._insert_session(db, meta, t0_ns)
+            session_id, sha256 = insert_session(db, meta, t0_ns)
             self._attached[session_id] = _Attached(sampler, [s.name for s in sampler.sources], cursors)
             return session_id, sha256
 
@@ -119,13 +114,13 @@ class SessionWriter:
                 "stop_reason": c.generation.stop_reason,
                 "prompt_text": c.prompt if store_text else None,
                 "output_text": c.generation.text if store_text else None,
-                "perf": _json(c.generation.perf.as_dict()),
+                "perf": as_json(c.generation.perf.as_dict()),
             }
             for i, c in enumerate(repetition.calls)
         ]
         rows = [{"session_id": session_id, **r.as_dict()} for r in results]
         for row in rows:
-            row["unknown"] = _json(row["unknown"])
+            row["unknown"] = as_json(row["unknown"])
 
         def write(db: Database) -> None:
             if calls:
@@ -135,9 +130,18 @@ class SessionWriter:
 
         self._submit(write)
 
+    def begin_sweep(self, kind: str, plan: dict[str, Any]) -> int:
+        """The sweep's row: its sessions point at it."""
+        return self._call(lambda db: db["sweeps"].insert({"started_at": utc_now(), "status": "running", "kind": kind,
+                                                          "plan": as_json(plan)}).last_pk)
+
+    def finish_sweep(self, sweep_id: int, status: str, settles: list[dict], error: str | None = None) -> None:
+        self._call(lambda db: db["sweeps"].update(sweep_id, {"status": status, "ended_at": utc_now(),
+                                                            "settles": as_json(settles), "error": error}))
+
     def idle(self, session_id: int, summary: dict[str, Any]) -> None:
         """The idle baseline as soon as it is measured: a killed run keeps it."""
-        self._submit(lambda db: db["sessions"].update(session_id, _idle_columns(summary)))
+        self._submit(lambda db: db["sessions"].update(session_id, idle_columns(summary)))
 
     def finish(self, session_id: int, status: str, summary: dict[str, Any], error: str | None = None) -> None:
         """Write the last samples and the outcome; returns once it is committed."""
@@ -150,10 +154,10 @@ class SessionWriter:
                     "ended_at": utc_now(),
                     "heartbeat_at": utc_now(),
                     "error": error,
-                    "summary": _json(summary.get("summary")),
-                    "sampler": _json(summary.get("sampler")),
-                    "cooldowns": _json(summary.get("cooldowns") or []),
-                    **_idle_columns(summary),
+                    "summary": as_json(summary.get("summary")),
+                    "sampler": as_json(summary.get("sampler")),
+                    "cooldowns": as_json(summary.get("cooldowns") or []),
+                    **idle_columns(summary),
                 },
             )
             # This commit also writes the session's last tokens and samples, then detaches it.
@@ -299,48 +303,6 @@ class SessionWriter:
 
     # --- rows --------------------------------------------------------------------------
 
-    def _insert_session(self, db: Database, meta: dict[str, Any], t0_ns: int) -> tuple[int, str | None]:
-        """The session row and its sources; also the model's sha256 if already known."""
-        machine_id = _machine_id(db, meta)
-        model_id = _model_id(db, meta["model"])
-        options = meta["options"]
-        session_id = db["sessions"].insert(
-            {
-                "started_at": utc_now(),
-                "heartbeat_at": utc_now(),
-                "status": "running",
-                "tool_version": meta["tool_version"],
-                "hostname": platform.node(),
-                "pid": os.getpid(),
-                "t0_ns": t0_ns,
-                "machine_id": machine_id,
-                "model_id": model_id,
-                "llama_cpp_version": meta["build"]["llama_cpp_python_version"],
-                "gpu_offload": int(meta["build"]["gpu_offload_supported"]),
-                "settings": _json(meta["settings"]),
-                "options": _json(options),
-                "tests": _json(meta["tests"]),
-                "workload": _json(meta.get("workload")) if options.get("store_text", True) else None,
-                "method": meta["method"],
-                "price_per_kwh": options.get("price_per_kwh"),
-                "currency": options.get("currency"),
-                "warnings": _json(meta.get("warnings", [])),
-            }
-        ).last_pk
-        db["session_sources"].insert_all(
-            [
-                {
-                    "session_id": session_id,
-                    "name": s["name"],
-                    "method": s["method"],
-                    "measures": s["measures"],
-                    "info": _json({k: v for k, v in s.items() if k not in ("name", "method", "measures")}),
-                }
-                for s in meta["power_sources"]
-            ]
-        )
-        return session_id, db["models"].get(model_id)["sha256"]
-
     def _hash_model_later(self, path: str) -> None:
         """sha256 of a many-GB file takes seconds: compute it aside, then record it."""
 
@@ -363,19 +325,6 @@ class SessionWriter:
         threading.Thread(target=work, name="tpw-model-hash", daemon=True).start()
 
 
-def _idle_columns(summary: dict[str, Any]) -> dict[str, Any]:
-    idle = summary.get("idle") or {}
-    return {
-        "idle_power_w": idle.get("power_w"),
-        "idle_seconds": idle.get("seconds"),
-        "idle_method": idle.get("method"),
-        "idle_confident": idle.get("confident"),
-        "idle_error_w": idle.get("error_w"),
-        "idle_settle_s": idle.get("settle_s"),
-        "idle_reason": summary.get("idle_reason"),
-    }
-
-
 def open_recorder(path=None) -> tuple[SessionWriter, Path]:
     """The one way to start recording, for the CLI and the window alike: check and open the
     database (ours, not newer, writable), mark sessions whose process died, start the writer."""
@@ -389,22 +338,3 @@ def open_recorder(path=None) -> tuple[SessionWriter, Path]:
 
 def _finite(value: float) -> float | None:
     return None if value != value else float(value)  # NaN -> NULL
-
-
-def _machine_id(db: Database, meta: dict[str, Any]) -> int:
-    machine = meta["machine"]
-    gpus = [
-        {k: s.get(k) for k in ("gpu_name", "gpu_uuid", "driver", "power_limit_w")}
-        for s in meta["power_sources"]
-        if s["name"].startswith("nvml:")
-    ]
-    facts = {**machine, "gpus": _json(gpus)}
-    fingerprint = hashlib.sha256(_json(facts).encode()).hexdigest()[:32]
-    return db["machines"].lookup({"fingerprint": fingerprint}, facts)
-
-
-def _model_id(db: Database, model: dict[str, Any]) -> int:
-    stat = os.stat(model["path"])
-    keys = {"path": model["path"], "size_bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns}
-    extra = {k: model.get(k) for k in ("file_name", "architecture", "name", "n_params", "quantization", "n_layers", "n_ctx_train")}
-    return db["models"].lookup(keys, extra)

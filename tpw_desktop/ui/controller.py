@@ -21,22 +21,31 @@ from ..live import LiveSeries
 from ..measure.client import MeasureClient, ProcessGone
 from ..measure.protocol import (
     Batch,
-    LoadFailed,
     Loaded,
+    LoadFailed,
     Loading,
     LoadModel,
     PowerFailed,
     PowerReady,
+    Quantize,
+    QuantizeFailed,
+    QuantizeFinished,
+    QuantizeProgress,
     RunFailed,
     RunFinished,
     RunStarted,
     SelectPower,
     SourcesFailing,
-    StartRun,
     Started,
+    StartRun,
+    StartSweep,
+    SweepFinished,
+    SweepStarted,
 )
 from ..power import DEFAULT_RATE_HZ, DEFAULT_TDP_W
-from ..session import RunOptions, RunReport
+from ..results import RunReport
+from ..session import RunOptions
+from ..sweep import SweepPlan, SweepProgress
 
 # The pipe is read this often: the process sends 4 batches a second while a run streams, 2 otherwise
 # (and a state change at once).
@@ -44,8 +53,8 @@ STREAMING_POLL_MS = 100
 IDLE_POLL_MS = 250
 
 # States: starting (the process is starting), ready (no model), loading, idle (a model, no run),
-# running, stopping, dead (the process died; restart() starts a new one).
-STATES = ("starting", "ready", "loading", "idle", "running", "stopping", "dead")
+# running (a run or a sweep), stopping, quantizing, dead (the process died; restart() starts a new one).
+STATES = ("starting", "ready", "loading", "idle", "running", "stopping", "quantizing", "dead")
 
 
 class RunController(QObject):
@@ -66,6 +75,11 @@ class RunController(QObject):
     text_arrived = Signal(str)
     data_arrived = Signal()  # new samples or events: the charts have something to draw
     process_died = Signal(str)
+    sweep_progress = Signal(object)  # SweepProgress
+    sweep_finished = Signal(object)  # SweepFinished
+    quantize_progress = Signal(int, int)  # tensors done, of
+    quantize_finished = Signal(object, str)  # the new file's Path, what was made
+    quantize_failed = Signal(str)
 
     def __init__(self, db_path: Path | None, *, record: bool = True, client_factory=MeasureClient, parent=None):
         super().__init__(parent)
@@ -86,6 +100,8 @@ class RunController(QObject):
         self._last_load: LoadModel | None = None
         self._last_power: SelectPower | None = None
         self._run_record = True
+        self._state_before_quantize = "ready"
+        self._reload_after_sweep = False
         # Measuring processes are started from this one thread, made now at the window's
         # starting priority: the window may lower its own later (``app.main``), and a process
         # inherits the nice value of the thread that starts it.
@@ -128,6 +144,24 @@ class RunController(QObject):
         self._run_record = bool(tests) and self.record
         if self._send(StartRun(tuple(tests), options, workload_text, record=self._run_record)):
             self._set_state("running")
+        return True
+
+    def start_sweep(self, plan: SweepPlan) -> bool:
+        """Runs the plan in the measuring process; the loaded model comes back when it ends."""
+        if self.state not in ("idle", "ready") or self.live is None:
+            return False
+        self._run_record = self.record
+        self._reload_after_sweep = self.model is not None
+        if self._send(StartSweep(plan)):
+            self._set_state("running")
+        return True
+
+    def quantize(self, source: Path, qtype: str, output: Path | None, allow_requantize: bool) -> bool:
+        if self.state not in ("idle", "ready"):
+            return False
+        self._state_before_quantize = self.state
+        if self._send(Quantize(Path(source), qtype, output, allow_requantize)):
+            self._set_state("quantizing")
         return True
 
     def measure_idle(self, idle_s: float, settle_s: float) -> bool:
@@ -262,14 +296,45 @@ class RunController(QObject):
     def _on_sources_failing(self, item: SourcesFailing) -> None:
         self.sources_failing.emit(item)
 
+    def _on_sweep_started(self, item: SweepStarted) -> None:
+        self.model = None  # closed for the sweep; it is loaded again when the sweep ends
+        if self.live is not None:
+            self.live.run_started(item.t_ns)
+
+    def _on_sweep_progress(self, item: SweepProgress) -> None:
+        self.sweep_progress.emit(item)
+
+    def _on_sweep_finished(self, item: SweepFinished) -> None:
+        self._close_live_run()
+        # the process loads the window's model again, if there was one
+        self._set_state("loading" if self._reload_after_sweep else "ready")
+        self.sweep_finished.emit(item)
+
+    def _on_quantize_progress(self, item: QuantizeProgress) -> None:
+        self.quantize_progress.emit(item.tensors_done, item.tensors_total)
+
+    def _on_quantize_finished(self, item: QuantizeFinished) -> None:
+        self._set_state(self._state_before_quantize)
+        self.quantize_finished.emit(item.path, item.description)
+
+    def _on_quantize_failed(self, item: QuantizeFailed) -> None:
+        self._set_state(self._state_before_quantize)
+        self.quantize_failed.emit(item.message)
+
     _HANDLERS = {Started: _on_started, PowerReady: _on_power_ready, PowerFailed: _on_power_failed,
                  Loading: _on_loading, Loaded: _on_loaded, LoadFailed: _on_load_failed, RunStarted: _on_run_started,
-                 RunFinished: _on_run_finished, RunFailed: _on_run_failed, SourcesFailing: _on_sources_failing}
+                 RunFinished: _on_run_finished, RunFailed: _on_run_failed, SourcesFailing: _on_sources_failing,
+                 SweepStarted: _on_sweep_started, SweepProgress: _on_sweep_progress, SweepFinished: _on_sweep_finished,
+                 QuantizeProgress: _on_quantize_progress, QuantizeFinished: _on_quantize_finished,
+                 QuantizeFailed: _on_quantize_failed}
 
     def _end_run(self) -> None:
+        self._close_live_run()
+        self._set_state("idle")
+
+    def _close_live_run(self) -> None:
         if self.live is not None and self.live.run_start_ns is not None and self.live.run_end_ns is None:
             self.live.run_ended(time.monotonic_ns())
-        self._set_state("idle")
 
     def _died(self, exc: ProcessGone) -> None:
         was_running = self.state in ("running", "stopping")

@@ -10,11 +10,19 @@ import html
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt
-from PySide6.QtWidgets import QLabel, QPlainTextEdit, QSplitter, QTabWidget, QTextBrowser, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QLabel,
+    QPlainTextEdit,
+    QSplitter,
+    QTabWidget,
+    QTextBrowser,
+    QVBoxLayout,
+    QWidget,
+)
 
 from ..live import LiveSeries
 from ..metrics.dashboard import DashboardFigures, live_dashboard
-from ..session import RunReport
+from ..results import RunReport
 from .charts import LiveCharts
 from .theme import Theme
 from .tiles import TileBoard

@@ -11,7 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, Signal
-from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
@@ -20,6 +19,7 @@ from PySide6.QtWidgets import (
     QPushButton,
     QScrollArea,
     QSplitter,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -30,12 +30,15 @@ from ..engine.workloads import load_workloads
 from ..errors import TpwError
 from ..session import RunOptions
 from .banner import Banner
+from .compare_view import CompareView
 from .controller import RunController
 from .dashboard import DashboardView
+from .history import HistoryView
 from .menus import build_menus
-from .presenter import Presenter
 from .panels import EnginePanel, ModelPanel, PowerPanel, WorkloadPanel
+from .presenter import Presenter
 from .theme import THEMES, apply_palette
+from .workflows import Workflows
 
 
 class MainWindow(QMainWindow):
@@ -58,8 +61,12 @@ class MainWindow(QMainWindow):
         self.power_panel = PowerPanel(power_choices)
         self.workload_panel = WorkloadPanel(load_workloads())
         self.dashboard = DashboardView(self.theme)
+        history_db = controller.db_path if controller.record else None
+        self.history = HistoryView(history_db, self.theme)
+        self.compare_view = CompareView(history_db, self.theme)
         self.banner = Banner()
         self._compose()
+        self.workflows = Workflows(self)
         self.actions = build_menus(self)
         self.presenter = Presenter(self)
         self.restore_settings()
@@ -98,7 +105,11 @@ class MainWindow(QMainWindow):
         centre_layout = QVBoxLayout(centre)
         centre_layout.setContentsMargins(0, 0, 0, 0)
         centre_layout.addWidget(self.banner)
-        centre_layout.addWidget(self.dashboard, 1)
+        self.views = QTabWidget()
+        self.views.setDocumentMode(True)
+        for view, name in ((self.dashboard, "Live"), (self.history, "History"), (self.compare_view, "Compare")):
+            self.views.addTab(view, name)
+        centre_layout.addWidget(self.views, 1)
         self.main_split = QSplitter()
         self.main_split.addWidget(self.side)
         self.main_split.addWidget(centre)
@@ -116,7 +127,7 @@ class MainWindow(QMainWindow):
 
     def restore_settings(self) -> None:
         s = self.settings
-        for part in (self.model_panel, self.engine_panel, self.power_panel, self.workload_panel, self.dashboard):
+        for part in self._parts():
             part.restore(s)
         for key, restore in (("window/geometry", self.restoreGeometry), ("window/split", self.main_split.restoreState)):
             value = s.value(key)
@@ -125,12 +136,15 @@ class MainWindow(QMainWindow):
 
     def save_settings(self) -> None:
         s = self.settings
-        for part in (self.model_panel, self.engine_panel, self.power_panel, self.workload_panel, self.dashboard):
+        for part in self._parts():
             part.save(s)
         s.setValue("theme", self.theme.name)
         s.setValue("window/geometry", self.saveGeometry())
         s.setValue("window/split", self.main_split.saveState())
         s.sync()
+
+    def _parts(self) -> tuple:
+        return (self.model_panel, self.engine_panel, self.power_panel, self.workload_panel, self.dashboard, self.history)
 
     def has_saved_geometry(self) -> bool:
         return self.settings.value("window/geometry") is not None
@@ -230,13 +244,16 @@ class MainWindow(QMainWindow):
 
         self.theme = THEMES[name]
         apply_palette(QApplication.instance(), self.theme)
-        self.dashboard.apply_theme(self.theme)
+        for view in (self.dashboard, self.history, self.compare_view):
+            view.apply_theme(self.theme)
 
     def set_presentation(self, on: bool) -> None:
         """Full screen, big type, the model and run state, the charts and tiles: readable from the back."""
         self.actions["presentation"].setChecked(on)
-        for widget in (self.side, self.menuBar(), self.statusBar()):
+        for widget in (self.side, self.menuBar(), self.statusBar(), self.views.tabBar()):
             widget.setVisible(not on)
+        if on:
+            self.views.setCurrentWidget(self.dashboard)
         self.dashboard.set_presentation(on)
         if on:
             self._was_maximized = self.isMaximized()

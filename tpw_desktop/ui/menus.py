@@ -29,14 +29,20 @@ def build_menus(window) -> dict[str, QAction]:
     action(file_menu, "&Open model…", window.choose_model, QKeySequence.Open)
     action(file_menu, "Use the &bundled model", lambda: window.load_model(window.bundled_model))
     action(file_menu, "&Save results as…", window.save_results_as, QKeySequence.Save)
+    action(file_menu, "&Quantize a model…", window.workflows.open_quantize, QKeySequence("Ctrl+Shift+Q"))
     file_menu.addSeparator()
     action(file_menu, "&Quit", window.close, QKeySequence.Quit)
     run_menu = bar.addMenu("&Run")
     action(run_menu, "&Start", window.start, [QKeySequence("Ctrl+Return"), QKeySequence("Ctrl+Enter")])
     action(run_menu, "S&top", window.controller.stop, QKeySequence("Esc"))
     action(run_menu, "Measure &idle now", window.measure_idle, QKeySequence("Ctrl+I"))
+    action(run_menu, "S&weep…", window.workflows.open_sweep, QKeySequence("Ctrl+Shift+W"))
     action(run_menu, "&Restart the measuring process", window.restart, name="restart")
     view = bar.addMenu("&View")
+    for number, (name, widget) in enumerate((("&Live", window.dashboard), ("&History", window.history),
+                                             ("&Compare", window.compare_view)), start=1):
+        action(view, name, lambda _=False, w=widget: window.views.setCurrentWidget(w), QKeySequence(f"Ctrl+{number}"))
+    view.addSeparator()
     action(view, "&Presentation mode", lambda: window.set_presentation(named["presentation"].isChecked()),
            QKeySequence("F11"), checkable=True, name="presentation")
     action(view, "&Follow live (last 2 min)", charts.follow_live, QKeySequence("Ctrl+L"))

@@ -1,0 +1,314 @@
+"""The compare view: sessions or a sweep side by side, as a table, bar charts, the frontier and a report.
+
+The numbers come from the core's ``compare`` (the same as ``tpw sessions
+compare``): mean ± sd per figure and phase, ratios against a chosen
+baseline, and a warning when the sessions ran on different machines,
+builds or power-measuring methods. A power-limit sweep also gets its
+efficiency curve, with the best cap marked.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..compare import ComparedRow, Comparison, Stat, compare
+from ..errors import TpwError
+from ..report import write_report
+from ..store import Store
+from .svg_export import export_svg
+from .theme import Theme
+
+HEADERS = ("variant", "test/phase", "runs", "tok/s", "tok/J", "J/token", "W", "tok/s ×", "tok/J ×", "method")
+
+
+def _pm(stat: Stat, digits: int) -> str:
+    if stat.mean is None:
+        return "unknown"
+    return f"{stat.mean:.{digits}f}" + (f" ± {stat.sd:.{digits}f}" if stat.sd else "")
+
+
+def _ratio(value: float | None) -> str:
+    return "unknown" if value is None else f"{value:.3f}×"
+
+
+class CompareView(QWidget):
+    problem = Signal(str)
+    saved = Signal(str)
+
+    def __init__(self, db_path: Path | None, theme: Theme, parent=None):
+        super().__init__(parent)
+        self.db_path = db_path
+        self.theme = theme
+        self.comparison: Comparison | None = None
+        self._session_ids: list[int] | None = None
+        self._sweep_id: int | None = None
+        self.sweep_box = QComboBox()
+        self.sweep_box.setToolTip("Compare every run of a sweep (pick sessions in History to compare those instead)")
+        self.sweep_box.activated.connect(self._sweep_chosen)
+        self.baseline_box = QComboBox()
+        self.baseline_box.setToolTip("The variant the ratios are taken against")
+        self.baseline_box.activated.connect(lambda _: self._recompare(self.baseline_box.currentText()))
+        self.report_button = QPushButton("Export report…")
+        self.report_button.setToolTip("The comparison as one HTML file (charts inline), or CSV/JSON of every figure")
+        self.report_button.clicked.connect(self.export_report)
+        self.charts_button = QPushButton("Export charts…")
+        self.charts_button.setToolTip("The charts as a PNG picture or an SVG drawing")
+        self.charts_button.clicked.connect(self.export_charts)
+        self.title = QLabel("Pick sessions in History and press 'Compare selected', or choose a sweep.")
+        self.title.setWordWrap(True)
+        self.warnings = QLabel()
+        self.warnings.setWordWrap(True)
+        self.warnings.hide()
+        self.table = QTableWidget(0, len(HEADERS))
+        self.table.setHorizontalHeaderLabels(HEADERS)
+        self.table.verticalHeader().hide()
+        self.table.setEditTriggers(QTableWidget.NoEditTriggers)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
+        self.plots = pg.GraphicsLayoutWidget()
+        self.eff_plot = self.plots.addPlot(row=0, col=0, title="Efficiency, mean ± sd")
+        self.speed_plot = self.plots.addPlot(row=0, col=1, title="Speed, mean ± sd")
+        self.frontier_plot = self.plots.addPlot(row=1, col=0, title="Speed against efficiency (up and right is better)")
+        self.limit_plot = self.plots.addPlot(row=1, col=1, title="Efficiency against the GPU power limit")
+        self.eff_plot.setLabel("left", "tokens per joule (tok/J)")
+        self.speed_plot.setLabel("left", "tokens per second (tok/s)")
+        self.frontier_plot.setLabel("bottom", "tokens per second (tok/s)")
+        self.frontier_plot.setLabel("left", "tokens per joule (tok/J)")
+        self.limit_plot.setLabel("bottom", "GPU power limit (W)")
+        self.limit_plot.setLabel("left", "tokens per joule (tok/J)")
+        for plot in (self.eff_plot, self.speed_plot, self.frontier_plot, self.limit_plot):
+            plot.setMenuEnabled(False)
+            plot.showGrid(x=False, y=True, alpha=0.25)
+            for axis in ("left", "bottom"):
+                plot.getAxis(axis).enableAutoSIPrefix(False)
+        self.bars: dict[str, pg.BarGraphItem] = {}
+        self._compose()
+        self._set_enabled()
+        self.apply_theme(theme)
+
+    def _compose(self) -> None:
+        top = QHBoxLayout()
+        for label, widget in (("sweep", self.sweep_box), ("baseline", self.baseline_box)):
+            top.addWidget(QLabel(label))
+            top.addWidget(widget, 1)
+        top.addWidget(self.report_button)
+        top.addWidget(self.charts_button)
+        upper = QWidget()
+        upper_layout = QVBoxLayout(upper)
+        upper_layout.setContentsMargins(0, 0, 0, 0)
+        upper_layout.addLayout(top)
+        upper_layout.addWidget(self.title)
+        upper_layout.addWidget(self.warnings)
+        upper_layout.addWidget(self.table, 1)
+        self.split = QSplitter(Qt.Vertical)
+        self.split.addWidget(upper)
+        self.split.addWidget(self.plots)
+        self.split.setStretchFactor(1, 2)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.split)
+
+    def _set_enabled(self) -> None:
+        for widget in (self.report_button, self.charts_button, self.baseline_box):
+            widget.setEnabled(self.comparison is not None)
+
+    # --- what to compare -----------------------------------------------------------------------
+
+    def refresh_sweeps(self) -> None:
+        self.sweep_box.clear()
+        self.sweep_box.addItem("choose a sweep…", None)
+        if self.db_path is None or not Path(self.db_path).exists():
+            return
+        try:
+            with Store.for_reading(self.db_path) as store:
+                sweeps = store.sweeps()
+        except TpwError as exc:
+            self.problem.emit(f"compare: {exc}")
+            return
+        for s in sweeps:
+            self.sweep_box.addItem(f"sweep {s['id']}: {s.get('kind')}, {s.get('status')}, {s.get('started_at', '')[:16]}",
+                                   s["id"])
+
+    def _sweep_chosen(self, index: int) -> None:
+        sweep_id = self.sweep_box.itemData(index)
+        if sweep_id is not None:
+            self.show_sweep(int(sweep_id))
+
+    def show_sessions(self, session_ids: list[int]) -> None:
+        self._session_ids, self._sweep_id = list(session_ids), None
+        self._recompare(None)
+
+    def show_sweep(self, sweep_id: int) -> None:
+        self._session_ids, self._sweep_id = None, sweep_id
+        index = self.sweep_box.findData(sweep_id)
+        if index >= 0:
+            self.sweep_box.setCurrentIndex(index)
+        self._recompare(None)
+
+    def _recompare(self, baseline: str | None) -> None:
+        try:
+            with Store.for_reading(self.db_path) as store:
+                comparison = compare(store, self._session_ids, sweep_id=self._sweep_id, baseline=baseline)
+        except TpwError as exc:
+            self.problem.emit(f"compare: {exc}")
+            return
+        self.show_comparison(comparison)
+
+    # --- drawing -----------------------------------------------------------------------------
+
+    def show_comparison(self, comparison: Comparison) -> None:
+        self.comparison = comparison
+        what = (f"sweep {comparison.sweep['id']} ({comparison.sweep['kind']})" if comparison.sweep
+                else f"{len(comparison.sessions)} sessions")
+        self.title.setText(f"<b>{what}</b>: {len(comparison.variants)} variants, ratios against "
+                           f"<b>{comparison.baseline}</b>. Speeds are means of runs ± sd; energy pools every run's "
+                           "tokens over its joules.")
+        self.warnings.setText("".join(f"⚠ {w}<br>" for w in comparison.differences))
+        self.warnings.setStyleSheet(f"background: {self.theme.colors['warning']}; padding: 4px")
+        self.warnings.setVisible(bool(comparison.differences))
+        self.baseline_box.clear()
+        self.baseline_box.addItems(comparison.variants)
+        self.baseline_box.setCurrentText(comparison.baseline)
+        self._fill_table(comparison.rows)
+        main = comparison.main_rows()
+        self._bars(self.eff_plot, "tokens_per_j", main)
+        self._bars(self.speed_plot, "tokens_per_s", main)
+        self._frontier(main)
+        self._limit_curve(main, comparison.best_power_limit())
+        self._set_enabled()
+
+    def _fill_table(self, rows: list[ComparedRow]) -> None:
+        self.table.setRowCount(len(rows))
+        for i, r in enumerate(rows):
+            cells = (r.variant, f"{r.test}/{r.phase}", str(r.runs), _pm(r.tokens_per_s, 2), _pm(r.tokens_per_j, 3),
+                     _pm(r.j_per_token, 4), _pm(r.average_w, 1), _ratio(r.ratio_tokens_per_s),
+                     _ratio(r.ratio_tokens_per_j), r.method + ("" if r.confident else " (low confidence)"))
+            for j, text in enumerate(cells):
+                item = QTableWidgetItem(text)
+                if text == "unknown" and r.unknown:
+                    item.setToolTip("; ".join(f"{k}: {v}" for k, v in r.unknown.items()))
+                if j >= 2:
+                    item.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
+                self.table.setItem(i, j, item)
+
+    def _bars(self, plot, figure: str, rows: list[ComparedRow]) -> None:
+        """One bar per variant (its headline row), the sd as error bars; 'unknown' where there's no figure."""
+        plot.clear()
+        x = np.arange(len(rows), dtype=float)
+        stats = [getattr(r, figure) for r in rows]
+        heights = np.array([s.mean if s.mean is not None else 0.0 for s in stats])
+        color = self.theme.colors["eff_run" if figure == "tokens_per_j" else "rate_rolling"]
+        bars = pg.BarGraphItem(x=x, height=heights, width=0.6, brush=pg.mkBrush(color), pen=pg.mkPen(color))
+        plot.addItem(bars)
+        self.bars[figure] = bars
+        sds = np.array([s.sd or 0.0 for s in stats])
+        plot.addItem(pg.ErrorBarItem(x=x, y=heights, top=sds, bottom=sds, beam=0.2,
+                                     pen=pg.mkPen(self.theme.colors["foreground"], width=1.5)))
+        for xi, s in zip(x, stats):
+            if s.mean is None:
+                label = pg.TextItem("unknown", color=self.theme.colors["foreground"], anchor=(0.5, 1))
+                label.setPos(xi, 0)
+                plot.addItem(label)
+        plot.getAxis("bottom").setTicks([[(xi, r.variant) for xi, r in zip(x, rows)]])
+        top = float(np.max(heights + sds)) if len(rows) else 1.0
+        plot.setYRange(0, top * 1.15 or 1.0, padding=0)
+        plot.setXRange(-0.6, len(rows) - 0.4, padding=0)
+
+    def _frontier(self, rows: list[ComparedRow]) -> None:
+        plot = self.frontier_plot
+        plot.clear()
+        known = [r for r in rows if r.tokens_per_s.mean is not None and r.tokens_per_j.mean is not None]
+        if not known:
+            return
+        plot.addItem(pg.ScatterPlotItem([r.tokens_per_s.mean for r in known], [r.tokens_per_j.mean for r in known],
+                                        size=10, brush=pg.mkBrush(self.theme.colors["eff_run"])))
+        for r in known:
+            label = pg.TextItem(r.variant, color=self.theme.colors["foreground"], anchor=(0, 1))
+            label.setPos(r.tokens_per_s.mean, r.tokens_per_j.mean)
+            plot.addItem(label)
+        plot.setXRange(0, max(r.tokens_per_s.mean for r in known) * 1.25, padding=0)
+        plot.setYRange(0, max(r.tokens_per_j.mean for r in known) * 1.2, padding=0)
+
+    def _limit_curve(self, rows: list[ComparedRow], best: ComparedRow | None) -> None:
+        plot = self.limit_plot
+        plot.clear()
+        limited = sorted((r for r in rows if r.power_limit_w is not None and r.tokens_per_j.mean is not None),
+                         key=lambda r: r.power_limit_w)
+        plot.setVisible(bool(limited))
+        if not limited:
+            return
+        pen = pg.mkPen(self.theme.colors["eff_run"], width=2)
+        plot.plot([r.power_limit_w for r in limited], [r.tokens_per_j.mean for r in limited], pen=pen, symbol="o",
+                  symbolBrush=pg.mkBrush(self.theme.colors["eff_run"]))
+        if best is not None:
+            plot.addItem(pg.ScatterPlotItem([best.power_limit_w], [best.tokens_per_j.mean], symbol="star", size=18,
+                                            brush=pg.mkBrush(self.theme.colors["eff_above"])))
+            label = pg.TextItem(f"best: {best.power_limit_w:g} W, {best.tokens_per_j.mean:.3f} tok/J, "
+                                f"{best.tokens_per_s.mean:.1f} tok/s", color=self.theme.colors["foreground"], anchor=(0.5, 1.2))
+            label.setPos(best.power_limit_w, best.tokens_per_j.mean)
+            plot.addItem(label)
+
+    def apply_theme(self, theme: Theme) -> None:
+        self.theme = theme
+        self.plots.setBackground(theme.colors["background"])
+        for plot in (self.eff_plot, self.speed_plot, self.frontier_plot, self.limit_plot):
+            plot.setTitle(plot.titleLabel.text, color=theme.colors["foreground"])
+            for axis in ("left", "bottom"):
+                plot.getAxis(axis).setPen(theme.colors["axis"])
+                plot.getAxis(axis).setTextPen(theme.colors["foreground"])
+        if self.comparison is not None:
+            self.show_comparison(self.comparison)
+
+    # --- export --------------------------------------------------------------------------------
+
+    def export_report(self, path: str | None = None) -> None:
+        if self.comparison is None:
+            return
+        if path is None:
+            path, _ = QFileDialog.getSaveFileName(self, "Export the comparison", str(Path.home() / "tpw-comparison.html"),
+                                                  "HTML report (*.html);;CSV (*.csv);;JSON (*.json)")
+            if not path:
+                return
+        try:
+            write_report(self.comparison, path)
+        except TpwError as exc:
+            self.problem.emit(str(exc))
+            return
+        self.saved.emit(str(path))
+
+    def export_charts(self, path: str | None = None) -> None:
+        if self.comparison is None:
+            return
+        if path is None:
+            path, _ = QFileDialog.getSaveFileName(self, "Export the charts", str(Path.home() / "tpw-comparison.png"),
+                                                  "PNG image (*.png);;SVG drawing (*.svg)")
+            if not path:
+                return
+        target = Path(path)
+        if target.suffix.lower() not in (".png", ".svg") or not target.parent.is_dir():
+            self.problem.emit(f"{target}: choose a .png or .svg file in a folder that exists")
+            return
+        partial = target.with_name(f".{target.name}.part{target.suffix}")
+        if target.suffix.lower() == ".svg":
+            export_svg(self.plots.scene(), str(partial))
+        else:
+            import pyqtgraph.exporters as exporters
+
+            exporters.ImageExporter(self.plots.scene()).export(str(partial))
+        partial.replace(target)
+        self.saved.emit(str(target))

@@ -1,0 +1,72 @@
+"""The history, compare, sweep and quantize workflows: what joins those views to the run controller.
+
+A sweep's progress goes to the status bar and the live view (its runs
+stream like any run); when it ends, the history is read again and the
+compare view opens on it. Sessions picked in History open in Compare.
+"""
+from __future__ import annotations
+
+from PySide6.QtCore import QObject
+from .dialogs import QuantizeDialog, SweepDialog
+
+
+class Workflows(QObject):
+    def __init__(self, window):
+        super().__init__(window)
+        self.w = window
+        c, history, compare = window.controller, window.history, window.compare_view
+        history.compare_requested.connect(self.compare_sessions)
+        history.sweep_requested.connect(self.compare_sweep)
+        for view in (history, compare):
+            view.problem.connect(lambda message: window.show_error(message, kind="history"))
+        compare.saved.connect(lambda path: window.status_label.setText(f"saved {path}"))
+        window.views.currentChanged.connect(self._tab_shown)
+        c.sweep_progress.connect(self._sweep_progress)
+        c.sweep_finished.connect(self._sweep_finished)
+        c.run_finished.connect(lambda _report: self.refresh_if_shown())
+        self.dialog = None
+
+    def _tab_shown(self, index: int) -> None:
+        if self.w.views.widget(index) is self.w.history:
+            self.w.history.refresh()
+        elif self.w.views.widget(index) is self.w.compare_view:
+            self.w.compare_view.refresh_sweeps()
+
+    def refresh_if_shown(self) -> None:
+        self._tab_shown(self.w.views.currentIndex())
+
+    def compare_sessions(self, session_ids: list[int]) -> None:
+        self.w.views.setCurrentWidget(self.w.compare_view)
+        self.w.compare_view.show_sessions(session_ids)
+
+    def compare_sweep(self, sweep_id: int) -> None:
+        self.w.views.setCurrentWidget(self.w.compare_view)
+        self.w.compare_view.show_sweep(sweep_id)
+
+    def open_quantize(self) -> QuantizeDialog:
+        model = self.w.controller.model
+        self.dialog = QuantizeDialog(self.w, model.facts.path if model else self.w.bundled_model)
+        self.dialog.show()
+        return self.dialog
+
+    def open_sweep(self) -> SweepDialog:
+        self.dialog = SweepDialog(self.w)
+        self.dialog.show()
+        return self.dialog
+
+    def _sweep_progress(self, progress) -> None:
+        left = f", about {progress.seconds_left / 60:.0f} min left" if progress.seconds_left else ""
+        text = f"sweep: run {progress.done + 1}/{progress.total}, {progress.variant}, round {progress.round + 1}{left}"
+        self.w.status_label.setText(text)
+        self.w.views.setCurrentWidget(self.w.dashboard)
+        self.w.dashboard.set_header(text)
+
+    def _sweep_finished(self, finished) -> None:
+        if finished.error:
+            kept = f" {finished.runs} finished runs were kept." if finished.runs else ""
+            self.w.show_error(f"The sweep failed: {finished.error}.{kept}", kind="run")
+        self.w.status_label.setText(f"sweep {finished.sweep_id or ''} {finished.status}: {finished.runs} runs")
+        if finished.sweep_id is not None and finished.runs:
+            self.w.compare_view.refresh_sweeps()
+            self.compare_sweep(finished.sweep_id)
+        self.w.run_ended.emit(finished.status)
