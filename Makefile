@@ -12,9 +12,10 @@ run: $(VENV)/.installed
 test: $(VENV)/.installed-test
 	$(PY) -m pytest
 
-# The headless benchmark on the bundled model (no window needed).
-bench: $(VENV)/.installed
-	$(VENV)/bin/tpw bench
+# Every benchmark, alternating what it compares; writes docs/performance.md and .json.
+# LLAMA_BENCH=path/to/llama-bench adds the comparison with llama-bench (README).
+bench: $(VENV)/.installed-test
+	$(PY) benchmarks/run_all.py $(if $(LLAMA_BENCH),--llama-bench $(LLAMA_BENCH))
 
 install: $(VENV)/.installed
 

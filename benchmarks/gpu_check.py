@@ -26,7 +26,6 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
 
 def make_model(folder: Path, n_embd: int, n_layers: int, n_ff: int, quant: str) -> tuple[Path, dict]:
     import llama_cpp
-
     from gguf_factory import write_tiny_llama
 
     f16 = folder / f"random-llama-{n_embd}x{n_layers}-f16.gguf"

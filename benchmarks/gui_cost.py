@@ -30,6 +30,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from common import Result
+
 BIN = Path(sys.executable).parent
 
 
@@ -253,6 +255,34 @@ def driver(reps: int, tmp: str) -> None:
     app.exec()
 
 
+def run(quick: bool = False, rounds: int | None = None, reps: int | None = None) -> Result:
+    from common import Figure, Table
+    from common import Result as _Result
+
+    rounds, reps = rounds or (1 if quick else 10), reps or (1 if quick else 3)
+    display = start_display()
+    try:
+        result = measure(rounds, reps)
+    finally:
+        for process in reversed(display):
+            process.terminate()
+    ratios, cpu = result["median_ratios"], result["idle_cpu_percent"]
+    res = _Result("dashboard", "benchmarks/gui_cost.py", raw=result)
+    for key, label, goal in (("bench_beside_idle_window", "tpw bench beside an idle window / alone", 0.97),
+                             ("window_run", "tg128 run from the window / tpw bench alone", 0.95),
+                             ("presentation_run", "tg128 run in presentation mode / tpw bench alone", 0.95)):
+        res.figures.append(Figure(label, f"≥ {goal:.2f}x", f"{ratios[key]:.3f}x (median of {rounds} rounds)",
+                                  ratios[key] >= goal, value=ratios[key],
+                                  note="1920x1080 Xvfb with openbox; arms alternate within each round"))
+    res.figures.append(Figure("idle window's CPU (normal, presentation, minimized)", "< 2% of a core, ~0 minimized",
+                              f"{cpu['normal']:.2f}%, {cpu['presentation']:.2f}%, {cpu['minimized']:.2f}%",
+                              max(cpu["normal"], cpu["presentation"]) < 2.0 and cpu["minimized"] < 0.5,
+                              value=max(cpu["normal"], cpu["presentation"])))
+    res.tables.append(Table(f"Rounds (tg128 t/s, {reps} repetitions per arm)", ["round", *ARMS],
+                            [[i + 1, *(f"{r[k]:.1f}" for k in ARMS)] for i, r in enumerate(result["rounds"])]))
+    return res
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=8)
@@ -264,14 +294,9 @@ def main() -> None:
     if args.driver:
         driver(args.reps, args.tmp)
         return
-    display = start_display()
-    try:
-        result = measure(args.rounds, args.reps)
-    finally:
-        for process in reversed(display):
-            process.terminate()
+    result = run(rounds=args.rounds, reps=args.reps)
     if args.json:
-        args.json.write_text(json.dumps(result, indent=2))
+        args.json.write_text(json.dumps(result.raw, indent=2))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,62 @@
+"""What every benchmark returns, so `make bench` can write one report of them all.
+
+Each benchmark module has ``run(quick: bool) -> Result``: figures checked
+against a goal, scaling tables (how a cost grows with history length,
+sampling rate, number of sources or model size), and raw numbers for the
+JSON. ``quick`` is the smoke run the test suite makes so no benchmark rots:
+same code paths, seconds instead of minutes, figures not meant to be read.
+"""
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).parents[1]
+sys.path.insert(0, str(ROOT / "tests"))  # the generated test models and store fixtures
+
+
+@dataclass
+class Figure:
+    name: str
+    goal: str
+    measured: str
+    ok: bool | None = None  # None: no goal to meet, or not measurable here
+    note: str = ""
+    value: float | None = None
+
+
+@dataclass
+class Table:
+    title: str
+    columns: list[str]
+    rows: list[list]
+
+
+@dataclass
+class Result:
+    name: str
+    command: str
+    figures: list[Figure] = field(default_factory=list)
+    tables: list[Table] = field(default_factory=list)
+    raw: dict = field(default_factory=dict)
+
+
+def thread_cpu_s(native_id: int) -> float:
+    """User + system CPU seconds of one thread of this process (Linux)."""
+    with open(f"/proc/self/task/{native_id}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks
+
+
+def percentile(values, q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+
+
+def median_ratio(pairs: list[tuple[float, float]]) -> float:
+    """Median over rounds of a/b, each pair measured side by side (drift cancels within a round)."""
+    return statistics.median(a / b for a, b in pairs)
