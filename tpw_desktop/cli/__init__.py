@@ -2,7 +2,7 @@
 
 Every user error ends as one line on stderr naming the thing and the
 problem, with exit status 2 and no traceback. The commands live in
-``bench``, ``sweep``, ``sessions`` and ``machine``; this module assembles the group.
+``bench``, ``sweep``, ``sessions``, ``machine`` and ``exporter``; this module assembles the group.
 """
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import click
 from .. import __version__
 from .bench import bench
 from .common import CliGroup, db_option
+from .exporter import exporter, fleet
 from .machine import models, power, watch, workloads
 from .sessions import sessions, sweeps_command
 from .sweep import quantize_command, sweep_cli
@@ -30,7 +31,8 @@ def cli(ctx, verbose):
         logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
 
 
-for command in (bench, sweep_cli, quantize_command, models, workloads, power, watch, sessions, sweeps_command):
+for command in (bench, sweep_cli, quantize_command, models, workloads, power, watch, sessions, sweeps_command,
+                exporter, fleet):
     cli.add_command(command)
 
 

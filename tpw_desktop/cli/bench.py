@@ -35,6 +35,7 @@ from .common import (
     fmt,
     stop_on_signals,
 )
+from .exporter import bind_option, metrics_port_option, start_exporter
 from .measure_options import MeasureSpec, build_spec, measure_options
 
 
@@ -48,9 +49,11 @@ from .measure_options import MeasureSpec, build_spec, measure_options
 @click.option("--save-failed-to", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Where to write the results as JSON if the database can't take them (default: tpw-results-TIME.json here).")
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable results on stdout.")
+@metrics_port_option
+@bind_option
 @db_option
 @click.pass_obj
-def bench(obj, models, repetitions, delay_s, shared, no_save, save_failed_to, as_json):
+def bench(obj, models, repetitions, delay_s, shared, no_save, save_failed_to, as_json, metrics_port, bind):
     """Benchmark speed and energy, llama-bench style (default: the bundled model)."""
     spec = build_spec(shared, repetitions, delay_s)
     paths = list(models) or [None]
@@ -63,7 +66,8 @@ def bench(obj, models, repetitions, delay_s, shared, no_save, save_failed_to, as
 
         writer, db_path = open_recorder(obj.get("db"))  # ours, not newer, writable: before any model loads
     with stop_on_signals() as signals:
-        reports, interrupted, failure = _run_all(paths, spec, writer, signals.stop)
+        metrics = None if metrics_port is None else (metrics_port, bind)
+        reports, interrupted, failure = _run_all(paths, spec, writer, signals.stop, metrics)
         signals.done()  # what is left is printing what was measured: nothing more to stop
         _report(reports, interrupted, failure, as_json, db_path, save_failed_to)
 
@@ -90,14 +94,18 @@ def _report(reports: list[RunReport], interrupted: bool, failure: TpwError | Non
         sys.exit(EXIT_CANCELLED)
 
 
-def _run_all(paths, spec: MeasureSpec, writer, stop) -> tuple[list[RunReport], bool, TpwError | None]:
+def _run_all(paths, spec: MeasureSpec, writer, stop, metrics: tuple[int, str] | None = None
+             ) -> tuple[list[RunReport], bool, TpwError | None]:
     """Each model in turn; what finished is returned even when a failure or a second Ctrl-C cuts it short."""
     sources = open_sources(spec.power_spec, PowerEnvironment(tdp_w=spec.tdp_w))
     reports: list[RunReport] = []
     sampler = Sampler(sources, rate_hz=spec.rate_hz)
     workload_text = {t.name: [c.messages for c in t.workload.calls] for t in spec.tests if t.workload} or None
+    exporter = None
     try:
         with sampler:
+            if metrics is not None:
+                exporter = start_exporter(sampler, *metrics, spec.options.price_per_kwh, spec.options.currency)
             for path in paths:
                 if stop.is_set():
                     break
@@ -105,7 +113,12 @@ def _run_all(paths, spec: MeasureSpec, writer, stop) -> tuple[list[RunReport], b
                                     enabled=not spec.quiet)
                 progress.status("loading the model")
                 engine = load_engine(path, spec.settings, on_warning=lambda m: err(f"warning: {m}"))
-                run = MeasuredRun(engine, sampler, spec.options, recorder=writer, listener=progress, stop=stop)
+                listener = progress
+                if exporter is not None:
+                    exporter.set_model(engine.facts.file_name, engine.facts.quantization,
+                                       "GPU" if engine.settings.n_gpu_layers else "CPU")
+                    listener = lambda event, progress=progress: (progress(event), exporter.listener(event))  # noqa: E731
+                run = MeasuredRun(engine, sampler, spec.options, recorder=writer, listener=listener, stop=stop)
                 try:
                     reports.append(run.run(spec.tests, workload_text))
                 except (KeyboardInterrupt, TpwError) as exc:
@@ -116,6 +129,8 @@ def _run_all(paths, spec: MeasureSpec, writer, stop) -> tuple[list[RunReport], b
                     progress.done()
                     engine.close()
     finally:
+        if exporter is not None:
+            exporter.close()
         for source in sources:
             source.close()
         if writer:

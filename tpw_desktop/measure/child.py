@@ -27,6 +27,7 @@ from .protocol import (
     LoadFailed,
     Loading,
     LoadModel,
+    MetricsServing,
     PowerFailed,
     PowerReady,
     Quantize,
@@ -38,6 +39,7 @@ from .protocol import (
     RunStarted,
     SampleBlock,
     SelectPower,
+    ServeMetrics,
     Shutdown,
     SourceInfo,
     SourcesFailing,
@@ -138,6 +140,9 @@ class MeasuringProcess:
         self.stop = threading.Event()
         self.engine = None
         self.sampler: Sampler | None = None
+        self.metrics: ServeMetrics | None = None  # what the window asked for
+        self.exporter = None  # serving while asked for and a sampler runs
+        self._exporter_lock = threading.Lock()
         self.writer, db, problem = None, None, None
         if record:
             try:
@@ -159,6 +164,10 @@ class MeasuringProcess:
                 command = Shutdown()
             if isinstance(command, StopRun):
                 self.stop.set()
+                continue
+            if isinstance(command, ServeMetrics):  # at once, even during a run
+                self.metrics = command if command.port is not None else None
+                self._restart_exporter()
                 continue
             if isinstance(command, Shutdown):
                 self.stop.set()
@@ -188,6 +197,7 @@ class MeasuringProcess:
         sampler.wait_until(time.monotonic_ns())
         self.sampler = sampler
         self.forward.use_sampler(sampler)
+        self._restart_exporter()
         sources = tuple(SourceInfo(s.name, s.method, s.measures) for s in sampler.sources)
         self.forward.post(PowerReady(job.spec, sources, time.monotonic_ns()), urgent=True)
 
@@ -224,7 +234,10 @@ class MeasuringProcess:
             return
         self.stop.clear()
         recorder = self.writer if job.record else None
-        run = MeasuredRun(self.engine, self.sampler, job.options, recorder=recorder, listener=self.forward.post,
+        if self.exporter is not None:
+            self.exporter.set_model(self.engine.facts.file_name, self.engine.facts.quantization,
+                                    "GPU" if self.engine.settings.n_gpu_layers else "CPU")
+        run = MeasuredRun(self.engine, self.sampler, job.options, recorder=recorder, listener=self._listener,
                           stop=self.stop)
         self.forward.post(RunStarted(time.monotonic_ns(), tuple(t.name for t in job.tests), job.record), urgent=True)
         self.forward.streaming.set()
@@ -252,11 +265,13 @@ class MeasuringProcess:
         limiter = None
         status, sweep_id, runs, error = "failed", None, 0, None
         self.forward.post(SweepStarted(time.monotonic_ns(), len(job.plan.variants) * job.plan.rounds), urgent=True)
+        if self.exporter is not None:
+            self.exporter.set_model(f"sweep of {job.plan.kind}", "various", "various")
         self.forward.streaming.set()
         try:
             if any(v.power_limit_w is not None for v in job.plan.variants):
                 limiter = PowerLimiter()
-            runner = SweepRunner(job.plan, self.sampler, recorder=self.writer, listener=self.forward.post,
+            runner = SweepRunner(job.plan, self.sampler, recorder=self.writer, listener=self._listener,
                                  stop=self.stop, limiter=limiter)
             report = runner.run()
             status, sweep_id, runs = report.status, report.sweep_id, len(report.runs)
@@ -285,6 +300,34 @@ class MeasuringProcess:
             return
         self.forward.post(QuantizeFinished(result.output.path, describe(result)), urgent=True)
 
+    def _listener(self, event) -> None:
+        """A run's events: to the window, and to the exporter's token counters when it serves."""
+        self.forward.post(event)
+        exporter = self.exporter
+        if exporter is not None:
+            exporter.listener(event)
+
+    def _restart_exporter(self) -> None:
+        """Serve (again, for a new sampler) or stop serving, as the window last asked."""
+        from ..exporter import MetricsExporter
+
+        with self._exporter_lock:
+            if self.exporter is not None:
+                self.exporter.close()
+                self.exporter = None
+            if self.metrics is None or self.sampler is None:
+                self.forward.post(MetricsServing(None), urgent=True)
+                return
+            exporter = MetricsExporter(self.sampler)
+            try:
+                port = exporter.serve(self.metrics.port, self.metrics.bind)
+            except OSError as exc:
+                self.forward.post(MetricsServing(None, f"can't serve metrics on {self.metrics.bind}:"
+                                                       f"{self.metrics.port}: {exc.strerror or exc}"), urgent=True)
+                return
+            self.exporter = exporter
+            self.forward.post(MetricsServing(f"http://{self.metrics.bind}:{port}/metrics"), urgent=True)
+
     def _loaded_name(self) -> str | None:
         return self.engine.facts.file_name if self.engine is not None else None
 
@@ -294,6 +337,10 @@ class MeasuringProcess:
             self.engine = None
 
     def _close_sampler(self) -> None:
+        with self._exporter_lock:
+            if self.exporter is not None:  # it reads this sampler
+                self.exporter.close()
+                self.exporter = None
         if self.sampler is not None:
             self.forward.use_sampler(None)
             self.sampler.stop()

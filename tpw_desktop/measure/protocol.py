@@ -67,11 +67,19 @@ class Quantize:
 
 
 @dataclass(frozen=True)
+class ServeMetrics:
+    """Serve Prometheus metrics of this process's sampler and runs (port None: stop serving)."""
+
+    port: int | None
+    bind: str = "127.0.0.1"
+
+
+@dataclass(frozen=True)
 class Shutdown:
     pass
 
 
-Command = Union[SelectPower, LoadModel, StartRun, StartSweep, Quantize, StopRun, Shutdown]
+Command = Union[SelectPower, LoadModel, StartRun, StartSweep, Quantize, ServeMetrics, StopRun, Shutdown]
 
 # --- from the measuring process ---------------------------------------------------------------
 
@@ -176,6 +184,12 @@ class QuantizeFailed:
 
 
 @dataclass(frozen=True)
+class MetricsServing:
+    url: str | None  # None: not serving
+    problem: str | None = None
+
+
+@dataclass(frozen=True)
 class SourcesFailing:
     """Sources whose recent reads all failed; empty once they answer again."""
 
@@ -185,7 +199,7 @@ class SourcesFailing:
 
 State = Union[Started, PowerReady, PowerFailed, Loading, Loaded, LoadFailed, RunStarted, RunFinished, RunFailed,
               SweepStarted, SweepProgress, SweepFinished, QuantizeProgress, QuantizeFinished, QuantizeFailed,
-              SourcesFailing]
+              MetricsServing, SourcesFailing]
 
 
 @dataclass(frozen=True)

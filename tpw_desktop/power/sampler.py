@@ -284,6 +284,14 @@ class Sampler:
         """
         return [self._energy_or_reason(channel, spans) for channel in self._channels]
 
+    def source_energy(self, index: int, t0_ns: int, t1_ns: int) -> WindowEnergy:
+        """One source's energy over one window (the exporter's counters advance source by source)."""
+        return self._energy_or_reason(self._channels[index], [(t0_ns, t1_ns)])
+
+    def last_valid_ns(self, index: int) -> int | None:
+        """When the source last answered: the end of the newest window it can cover."""
+        return self._channels[index].last_valid_ns
+
     def _energy_or_reason(self, channel: _Channel, spans: Sequence[tuple[int, int]]) -> WindowEnergy:
         try:
             return self._channel_energy(channel, spans)

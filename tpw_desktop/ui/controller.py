@@ -25,6 +25,7 @@ from ..measure.protocol import (
     LoadFailed,
     Loading,
     LoadModel,
+    MetricsServing,
     PowerFailed,
     PowerReady,
     Quantize,
@@ -35,6 +36,7 @@ from ..measure.protocol import (
     RunFinished,
     RunStarted,
     SelectPower,
+    ServeMetrics,
     SourcesFailing,
     Started,
     StartRun,
@@ -80,6 +82,7 @@ class RunController(QObject):
     quantize_progress = Signal(int, int)  # tensors done, of
     quantize_finished = Signal(object, str)  # the new file's Path, what was made
     quantize_failed = Signal(str)
+    metrics_serving = Signal(object)  # MetricsServing
 
     def __init__(self, db_path: Path | None, *, record: bool = True, client_factory=MeasureClient, parent=None):
         super().__init__(parent)
@@ -102,6 +105,7 @@ class RunController(QObject):
         self._run_record = True
         self._state_before_quantize = "ready"
         self._reload_after_sweep = False
+        self._last_metrics: ServeMetrics | None = None
         # Measuring processes are started from this one thread, made now at the window's
         # starting priority: the window may lower its own later (``app.main``), and a process
         # inherits the nice value of the thread that starts it.
@@ -164,6 +168,11 @@ class RunController(QObject):
             self._set_state("quantizing")
         return True
 
+    def serve_metrics(self, port: int | None, bind: str = "127.0.0.1") -> None:
+        """Prometheus metrics from the measuring process (its sampler and runs); None stops serving."""
+        self._last_metrics = ServeMetrics(port, bind)
+        self._send(self._last_metrics)
+
     def measure_idle(self, idle_s: float, settle_s: float) -> bool:
         return self.start([], RunOptions(repetitions=0, idle_s=idle_s, settle_s=settle_s, warmup=False))
 
@@ -187,8 +196,9 @@ class RunController(QObject):
         self.client.close(timeout_s=1)
         self.client = self._spawn()
         self._set_state("starting")
-        if self._last_power is not None:
-            self._send(self._last_power)
+        for command in (self._last_power, self._last_metrics):
+            if command is not None:
+                self._send(command)
         if self._last_load is not None:
             self.load(self._last_load.path, self._last_load.settings)
 
@@ -326,7 +336,7 @@ class RunController(QObject):
                  RunFinished: _on_run_finished, RunFailed: _on_run_failed, SourcesFailing: _on_sources_failing,
                  SweepStarted: _on_sweep_started, SweepProgress: _on_sweep_progress, SweepFinished: _on_sweep_finished,
                  QuantizeProgress: _on_quantize_progress, QuantizeFinished: _on_quantize_finished,
-                 QuantizeFailed: _on_quantize_failed}
+                 QuantizeFailed: _on_quantize_failed, MetricsServing: lambda self, item: self.metrics_serving.emit(item)}
 
     def _end_run(self) -> None:
         self._close_live_run()

@@ -72,6 +72,9 @@ class MainWindow(QMainWindow):
         self.restore_settings()
         self.apply_theme(self.theme.name)
         self.select_power(self.power_panel.spec)
+        if str(settings.value("metrics/on", False)).lower() == "true":
+            self.actions["metrics"].setChecked(True)
+            self.workflows.serve_metrics(True)
         self.presenter.update_controls()
 
     # --- layout --------------------------------------------------------------------------------

@@ -1,12 +1,17 @@
-"""The history, compare, sweep and quantize workflows: what joins those views to the run controller.
+"""The history, compare, sweep, quantize and metrics workflows: what joins them to the run controller.
 
 A sweep's progress goes to the status bar and the live view (its runs
 stream like any run); when it ends, the history is read again and the
 compare view opens on it. Sessions picked in History open in Compare.
+Prometheus metrics are served by the measuring process (its sampler, its
+runs), on loopback, while *Run ▸ Serve Prometheus metrics* is on.
 """
 from __future__ import annotations
 
 from PySide6.QtCore import QObject
+from PySide6.QtWidgets import QLabel
+
+from ..exporter import DEFAULT_PORT
 from .dialogs import QuantizeDialog, SweepDialog
 
 
@@ -24,7 +29,26 @@ class Workflows(QObject):
         c.sweep_progress.connect(self._sweep_progress)
         c.sweep_finished.connect(self._sweep_finished)
         c.run_finished.connect(lambda _report: self.refresh_if_shown())
+        c.metrics_serving.connect(self._metrics_serving)
         self.dialog = None
+        self.metrics_label = QLabel()
+        self.metrics_label.hide()
+        window.statusBar().addPermanentWidget(self.metrics_label)
+
+    def serve_metrics(self, on: bool) -> None:
+        port = int(self.w.settings.value("metrics/port", DEFAULT_PORT))
+        self.w.settings.setValue("metrics/on", on)
+        self.w.controller.serve_metrics(port if on else None)
+
+    def _metrics_serving(self, serving) -> None:
+        self.metrics_label.setVisible(serving.url is not None)
+        self.metrics_label.setText(f"metrics: {serving.url}" if serving.url else "")
+        if serving.problem:
+            self.w.actions["metrics"].setChecked(False)
+            self.w.settings.setValue("metrics/on", False)
+            self.w.show_error(f"Prometheus metrics: {serving.problem}", kind="metrics")
+        else:
+            self.w.banner.clear("metrics")
 
     def _tab_shown(self, index: int) -> None:
         if self.w.views.widget(index) is self.w.history:
