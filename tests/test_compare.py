@@ -65,7 +65,10 @@ def test_quantize_sweep_compare_and_report_end_to_end(two_quantizations, flat_tr
         assert sweep["status"] == "completed" and sweep["n_sessions"] == 4 and sweep["kind"] == "models"
         assert [store.session(i)["sweep_round"] for i in store.sweep(sweep["id"])["session_ids"]] == [0, 0, 1, 1]
         assert sweep["plan"]["command"].startswith("tpw sweep ")
-        assert len(sweep["settles"]) == 4
+        assert len(sweep["settles"]) == 4 and all(s["settled"] for s in sweep["settles"])
+        # one idle baseline, measured once, is every run's
+        ids = store.sweep(sweep["id"])["session_ids"]
+        assert [store.session(i)["idle_power_w"] for i in ids] == pytest.approx([100.0] * 4)
     parser = Tables()
     parser.feed(report.read_text())
     figures = parser.tables[0]

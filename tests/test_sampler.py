@@ -246,3 +246,22 @@ def test_when_one_source_fails_the_others_keep_their_own_windows():
     assert not failed.known and healthy.known
     assert healthy.joules == pytest.approx(5.0 * (t1 - t0) / 1e9, rel=1e-6)
     assert not total.known  # a total missing a part is not a total
+
+
+def test_an_idle_window_right_after_the_sampler_starts_has_its_left_edge():
+    """A source whose first valid reading comes late (the estimate needs two CPU-time reads): the idle
+    window must start after that reading, not before it, or its energy is 'not covered'."""
+    from tpw_desktop.probe import Probe
+
+    class SlowStart(Flaky):
+        def __init__(self):
+            super().__init__()
+            self.t_valid = time.monotonic_ns() + 300_000_000
+
+        def read(self):
+            now = time.monotonic_ns()
+            return PowerReading(now, 42.0 if now >= self.t_valid else float("nan"))
+
+    with Sampler([SlowStart()], rate_hz=50) as sampler:
+        baseline, reason = Probe(sampler, lambda event: None, threading.Event()).idle(0.5, 0)
+    assert reason is None and baseline.power_w == pytest.approx(42.0)

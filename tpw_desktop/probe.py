@@ -31,10 +31,12 @@ class Probe:
         self.stop = stop
 
     def now_with_samples(self) -> int:
-        """Now, once the sampler has caught up with it: a window starting later has a sample at its left edge."""
-        t = time.monotonic_ns()
-        self.sampler.wait_until(t)
-        return t
+        """A time with a valid sample of every source at or before it: a window starting then has its left edge.
+
+        (Not the time before the wait: a sampler started a moment ago has no sample before that.)
+        """
+        self.sampler.wait_until(time.monotonic_ns())
+        return time.monotonic_ns()
 
     def energy(self, spans: list[tuple[int, int]]) -> WindowEnergy:
         self.sampler.wait_until(max(end for _, end in spans))

@@ -90,11 +90,11 @@ class MeasuredRun:
         recorder: Recorder | None = None,
         listener: Listener = _ignore,
         stop: threading.Event | None = None,
-        idle: IdleBaseline | None = None,
+        idle: tuple[IdleBaseline | None, str | None] | None = None,
         sweep: dict | None = None,
     ):
-        """``idle``: a baseline measured already (a sweep measures one for all its runs);
-        ``sweep``: which sweep, variant and round this run is, for the store."""
+        """``idle``: (baseline, why it is unknown) measured already (a sweep measures one for all its
+        runs); ``sweep``: which sweep, variant and round this run is, for the store."""
         self.engine = engine
         self.sampler = sampler
         self.options = options
@@ -167,7 +167,7 @@ class MeasuredRun:
         reps: list[Repetition] = []
         try:
             if self.known_idle is not None:
-                report.idle, report.idle_reason = self.known_idle, None
+                report.idle, report.idle_reason = self.known_idle
             else:
                 report.idle, report.idle_reason = self.measure_idle()
             if self.recorder:

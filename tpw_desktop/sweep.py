@@ -177,7 +177,7 @@ class SweepRunner:
             report.sweep_id = self.recorder.begin_sweep(plan.kind, plan.as_dict())
         total, started = len(plan.variants) * plan.rounds, time.monotonic()
         try:
-            idle = self._idle()
+            idle, idle_reason = self._idle()
             for round_ in range(plan.rounds):
                 shift = round_ % len(plan.variants)
                 for variant in plan.variants[shift:] + plan.variants[:shift]:
@@ -187,7 +187,8 @@ class SweepRunner:
                     left = (time.monotonic() - started) / done * (total - done) if done else None
                     self.listener(SweepProgress(done, total, variant.label, round_, left))
                     report.settles.append(self._settle(idle, variant.label, round_))
-                    report.runs.append((variant, round_, self._run(variant, round_, idle, report.sweep_id)))
+                    report.runs.append((variant, round_, self._run(variant, round_, (idle, idle_reason),
+                                                                   report.sweep_id)))
             report.status = "cancelled" if self.stop.is_set() else "completed"
         except Exception as exc:
             report.status, report.error = "failed", f"{type(exc).__name__}: {exc}"
@@ -202,9 +203,9 @@ class SweepRunner:
                 self.recorder.finish_sweep(report.sweep_id, report.status, report.settles, report.error)
         return report
 
-    def _idle(self) -> IdleBaseline | None:
-        """One baseline for the whole sweep (at the original power limit)."""
-        return self.probe.idle(self.plan.options.idle_s, self.plan.options.settle_s)[0]
+    def _idle(self) -> tuple[IdleBaseline | None, str | None]:
+        """One baseline for the whole sweep (at the original power limit), or None and why."""
+        return self.probe.idle(self.plan.options.idle_s, self.plan.options.settle_s)
 
     def _settle(self, idle: IdleBaseline | None, label: str, round_: int) -> dict:
         """Wait until power is back near idle (or the timeout), and say how long that took."""
@@ -222,7 +223,8 @@ class SweepRunner:
         settled = None if idle is None or power is None else near_idle(power, idle.power_w)
         return {"variant": label, "round": round_, "waited_s": waited, "power_w": power, "settled": settled}
 
-    def _run(self, variant: Variant, round_: int, idle: IdleBaseline | None, sweep_id: int | None) -> RunReport:
+    def _run(self, variant: Variant, round_: int, idle: tuple[IdleBaseline | None, str | None],
+             sweep_id: int | None) -> RunReport:
         if variant.power_limit_w is not None:
             self.limiter.set(variant.power_limit_w)
         self.listener(Status(f"{variant.label}: loading the model (round {round_ + 1}/{self.plan.rounds})"))
