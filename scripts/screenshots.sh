@@ -25,6 +25,13 @@ openbox >"$work/openbox.log" 2>&1 &
 wm=$!
 sleep 0.5
 
+# A sweep of two quantizations in the database, for the History and Compare views.
+bundled=$(.venv/bin/python -c "from tpw_desktop.paths import bundled_model_path as b; print(b())")
+cp "$bundled" "$work/smollm2-135m-Q4_1.gguf"
+.venv/bin/tpw quantize "$work/smollm2-135m-Q4_1.gguf" --type Q8_0 --allow-requantize >/dev/null
+.venv/bin/tpw --db "$work/sessions.db" sweep "$work/smollm2-135m-Q4_1.gguf" "$work/smollm2-135m-Q8_0.gguf" \
+    -r 3 -p 128 -n 64 --idle-s 2 --settle-s 1 --settle-timeout 5 -q >/dev/null
+
 # A first launch with a workload whose chart shows both phases well.
 cat > "$work/settings.ini" <<INI
 [workload]
@@ -43,10 +50,18 @@ wait_for() {  # wait_for SECONDS COMMAND...: retry until it succeeds
         sleep 0.5
     done
 }
-session_done() {
+last_session() {
     .venv/bin/python - "$work/sessions.db" <<'PY'
 import sqlite3, sys
-row = sqlite3.connect(sys.argv[1]).execute("SELECT status FROM sessions ORDER BY id DESC LIMIT 1").fetchone()
+print(sqlite3.connect(sys.argv[1]).execute("SELECT coalesce(max(id), 0) FROM sessions").fetchone()[0])
+PY
+}
+before=$(last_session)  # the sweep's sessions: the run pressed below comes after them
+session_done() {
+    .venv/bin/python - "$work/sessions.db" "$before" <<'PY'
+import sqlite3, sys
+row = sqlite3.connect(sys.argv[1]).execute(
+    "SELECT status FROM sessions WHERE id > ? ORDER BY id DESC LIMIT 1", [int(sys.argv[2])]).fetchone()
 sys.exit(0 if row and row[0] != "running" else 1)
 PY
 }
@@ -62,6 +77,16 @@ import -window root "$OUT/dashboard.png"
 xdotool key --window "$win" F11
 sleep 2
 import -window root "$OUT/presentation.png"
-xdotool key --window "$win" F11 ctrl+q
+xdotool key --window "$win" F11
+sleep 2
+xdotool key --window "$win" ctrl+2              # History, the newest session (the run just made) selected
+sleep 2
+xdotool key --window "$win" Return              # open it: its charts again, its summary, what it ran on
+sleep 2
+import -window root "$OUT/history.png"
+xdotool key --window "$win" ctrl+3              # Compare: the newest sweep
+sleep 2
+import -window root "$OUT/compare.png"
+xdotool key --window "$win" ctrl+q
 wait "$app" || true
-echo "wrote $OUT/dashboard.png and $OUT/presentation.png"
+echo "wrote $OUT/dashboard.png, presentation.png, history.png and compare.png"

@@ -89,6 +89,7 @@ def test_history_sorts_figures_as_numbers(history):
 
 
 def test_opening_a_session_redraws_its_run_from_stored_samples(history, history_db):
+    history.filter_edit.setText("tiny-Q8_0 round 2")  # a pp16 + tg8 session of the sweep
     select_rows(history, [0])
     assert history.open_button.isEnabled() and not history.compare_button.isEnabled()
     history.open_selected()
@@ -102,8 +103,9 @@ def test_opening_a_session_redraws_its_run_from_stored_samples(history, history_
     x, y = history.charts._power_curves[0].getData()
     assert len(x) > 0 and np.nanmax(y) == pytest.approx(100.0 if session["method"] == "replayed" else np.nanmax(y))
     assert samples > 0 and stored_tokens > 0
-    assert {p.kind for p in series.phases} & {"tg", "pp"}
+    assert {p.kind for p in series.phases} == {"pp", "tg"}  # a pp test stores no call: its phase still shows
     assert np.nansum(series.bin_series(0, series.now_s + 1)["tok_s"]) > 0
+    assert series.idle_w == session["idle_power_w"] == pytest.approx(100.0) and history.charts.idle_line.isVisible()
     text = history.details.toPlainText()
     assert f"Session {session_id}" in text and "machine" in text and "llama.cpp" in text and "settings" in text
 

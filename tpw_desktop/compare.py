@@ -68,6 +68,17 @@ class Comparison:
                 "sweep": self.sweep, "rows": [asdict(r) for r in self.rows], "sessions": self.sessions}
 
 
+def plus_minus(stat: Stat, digits: int) -> str:
+    """``mean ± sd`` as tables print it, or "unknown" (the row says why)."""
+    if stat.mean is None:
+        return "unknown"
+    return f"{stat.mean:.{digits}f}" + (f" ± {stat.sd:.{digits}f}" if stat.sd else "")
+
+
+def ratio_text(value: float | None) -> str:
+    return "unknown" if value is None else f"{value:.3f}x"
+
+
 def _stat(values: list[float | None]) -> Stat:
     known = [v for v in values if v is not None]
     if not known:

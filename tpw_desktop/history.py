@@ -62,12 +62,13 @@ def stored_series(store, session_id: int, max_points: int = CHART_POINTS) -> Liv
     samples = store.samples(session_id, max_points=max_points)
     names = [n for n in samples if n in methods] or list(methods)
     series = LiveSeries([(n, methods.get(n, "estimated")) for n in names], t0_ns)
+    series.idle_w = session.get("idle_power_w")  # the idle line and the "above idle" curve, as live
     for index, name in enumerate(names):
         if name in samples:
             data = samples[name]
             series.add_samples(index, (t0_ns + data["t_s"] * 1e9).astype(np.int64), data["power_w"])
     tokens = store.token_times_ns(session_id)
-    events = sorted(_events(store, session_id, session), key=lambda e: _when(e))
+    events = sorted(_events(store, session_id), key=_when)
     if events or len(tokens):
         series.run_started(min([_when(e) for e in events] + ([int(tokens[0])] if len(tokens) else [])))
     done = 0
@@ -85,14 +86,19 @@ def _kind(test: str) -> str:
     return test[:2] if test[:2] in ("pp", "tg") and test[2:].isdigit() else "workload"
 
 
-def _events(store, session_id: int, session: dict) -> list:
+def _events(store, session_id: int) -> list:
+    """Calls as they started and phases as they ended; a pp test stores no call, so its phase starts one."""
     out: list = []
+    started = set()
     for c in store.calls(session_id):
         if c.get("t_start_ns") is not None:
             out.append(CallStarted(c["test"], _kind(c["test"]), c["repetition"], c["call"],
                                    c.get("prompt_tokens") or 0, int(c["t_start_ns"])))
+            started.add((c["test"], c["repetition"]))
     for r in store.results(session_id):
         if r["phase"] in ("pp", "tg") and r.get("t_start_ns") is not None and r.get("t_end_ns") is not None:
+            if (r["test"], r["repetition"]) not in started:
+                out.append(CallStarted(r["test"], r["phase"], r["repetition"], 0, 0, int(r["t_start_ns"])))
             out.append(PhaseEnded(r["test"], r["repetition"], 0, r["phase"], int(r["t_start_ns"]),
                                   int(r["t_end_ns"]), r.get("tokens") or 0))
     return out
@@ -134,7 +140,7 @@ def session_details(session: dict) -> tuple[list[tuple], list[tuple[str, str]]]:
         ("GPUs", gpus),
         ("llama.cpp", f"{session.get('llama_cpp_version') or '?'} · GPU offload "
                       f"{'supported' if session.get('gpu_offload') else 'not built in'}"),
-        ("settings", ", ".join(f"{k}={v}" for k, v in settings.items()) or "?"),
+        ("settings", ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in settings.items()) or "?"),
         ("power", f"{session.get('method') or '?'}: {sources or 'no source'}"),
         ("power limit", f"{session['power_limit_w']:g} W (set by the sweep)" if session.get("power_limit_w")
          else (", ".join(limits) or "not reported")),

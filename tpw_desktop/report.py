@@ -15,7 +15,7 @@ from pathlib import Path
 
 from . import __version__, serialize, svg_charts
 from .atomic import atomic_writer
-from .compare import ComparedRow, Comparison, Stat
+from .compare import ComparedRow, Comparison, plus_minus, ratio_text
 from .errors import TpwError
 
 CSV_COLUMNS = ("variant", "test", "phase", "runs", "tokens_per_s_mean", "tokens_per_s_sd", "tokens_per_j_mean",
@@ -75,22 +75,12 @@ def charts(comparison: Comparison) -> dict[str, str]:
     return out
 
 
-def _pm(stat: Stat, digits: int) -> str:
-    if stat.mean is None:
-        return "–"
-    return f"{stat.mean:.{digits}f}" + (f" ± {stat.sd:.{digits}f}" if stat.sd else "")
-
-
-def _ratio(value: float | None) -> str:
-    return "–" if value is None else f"{value:.3f}x"
-
-
 def _row_html(r: ComparedRow) -> str:
     method = r.method + ("" if r.confident else " (low confidence)")
     why = "".join(f"<br><small>{html.escape(k)}: {html.escape(v)}</small>" for k, v in r.unknown.items())
-    cells = [html.escape(r.variant), f"{html.escape(r.test)}/{r.phase}", str(r.runs), _pm(r.tokens_per_s, 2),
-             _pm(r.tokens_per_j, 3), _pm(r.j_per_token, 4), _pm(r.average_w, 1), _ratio(r.ratio_tokens_per_s),
-             _ratio(r.ratio_tokens_per_j), html.escape(method) + why]
+    cells = [html.escape(r.variant), f"{html.escape(r.test)}/{r.phase}", str(r.runs), plus_minus(r.tokens_per_s, 2),
+             plus_minus(r.tokens_per_j, 3), plus_minus(r.j_per_token, 4), plus_minus(r.average_w, 1), ratio_text(r.ratio_tokens_per_s),
+             ratio_text(r.ratio_tokens_per_j), html.escape(method) + why]
     return "<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
 
 

@@ -138,12 +138,11 @@ def show_comparison(comparison, as_json: bool, report: Path | None) -> None:
     if as_json:
         click.echo(json_text(comparison))
     else:
-        def pm(stat, digits):
-            return "n/a" if stat.mean is None else f"{stat.mean:.{digits}f} ± {stat.sd or 0:.{digits}f}"
+        from ..compare import plus_minus, ratio_text
 
-        rows = [[r.variant, f"{r.test}/{r.phase}", r.runs, pm(r.tokens_per_s, 2), pm(r.tokens_per_j, 3),
-                 "n/a" if r.ratio_tokens_per_j is None else f"{r.ratio_tokens_per_j:.3f}x",
-                 r.method + ("" if r.confident else " (low confidence)")] for r in comparison.rows]
+        rows = [[r.variant, f"{r.test}/{r.phase}", r.runs, plus_minus(r.tokens_per_s, 2), plus_minus(r.tokens_per_j, 3),
+                 ratio_text(r.ratio_tokens_per_j), r.method + ("" if r.confident else " (low confidence)")]
+                for r in comparison.rows]
         click.echo(tabulate(rows, ["variant", "test/phase", "runs", "t/s", "tok/J", f"tok/J vs {comparison.baseline}",
                                    "method"], tablefmt="github", disable_numparse=True))
         for warning in comparison.differences:

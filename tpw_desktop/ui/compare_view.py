@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..compare import ComparedRow, Comparison, Stat, compare
+from ..compare import ComparedRow, Comparison, compare, plus_minus, ratio_text
 from ..errors import TpwError
 from ..report import write_report
 from ..store import Store
@@ -35,16 +35,6 @@ from .svg_export import export_svg
 from .theme import Theme
 
 HEADERS = ("variant", "test/phase", "runs", "tok/s", "tok/J", "J/token", "W", "tok/s ×", "tok/J ×", "method")
-
-
-def _pm(stat: Stat, digits: int) -> str:
-    if stat.mean is None:
-        return "unknown"
-    return f"{stat.mean:.{digits}f}" + (f" ± {stat.sd:.{digits}f}" if stat.sd else "")
-
-
-def _ratio(value: float | None) -> str:
-    return "unknown" if value is None else f"{value:.3f}×"
 
 
 class CompareView(QWidget):
@@ -143,6 +133,8 @@ class CompareView(QWidget):
         for s in sweeps:
             self.sweep_box.addItem(f"sweep {s['id']}: {s.get('kind')}, {s.get('status')}, {s.get('started_at', '')[:16]}",
                                    s["id"])
+        if self.comparison is None and sweeps:  # nothing picked yet: the newest sweep
+            self.show_sweep(int(sweeps[0]["id"]))
 
     def _sweep_chosen(self, index: int) -> None:
         sweep_id = self.sweep_box.itemData(index)
@@ -186,6 +178,9 @@ class CompareView(QWidget):
         self.baseline_box.setCurrentText(comparison.baseline)
         self._fill_table(comparison.rows)
         main = comparison.main_rows()
+        what = ", ".join(sorted({f"{r.test}/{r.phase}" for r in main}))
+        self.eff_plot.setTitle(f"Efficiency ({what}), mean ± sd", color=self.theme.colors["foreground"])
+        self.speed_plot.setTitle(f"Speed ({what}), mean ± sd", color=self.theme.colors["foreground"])
         self._bars(self.eff_plot, "tokens_per_j", main)
         self._bars(self.speed_plot, "tokens_per_s", main)
         self._frontier(main)
@@ -195,9 +190,9 @@ class CompareView(QWidget):
     def _fill_table(self, rows: list[ComparedRow]) -> None:
         self.table.setRowCount(len(rows))
         for i, r in enumerate(rows):
-            cells = (r.variant, f"{r.test}/{r.phase}", str(r.runs), _pm(r.tokens_per_s, 2), _pm(r.tokens_per_j, 3),
-                     _pm(r.j_per_token, 4), _pm(r.average_w, 1), _ratio(r.ratio_tokens_per_s),
-                     _ratio(r.ratio_tokens_per_j), r.method + ("" if r.confident else " (low confidence)"))
+            cells = (r.variant, f"{r.test}/{r.phase}", str(r.runs), plus_minus(r.tokens_per_s, 2), plus_minus(r.tokens_per_j, 3),
+                     plus_minus(r.j_per_token, 4), plus_minus(r.average_w, 1), ratio_text(r.ratio_tokens_per_s),
+                     ratio_text(r.ratio_tokens_per_j), r.method + ("" if r.confident else " (low confidence)"))
             for j, text in enumerate(cells):
                 item = QTableWidgetItem(text)
                 if text == "unknown" and r.unknown:
@@ -237,11 +232,14 @@ class CompareView(QWidget):
             return
         plot.addItem(pg.ScatterPlotItem([r.tokens_per_s.mean for r in known], [r.tokens_per_j.mean for r in known],
                                         size=10, brush=pg.mkBrush(self.theme.colors["eff_run"])))
-        for r in known:
-            label = pg.TextItem(r.variant, color=self.theme.colors["foreground"], anchor=(0, 1))
+        right = max(r.tokens_per_s.mean for r in known) * 1.25
+        for i, r in enumerate(sorted(known, key=lambda r: r.tokens_per_j.mean)):
+            # left of the point in the right half, and alternately below and above, so close points stay legible
+            anchor = (1.05 if r.tokens_per_s.mean > right / 2 else -0.05, 1.0 if i % 2 else 0.0)
+            label = pg.TextItem(r.variant, color=self.theme.colors["foreground"], anchor=anchor)
             label.setPos(r.tokens_per_s.mean, r.tokens_per_j.mean)
             plot.addItem(label)
-        plot.setXRange(0, max(r.tokens_per_s.mean for r in known) * 1.25, padding=0)
+        plot.setXRange(0, right, padding=0)
         plot.setYRange(0, max(r.tokens_per_j.mean for r in known) * 1.2, padding=0)
 
     def _limit_curve(self, rows: list[ComparedRow], best: ComparedRow | None) -> None:

@@ -125,7 +125,7 @@ class HistoryView(QWidget):
         self.table.verticalHeader().hide()
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.Interactive)
         self.table.horizontalHeader().setStretchLastSection(True)
-        self.table.doubleClicked.connect(lambda _: self.open_selected())
+        self.table.activated.connect(lambda _: self.open_selected())  # Enter, or a double-click
         self.table.selectionModel().selectionChanged.connect(lambda *_: self._update_buttons())
         self.count_label = QLabel()
         self.charts = LiveCharts(theme)
@@ -158,6 +158,7 @@ class HistoryView(QWidget):
         lower.addWidget(self.details)
         lower.setStretchFactor(0, 3)
         lower.setStretchFactor(1, 2)
+        lower.setSizes([900, 600])  # the summary table needs room to be read
         self.split = QSplitter(Qt.Vertical)
         self.split.addWidget(upper)
         self.split.addWidget(lower)
@@ -193,6 +194,8 @@ class HistoryView(QWidget):
             box.blockSignals(False)
         self._refilter()
         self.table.resizeColumnsToContents()
+        if self.proxy.rowCount() and not self.table.selectionModel().hasSelection():
+            self.table.selectRow(0)  # the newest: Enter opens it
 
     def _refilter(self) -> None:
         self.proxy.set_filters(self.filter_edit.text(), self.status_box.currentText() or ANY,

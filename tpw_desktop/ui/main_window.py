@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, Signal
+from PySide6.QtCore import QSettings, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QPushButton,
     QScrollArea,
+    QSizePolicy,
     QSplitter,
     QTabWidget,
     QVBoxLayout,
@@ -119,9 +120,14 @@ class MainWindow(QMainWindow):
         self.main_split.setStretchFactor(1, 1)
         self.setCentralWidget(self.main_split)
         self.status_label = QLabel("starting the measuring process…")
+        # A long message or path must never widen the window past the screen: they are cut instead
+        # (the full database path is in the tooltip).
+        self.status_label.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
         self.rate_label = QLabel()
         db = self.controller.db_path
         self.db_label = QLabel(f"sessions: {db}" if db and self.controller.record else "sessions: not saved")
+        self.db_label.setToolTip(self.db_label.text())
+        self.db_label.setText(self.db_label.fontMetrics().elidedText(self.db_label.text(), Qt.ElideMiddle, 360))
         self.statusBar().addWidget(self.status_label, 1)
         self.statusBar().addPermanentWidget(self.rate_label)
         self.statusBar().addPermanentWidget(self.db_label)
@@ -260,9 +266,16 @@ class MainWindow(QMainWindow):
         self.dashboard.set_presentation(on)
         if on:
             self._was_maximized = self.isMaximized()
+            self._normal_geometry = self.saveGeometry()
             self.showFullScreen()
         elif self.isFullScreen():
-            self.showMaximized() if getattr(self, "_was_maximized", False) else self.showNormal()
+            if getattr(self, "_was_maximized", False):
+                self.showMaximized()
+            else:
+                self.showNormal()
+                # The big tiles' minimum width lingers until the layout runs again: put the window back
+                # as it was once it has, or it stays wider than the screen.
+                QTimer.singleShot(0, lambda: self.restoreGeometry(self._normal_geometry))
         self.presenter.dirty = True
 
     @property

@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QFrame, QGridLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFrame, QGridLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 # key, title, unit, decimals
 TILES = (
@@ -32,6 +32,9 @@ class Tile(QFrame):
         self.key, self.unit, self.decimals = key, unit, decimals
         self.setObjectName("tile")
         self.setFrameShape(QFrame.StyledPanel)
+        # The tiles share the width they get; their text never widens the window past the screen
+        # (in presentation mode their 2.2x type would, and the window kept that width afterwards).
+        self.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(10, 6, 10, 6)
         layout.setSpacing(0)

@@ -53,6 +53,7 @@ class Workflows(QObject):
     def _tab_shown(self, index: int) -> None:
         if self.w.views.widget(index) is self.w.history:
             self.w.history.refresh()
+            self.w.history.table.setFocus()
         elif self.w.views.widget(index) is self.w.compare_view:
             self.w.compare_view.refresh_sweeps()
 
