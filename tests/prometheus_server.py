@@ -22,6 +22,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def stop_process(process: subprocess.Popen) -> None:
+    """Terminate, and kill if it hasn't gone in 10 s."""
+    process.terminate()
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
 def prometheus_binary() -> str:
     """The binary, or a skip that says how to install it (a failure where CI requires it)."""
     binary = shutil.which("prometheus")
@@ -78,9 +87,5 @@ class Prometheus:
             time.sleep(0.5)
 
     def close(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
+        stop_process(self.process)
         self.log.close()

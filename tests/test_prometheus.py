@@ -194,3 +194,79 @@ def test_a_prometheus_that_is_not_there_is_one_line():
     done = subprocess.run([TPW, "fleet", f"http://127.0.0.1:{free_port()}"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and done.stderr.startswith("tpw: Prometheus at http://127.0.0.1:")
     assert "Connection refused" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_the_fleet_view_shows_each_node_and_marks_one_that_stopped(qtbot, tmp_path):
+    from tpw_desktop.ui.fleet_view import FleetView
+    from tpw_desktop.ui.theme import THEMES
+
+    node, gone = FleetNode(200.0, 240.0, 60.0), FleetNode(50.0, 10.0, 0.0)
+    prometheus = Prometheus(tmp_path, {"a": (node.target, {"node": "gpu-1"}), "c": (gone.target, {"node": "gpu-2"})})
+    view = FleetView(THEMES["dark"])
+    qtbot.addWidget(view)
+    try:
+        prometheus.wait_for("count(up == 1) == 2")
+        time.sleep(3)
+        gone.stop()
+        prometheus.wait_for('up{node="gpu-2"} == 0')
+        view.url.setText(prometheus.url)
+        view.window_s.setValue(30)
+        view.watch(True)
+        qtbot.waitUntil(lambda: view.figures is not None, timeout=15_000)
+        state = view.state.text()
+    finally:
+        view.watch(False)
+        view.close_pool()
+        prometheus.close()
+        node.stop()
+    cells = [[view.table.item(r, c).text() for c in range(view.table.columnCount())] for r in range(view.table.rowCount())]
+    assert [row[0] for row in cells] == ["gpu-1", "gpu-2", "fleet (1 of 2 nodes)"]
+    # (a 30 s window that Prometheus has scraped a few times only: "counter (low confidence)")
+    assert float(cells[0][4]) == pytest.approx(1.5, rel=0.05) and cells[0][5].startswith("counter")
+    assert cells[1][4] == "unknown" and cells[1][7].startswith("stopped reporting (target 127.0.0.1:")
+    assert "stopped reporting: gpu-2" in state and view.state.text() == "Not watching."
+    xs, ys = view.curves["gpu-1"].getData()
+    assert len(xs) == 1 and ys[0] == pytest.approx(1.5, rel=0.05)
+    assert view.plot.getPlotItem().getAxis("left").labelText == "tokens per joule (tok/J)"
+
+
+def test_a_fleet_as_the_power_source_of_a_run(tmp_path):
+    """--power prometheus:URL: dcgm-exporter's counter through Prometheus, its scrape interval the resolution;
+    a node that stops reporting makes the energy over the gap unknown, naming it."""
+    from tpw_desktop.power import PowerEnvironment, Sampler, open_sources
+
+    node = FleetNode(200.0, 240.0, 60.0)
+    prometheus = Prometheus(tmp_path, {"a": (node.target, {"node": "gpu-1"})})
+    try:
+        prometheus.wait_for("up == 1")
+        time.sleep(2)
+        [source] = open_sources(f"prometheus:{prometheus.url}", PowerEnvironment())
+        assert (source.method, source.resolution_s, source.nodes) == ("counter", 1.0, ["gpu-1"])
+        with Sampler([source], rate_hz=50) as sampler:
+            t0 = time.monotonic_ns()
+            time.sleep(6)
+            t1 = time.monotonic_ns()
+            sampler.wait_until(t1)
+            window = sampler.window_energy(t0, t1)
+            node.stop()
+            prometheus.wait_for('up{node="gpu-1"} == 0')
+            time.sleep(1.5)
+            t2 = time.monotonic_ns()
+            time.sleep(1.5)
+            gap = sampler.window_energy(t2, time.monotonic_ns())
+    finally:
+        prometheus.close()
+    assert window.known and window.method == "counter"
+    # 200 W between the scrapes inside the window; the counter moves once a scrape (1 s)
+    assert window.average_w == pytest.approx(200.0, rel=0.25) and window.error_j > 0
+    assert not gap.known and "node gpu-1 stopped reporting" in gap.unknown_reason
+
+
+def test_a_prometheus_without_gpu_metrics_is_refused_with_the_reason(tmp_path, flat_trace):
+    prometheus = Prometheus(tmp_path, {})
+    try:
+        done = subprocess.run([TPW, "watch", "--power", f"prometheus:{prometheus.url}", "--count", "1"],
+                              capture_output=True, text=True, timeout=60)
+    finally:
+        prometheus.close()
+    assert done.returncode == 2 and "holds no GPU energy (DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION" in done.stderr

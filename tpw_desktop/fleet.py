@@ -16,14 +16,10 @@ sums, never counted as zero.
 """
 from __future__ import annotations
 
-import json
 import math
-import urllib.error
-import urllib.parse
-import urllib.request
 from dataclasses import dataclass, field
 
-from .errors import TpwError
+from .power.prometheus import PrometheusApi, duration_s, node_of
 
 ENERGY_COUNTERS = {  # metric -> joules per unit
     "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION": 1e-3,
@@ -36,45 +32,6 @@ TOKEN_COUNTERS = {  # metric -> engine
     "tpw_tokens_total": "tpw",
 }
 MIN_SCRAPES = 4  # fewer samples than this in a window: low confidence
-
-
-class PrometheusApi:
-    """The few HTTP API calls tpw needs, each failure one TpwError naming the server."""
-
-    def __init__(self, url: str, timeout_s: float = 5.0):
-        self.url = url.rstrip("/")
-        if not self.url.startswith(("http://", "https://")):
-            raise TpwError(f"prometheus:{url}: expected a URL like http://127.0.0.1:9090")
-        self.timeout_s = timeout_s
-
-    def _get(self, path: str, params: dict | None = None) -> dict:
-        url = f"{self.url}{path}" + ("?" + urllib.parse.urlencode(params) if params else "")
-        try:
-            with urllib.request.urlopen(url, timeout=self.timeout_s) as response:
-                body = json.load(response)
-        except urllib.error.HTTPError as exc:
-            raise TpwError(f"Prometheus at {self.url}: HTTP {exc.code} for {path}") from None
-        except (urllib.error.URLError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise TpwError(f"Prometheus at {self.url}: {reason}") from None
-        except ValueError:
-            raise TpwError(f"Prometheus at {self.url}: {path} did not answer JSON (is this Prometheus?)") from None
-        if body.get("status") != "success":
-            raise TpwError(f"Prometheus at {self.url}: {body.get('error', 'query failed')}")
-        return body["data"]
-
-    def series(self, metric: str, window_s: float) -> list[tuple[dict, list[tuple[float, float]]]]:
-        """Every series of ``metric`` with its raw samples over the last ``window_s``."""
-        data = self._get("/api/v1/query", {"query": f"{{__name__={json.dumps(metric)}}}[{int(window_s)}s]"})
-        return [(s["metric"], [(float(t), float(v)) for t, v in s["values"]]) for s in data["result"]]
-
-    def targets(self) -> list[dict]:
-        return self._get("/api/v1/targets", {"state": "active"})["activeTargets"]
-
-
-def node_of(labels: dict) -> str:
-    """A series' node: its ``node`` label, else the host of its target."""
-    return labels.get("node") or labels.get("instance", "?").rsplit(":", 1)[0]
 
 
 def counter_rate(samples: list[tuple[float, float]]) -> tuple[float, float] | None:
@@ -126,7 +83,7 @@ def fleet_figures(api: PrometheusApi, window_s: float = 60.0) -> FleetFigures:
     down = {}
     for t in targets:
         node = node_of(t["labels"])
-        seconds = _duration_s(t.get("scrapeInterval"))
+        seconds = duration_s(t.get("scrapeInterval"))
         interval[node] = max(interval.get(node, 0.0), seconds or 0.0) or None
         if t.get("health") != "up":
             down[node] = f"target {t['labels'].get('instance')} is {t.get('health')}" + (
@@ -155,16 +112,6 @@ def fleet_figures(api: PrometheusApi, window_s: float = 60.0) -> FleetFigures:
     names = sorted(set(energy) | set(tokens) | set(down))
     nodes = [_node(n, energy.get(n, []), tokens.get(n, []), down.get(n), interval.get(n), window_s) for n in names]
     return FleetFigures(nodes, _fleet(nodes, window_s), window_s)
-
-
-def _duration_s(text: str | None) -> float | None:
-    if not text:
-        return None
-    units = {"ms": 1e-3, "s": 1, "m": 60, "h": 3600}
-    for unit in ("ms", "s", "m", "h"):
-        if text.endswith(unit) and text[: -len(unit)].replace(".", "", 1).isdigit():
-            return float(text[: -len(unit)]) * units[unit]
-    return None
 
 
 def _node(name: str, energy, tokens, down: str | None, resolution_s: float | None, window_s: float) -> NodeFigures:

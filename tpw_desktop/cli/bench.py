@@ -35,6 +35,7 @@ from .common import (
     fmt,
     stop_on_signals,
 )
+from .endpoint import bench_endpoint, endpoint_options
 from .exporter import bind_option, metrics_port_option, start_exporter
 from .measure_options import MeasureSpec, build_spec, measure_options
 
@@ -51,10 +52,26 @@ from .measure_options import MeasureSpec, build_spec, measure_options
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable results on stdout.")
 @metrics_port_option
 @bind_option
+@endpoint_options
 @db_option
 @click.pass_obj
-def bench(obj, models, repetitions, delay_s, shared, no_save, save_failed_to, as_json, metrics_port, bind):
-    """Benchmark speed and energy, llama-bench style (default: the bundled model)."""
+def bench(obj, models, repetitions, delay_s, shared, no_save, save_failed_to, as_json, metrics_port, bind, endpoint,
+          api_model, concurrency, timeout_s):
+    """Benchmark speed and energy, llama-bench style (default: the bundled model), or a server's (--endpoint)."""
+    if endpoint:
+        if models:
+            raise click.UsageError("--endpoint measures the server's model: give no model file")
+        spec = build_spec({**shared, "n_prompt": "0", "n_gen": "0", "workloads": shared["workloads"] or ("chat",)},
+                          repetitions, delay_s)
+        writer, db_path = (None, None)
+        if not no_save:
+            from ..store import open_recorder
+
+            writer, db_path = open_recorder(obj.get("db"))
+        with stop_on_signals() as signals:
+            bench_endpoint(endpoint, api_model, concurrency, timeout_s, spec, repetitions, writer, db_path, as_json,
+                           shared["workloads"], signals.stop)
+        return
     spec = build_spec(shared, repetitions, delay_s)
     paths = list(models) or [None]
     for path in paths:  # a bad file fails before anything else starts

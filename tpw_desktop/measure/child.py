@@ -23,6 +23,7 @@ from ..errors import TpwError
 from ..power import PowerEnvironment, Sampler, open_sources
 from .protocol import (
     Batch,
+    EndpointFinished,
     Loaded,
     LoadFailed,
     Loading,
@@ -44,6 +45,7 @@ from .protocol import (
     SourceInfo,
     SourcesFailing,
     Started,
+    StartEndpoint,
     StartRun,
     StartSweep,
     StopRun,
@@ -181,7 +183,7 @@ class MeasuringProcess:
             if isinstance(job, Shutdown):
                 break
             handler = {SelectPower: self.select_power, LoadModel: self.load, StartRun: self.run,
-                       StartSweep: self.sweep, Quantize: self.quantize}[type(job)]
+                       StartSweep: self.sweep, StartEndpoint: self.endpoint, Quantize: self.quantize}[type(job)]
             handler(job)
         self.close()
 
@@ -284,6 +286,35 @@ class MeasuringProcess:
         self.forward.post(SweepFinished(status, sweep_id, runs, error), urgent=True)
         if previous is not None:
             self.load(previous)
+
+    def endpoint(self, job: StartEndpoint) -> None:
+        """A server's tokens against this process's sampler; its chunks stream to the window as tokens."""
+        from ..endpoint.bench import EndpointBench
+        from ..endpoint.client import Endpoint
+        from ..engine.workloads import get_workload
+
+        if self.sampler is None:
+            self.forward.post(EndpointFinished("failed", None, "no power source", ()), urgent=True)
+            return
+        self.stop.clear()
+        if self.exporter is not None:
+            self.exporter.set_model(job.api_model, "?", "endpoint")
+        self.forward.post(RunStarted(time.monotonic_ns(), (job.workload,), self.writer is not None), urgent=True)
+        self.forward.streaming.set()
+        try:
+            bench = EndpointBench(Endpoint(job.url, job.timeout_s), job.api_model, get_workload(job.workload),
+                                  job.levels, self.sampler, job.options, repetitions=job.repetitions,
+                                  recorder=self.writer, listener=self._listener, stop=self.stop)
+            report = bench.run()
+            levels = tuple({**lv.summary.as_dict(), "concurrency": lv.concurrency, "counted_by": lv.counted_by}
+                           for lv in report.levels)
+            finished = EndpointFinished(report.status, report.session_id, report.error, levels)
+        except Exception as exc:  # noqa: BLE001 - said in the window
+            message = str(exc) if isinstance(exc, TpwError) else f"{type(exc).__name__}: {exc}"
+            finished = EndpointFinished("failed", None, message, ())
+        finally:
+            self.forward.streaming.clear()
+        self.forward.post(finished, urgent=True)
 
     def quantize(self, job: Quantize) -> None:
         from ..engine.quantize import describe, quantize

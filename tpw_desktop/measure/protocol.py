@@ -67,6 +67,19 @@ class Quantize:
 
 
 @dataclass(frozen=True)
+class StartEndpoint:
+    """Measure an OpenAI-compatible server at 1..N clients (``tpw bench --endpoint``)."""
+
+    url: str
+    api_model: str
+    workload: str
+    levels: tuple[int, ...]
+    repetitions: int
+    options: RunOptions
+    timeout_s: float = 60.0
+
+
+@dataclass(frozen=True)
 class ServeMetrics:
     """Serve Prometheus metrics of this process's sampler and runs (port None: stop serving)."""
 
@@ -79,7 +92,7 @@ class Shutdown:
     pass
 
 
-Command = Union[SelectPower, LoadModel, StartRun, StartSweep, Quantize, ServeMetrics, StopRun, Shutdown]
+Command = Union[SelectPower, LoadModel, StartRun, StartSweep, StartEndpoint, Quantize, ServeMetrics, StopRun, Shutdown]
 
 # --- from the measuring process ---------------------------------------------------------------
 
@@ -184,6 +197,14 @@ class QuantizeFailed:
 
 
 @dataclass(frozen=True)
+class EndpointFinished:
+    status: str  # completed | cancelled | failed
+    session_id: int | None
+    error: str | None
+    levels: tuple[dict, ...]  # each concurrency level's summary, as stored
+
+
+@dataclass(frozen=True)
 class MetricsServing:
     url: str | None  # None: not serving
     problem: str | None = None
@@ -199,7 +220,7 @@ class SourcesFailing:
 
 State = Union[Started, PowerReady, PowerFailed, Loading, Loaded, LoadFailed, RunStarted, RunFinished, RunFailed,
               SweepStarted, SweepProgress, SweepFinished, QuantizeProgress, QuantizeFinished, QuantizeFailed,
-              MetricsServing, SourcesFailing]
+              EndpointFinished, MetricsServing, SourcesFailing]
 
 
 @dataclass(frozen=True)

@@ -78,7 +78,14 @@ def _open_one(kind: str, arg: str | None, env: PowerEnvironment) -> list[PowerSo
             raise TpwError("--power replay: name the trace file, like replay:trace.csv")
         trace = PowerTrace.load(arg)
         return [ReplaySource(trace, env.clock_ns, speed=env.replay_speed, loop=env.replay_loop)]
-    raise TpwError(f"--power {kind}: unknown source (choose from auto, nvml, rapl, estimate, estimate-process, replay)")
+    if kind == "prometheus":
+        if not arg:
+            raise TpwError("--power prometheus: name the server, like prometheus:http://127.0.0.1:9090")
+        from .prometheus import PrometheusSource
+
+        return [PrometheusSource(arg, env.clock_ns)]
+    raise TpwError(f"--power {kind}: unknown source (choose from auto, nvml, rapl, estimate, estimate-process, "
+                   "replay, prometheus)")
 
 
 def open_sources(spec: str | None = "auto", env: PowerEnvironment | None = None) -> list[PowerSource]:

@@ -95,7 +95,10 @@ def _machine_id(db: Database, meta: dict[str, Any]) -> int:
 
 
 def _model_id(db: Database, model: dict[str, Any]) -> int:
-    stat = os.stat(model["path"])
-    keys = {"path": model["path"], "size_bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    if model.get("endpoint"):  # a server's model: its URL and name, no file
+        keys = {"path": model["path"], "size_bytes": 0, "mtime_ns": 0}
+    else:
+        stat = os.stat(model["path"])
+        keys = {"path": model["path"], "size_bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns}
     extra = {k: model.get(k) for k in ("file_name", "architecture", "name", "n_params", "quantization", "n_layers", "n_ctx_train")}
     return db["models"].lookup(keys, extra)

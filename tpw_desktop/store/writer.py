@@ -92,7 +92,7 @@ class SessionWriter:
             return session_id, sha256
 
         session_id, sha256 = self._call(create)
-        if sha256 is None:
+        if sha256 is None and not meta["model"].get("endpoint"):
             self._hash_model_later(meta["model"]["path"])
         return session_id
 
@@ -103,7 +103,6 @@ class SessionWriter:
     def repetition(self, session_id: int, repetition, results, store_text: bool) -> None:
         calls = [
             {
-                "session_id": session_id,
                 "test": repetition.test,
                 "repetition": repetition.index,
                 "call": i,
@@ -118,9 +117,12 @@ class SessionWriter:
             }
             for i, c in enumerate(repetition.calls)
         ]
-        rows = [{"session_id": session_id, **r.as_dict()} for r in results]
-        for row in rows:
-            row["unknown"] = as_json(row["unknown"])
+        self.rows(session_id, calls, [r.as_dict() for r in results])
+
+    def rows(self, session_id: int, calls: list[dict[str, Any]], results: list[dict[str, Any]]) -> None:
+        """Calls and result rows of a session (an endpoint run builds them itself)."""
+        calls = [{"session_id": session_id, **c} for c in calls]
+        rows = [{"session_id": session_id, **r, "unknown": as_json(r["unknown"])} for r in results]
 
         def write(db: Database) -> None:
             if calls:

@@ -21,6 +21,7 @@ from ..live import LiveSeries
 from ..measure.client import MeasureClient, ProcessGone
 from ..measure.protocol import (
     Batch,
+    EndpointFinished,
     Loaded,
     LoadFailed,
     Loading,
@@ -39,6 +40,7 @@ from ..measure.protocol import (
     ServeMetrics,
     SourcesFailing,
     Started,
+    StartEndpoint,
     StartRun,
     StartSweep,
     SweepFinished,
@@ -83,6 +85,7 @@ class RunController(QObject):
     quantize_finished = Signal(object, str)  # the new file's Path, what was made
     quantize_failed = Signal(str)
     metrics_serving = Signal(object)  # MetricsServing
+    endpoint_finished = Signal(object)  # EndpointFinished
 
     def __init__(self, db_path: Path | None, *, record: bool = True, client_factory=MeasureClient, parent=None):
         super().__init__(parent)
@@ -105,6 +108,7 @@ class RunController(QObject):
         self._run_record = True
         self._state_before_quantize = "ready"
         self._reload_after_sweep = False
+        self._state_before_endpoint = "ready"
         self._last_metrics: ServeMetrics | None = None
         # Measuring processes are started from this one thread, made now at the window's
         # starting priority: the window may lower its own later (``app.main``), and a process
@@ -157,6 +161,16 @@ class RunController(QObject):
         self._run_record = self.record
         self._reload_after_sweep = self.model is not None
         if self._send(StartSweep(plan)):
+            self._set_state("running")
+        return True
+
+    def start_endpoint(self, job: StartEndpoint) -> bool:
+        """Measure a server (the loaded model, if any, stays loaded and idle)."""
+        if self.state not in ("idle", "ready") or self.live is None:
+            return False
+        self._run_record = self.record
+        self._state_before_endpoint = self.state
+        if self._send(job):
             self._set_state("running")
         return True
 
@@ -320,6 +334,11 @@ class RunController(QObject):
         self._set_state("loading" if self._reload_after_sweep else "ready")
         self.sweep_finished.emit(item)
 
+    def _on_endpoint_finished(self, item: EndpointFinished) -> None:
+        self._close_live_run()
+        self._set_state(self._state_before_endpoint)
+        self.endpoint_finished.emit(item)
+
     def _on_quantize_progress(self, item: QuantizeProgress) -> None:
         self.quantize_progress.emit(item.tensors_done, item.tensors_total)
 
@@ -336,7 +355,7 @@ class RunController(QObject):
                  RunFinished: _on_run_finished, RunFailed: _on_run_failed, SourcesFailing: _on_sources_failing,
                  SweepStarted: _on_sweep_started, SweepProgress: _on_sweep_progress, SweepFinished: _on_sweep_finished,
                  QuantizeProgress: _on_quantize_progress, QuantizeFinished: _on_quantize_finished,
-                 QuantizeFailed: _on_quantize_failed, MetricsServing: lambda self, item: self.metrics_serving.emit(item)}
+                 QuantizeFailed: _on_quantize_failed, EndpointFinished: _on_endpoint_finished, MetricsServing: lambda self, item: self.metrics_serving.emit(item)}
 
     def _end_run(self) -> None:
         self._close_live_run()

@@ -34,6 +34,7 @@ from .banner import Banner
 from .compare_view import CompareView
 from .controller import RunController
 from .dashboard import DashboardView
+from .fleet_view import FleetView
 from .history import HistoryView
 from .menus import build_menus
 from .panels import EnginePanel, ModelPanel, PowerPanel, WorkloadPanel
@@ -65,6 +66,7 @@ class MainWindow(QMainWindow):
         history_db = controller.db_path if controller.record else None
         self.history = HistoryView(history_db, self.theme)
         self.compare_view = CompareView(history_db, self.theme)
+        self.fleet_view = FleetView(self.theme)
         self.banner = Banner()
         self._compose()
         self.workflows = Workflows(self)
@@ -111,7 +113,8 @@ class MainWindow(QMainWindow):
         centre_layout.addWidget(self.banner)
         self.views = QTabWidget()
         self.views.setDocumentMode(True)
-        for view, name in ((self.dashboard, "Live"), (self.history, "History"), (self.compare_view, "Compare")):
+        for view, name in ((self.dashboard, "Live"), (self.history, "History"), (self.compare_view, "Compare"),
+                           (self.fleet_view, "Fleet")):
             self.views.addTab(view, name)
         centre_layout.addWidget(self.views, 1)
         self.main_split = QSplitter()
@@ -153,7 +156,8 @@ class MainWindow(QMainWindow):
         s.sync()
 
     def _parts(self) -> tuple:
-        return (self.model_panel, self.engine_panel, self.power_panel, self.workload_panel, self.dashboard, self.history)
+        return (self.model_panel, self.engine_panel, self.power_panel, self.workload_panel, self.dashboard, self.history,
+                self.fleet_view)
 
     def has_saved_geometry(self) -> bool:
         return self.settings.value("window/geometry") is not None
@@ -253,7 +257,7 @@ class MainWindow(QMainWindow):
 
         self.theme = THEMES[name]
         apply_palette(QApplication.instance(), self.theme)
-        for view in (self.dashboard, self.history, self.compare_view):
+        for view in (self.dashboard, self.history, self.compare_view, self.fleet_view):
             view.apply_theme(self.theme)
 
     def set_presentation(self, on: bool) -> None:
@@ -311,4 +315,5 @@ class MainWindow(QMainWindow):
     def shutdown(self) -> None:
         """Stop the run and end the measuring process (it closes the model, sampler and writer)."""
         self.presenter.timer.stop()
+        self.fleet_view.close_pool()
         self.controller.close()

@@ -37,12 +37,14 @@ def build_menus(window) -> dict[str, QAction]:
     action(run_menu, "S&top", window.controller.stop, QKeySequence("Esc"))
     action(run_menu, "Measure &idle now", window.measure_idle, QKeySequence("Ctrl+I"))
     action(run_menu, "S&weep…", window.workflows.open_sweep, QKeySequence("Ctrl+Shift+W"))
+    action(run_menu, "Measure a se&rver…", window.workflows.open_endpoint, QKeySequence("Ctrl+Shift+E"))
     action(run_menu, "Serve &Prometheus metrics (127.0.0.1)",
            lambda: window.workflows.serve_metrics(named["metrics"].isChecked()), checkable=True, name="metrics")
     action(run_menu, "&Restart the measuring process", window.restart, name="restart")
     view = bar.addMenu("&View")
     for number, (name, widget) in enumerate((("&Live", window.dashboard), ("&History", window.history),
-                                             ("&Compare", window.compare_view)), start=1):
+                                             ("&Compare", window.compare_view), ("&Fleet", window.fleet_view)),
+                                            start=1):
         action(view, name, lambda _=False, w=widget: window.views.setCurrentWidget(w), QKeySequence(f"Ctrl+{number}"))
     view.addSeparator()
     action(view, "&Presentation mode", lambda: window.set_presentation(named["presentation"].isChecked()),

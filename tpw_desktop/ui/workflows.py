@@ -13,6 +13,7 @@ from PySide6.QtWidgets import QLabel
 
 from ..exporter import DEFAULT_PORT
 from .dialogs import QuantizeDialog, SweepDialog
+from .endpoint_dialog import EndpointDialog
 
 
 class Workflows(QObject):
@@ -30,6 +31,7 @@ class Workflows(QObject):
         c.sweep_finished.connect(self._sweep_finished)
         c.run_finished.connect(lambda _report: self.refresh_if_shown())
         c.metrics_serving.connect(self._metrics_serving)
+        c.endpoint_finished.connect(self._endpoint_finished)
         self.dialog = None
         self.metrics_label = QLabel()
         self.metrics_label.hide()
@@ -78,6 +80,28 @@ class Workflows(QObject):
         self.dialog = SweepDialog(self.w)
         self.dialog.show()
         return self.dialog
+
+    def open_endpoint(self) -> EndpointDialog:
+        self.dialog = EndpointDialog(self.w)
+        self.dialog.show()
+        return self.dialog
+
+    def _endpoint_finished(self, finished) -> None:
+        """The curve of tokens/J against clients in the output pane; a failure in the banner."""
+        lines = [f"{'clients':>7} {'tok/s':>8} {'W':>7} {'tok/J':>7}  method"]
+        for lv in finished.levels:
+            def fig(key, digits):
+                return f"{lv[key]:.{digits}f}" if lv.get(key) is not None else "unknown"
+            lines.append(f"{lv['concurrency']:>7} {fig('tokens_per_s_mean', 1):>8} {fig('average_w', 1):>7} "
+                         f"{fig('tokens_per_j', 3):>7}  {lv['method']}{'' if lv['confident'] else ' (low confidence)'}")
+        self.w.dashboard.append_text("\n\n" + "\n".join(lines) + "\n")
+        saved = f" · session {finished.session_id} saved" if finished.session_id else ""
+        self.w.status_label.setText(f"server measured: {finished.status}{saved}")
+        if finished.error:
+            kept = " The levels that finished were kept." if finished.levels else ""
+            self.w.show_error(f"Measuring the server failed: {finished.error}.{kept}", kind="run")
+        self.refresh_if_shown()
+        self.w.run_ended.emit(finished.status)
 
     def _sweep_progress(self, progress) -> None:
         left = f", about {progress.seconds_left / 60:.0f} min left" if progress.seconds_left else ""

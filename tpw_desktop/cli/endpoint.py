@@ -1,0 +1,97 @@
+"""``tpw bench --endpoint URL``: a server tpw didn't start, at 1..N clients, against this machine's power."""
+from __future__ import annotations
+
+import sys
+
+import click
+
+from .. import __version__, serialize
+from ..engine.workloads import get_workload
+from ..errors import TpwError
+from ..power import PowerEnvironment, Sampler, open_sources
+from .common import EXIT_CANCELLED, EXIT_PARTIAL, Progress, err
+
+_OPTIONS = [
+    click.option("--endpoint", help="An OpenAI-compatible server to measure instead of a local model "
+                                    "(llama-server, vLLM, Ollama, LM Studio), e.g. http://127.0.0.1:8080."),
+    click.option("--api-model", help="The model name the server expects (default: the first it lists)."),
+    click.option("--concurrency", type=click.IntRange(1, 256), default=1, show_default=True,
+                 help="Measure 1, 2, 4 … up to this many clients at once: tokens/J against concurrency."),
+    click.option("--timeout", "timeout_s", type=click.FloatRange(min=0.1), default=60.0, show_default=True,
+                 help="Seconds without an answer before a request fails."),
+]
+
+
+def endpoint_options(fn):
+    """--endpoint, --api-model, --concurrency and --timeout."""
+    for option in reversed(_OPTIONS):
+        fn = option(fn)
+    return fn
+
+
+def bench_endpoint(url: str, api_model: str | None, most: int, timeout_s: float, spec, repetitions: int,
+                   writer, db_path, as_json: bool, workloads: tuple[str, ...], stop) -> None:
+    from ..endpoint.bench import EndpointBench, concurrency_levels
+    from ..endpoint.client import Endpoint
+
+    if len(workloads) > 1:
+        raise TpwError("--endpoint measures one workload at a time: give one --workload")
+    workload = get_workload(workloads[0] if workloads else "chat")
+    endpoint = Endpoint(url, timeout_s)
+    try:
+        model = api_model or next(iter(endpoint.models()), None)
+        if model is None:
+            raise TpwError(f"{url}: lists no model; name one with --api-model")
+        sources = open_sources(spec.power_spec, PowerEnvironment(tdp_w=spec.tdp_w))
+        progress = Progress(f"{model} at {url}", enabled=not spec.quiet)
+        try:
+            with Sampler(sources, rate_hz=spec.rate_hz) as sampler:
+                report = EndpointBench(endpoint, model, workload, concurrency_levels(most), sampler, spec.options,
+                                       repetitions=repetitions, recorder=writer, listener=progress, stop=stop).run()
+        finally:
+            progress.done()
+            for source in sources:
+                source.close()
+    finally:
+        if writer:
+            writer.close()
+    _print(report, as_json)
+    if report.session_id is not None:
+        err(f"saved session {report.session_id} ({report.status}) in {db_path}")
+    if report.status == "failed":
+        err(report.error)
+        sys.exit(EXIT_PARTIAL if report.levels else 2)
+    if report.status in ("cancelled", "interrupted"):
+        sys.exit(EXIT_CANCELLED)
+
+
+def _print(report, as_json: bool) -> None:
+    from tabulate import tabulate
+
+    if as_json:
+        click.echo(serialize.dumps({"tpw_version": __version__, "endpoint": report.url, "model": report.model,
+                                    "status": report.status, "error": report.error, "session_id": report.session_id,
+                                    "levels": [{**lv.summary.as_dict(), "concurrency": lv.concurrency,
+                                                "requests": len(lv.completions), "counted_by": lv.counted_by,
+                                                "prompt_tokens": lv.prompt_tokens} for lv in report.levels]},
+                                   indent=2))
+        return
+    rows = []
+    for lv in report.levels:
+        s, p = lv.summary, lv.summary.pooled
+        lat = s.latency or {}
+
+        def fig(value, digits, key=None):
+            return f"{value:.{digits}f}" if value is not None else f"n/a ({p.unknown.get(key, 'unknown')})"
+
+        rows.append([lv.concurrency, len(lv.completions), p.tokens, fig(p.tokens_per_s, 1), fig(p.average_w, 1,
+                     "average_w"), fig(p.tokens_per_j, 3, "tokens_per_j"), fig(p.j_per_token, 4, "j_per_token"),
+                     fig(lat.get("time_to_first_token_s"), 3), fig(lat.get("inter_token_p50_ms"), 1), lv.counted_by,
+                     p.method + ("" if p.confident else " (low confidence)")])
+    if rows:
+        click.echo(tabulate(rows, ["clients", "requests", "tokens", "t/s", "W", "tok/J", "J/tok", "TTFT s",
+                                   "ITL p50 ms", "tokens from", "method"], tablefmt="github", disable_numparse=True))
+    else:
+        click.echo("no concurrency level finished: nothing to report")
+    if report.idle is not None:
+        click.echo(f"\nidle baseline: {report.idle.power_w:.1f} W ({report.idle.method})")

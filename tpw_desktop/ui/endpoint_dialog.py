@@ -1,0 +1,118 @@
+"""Run ▸ Measure a server…: an OpenAI-compatible server tpw didn't start, measured against this machine's power.
+
+The dialog gathers the server, its model, the workload and how many
+clients; the measuring process sends the requests (``tpw bench
+--endpoint``'s core), and the live view streams the server's tokens
+against the sampled power as for a local model.
+"""
+from __future__ import annotations
+
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..endpoint.bench import concurrency_levels
+from ..endpoint.client import Endpoint
+from ..errors import TpwError
+from ..measure.protocol import StartEndpoint
+
+LIST_TIMEOUT_S = 3.0  # listing models happens on the window's thread: keep a dead server from freezing it long
+
+
+class EndpointDialog(QDialog):
+    def __init__(self, window):
+        super().__init__(window)
+        self.setWindowTitle("Measure a server")
+        self.window_ = window
+        s = window.settings
+        self.url = QLineEdit(str(s.value("endpoint/url", "http://127.0.0.1:8080")))
+        self.url.setToolTip("llama-server, llama_cpp.server, vLLM, Ollama, LM Studio: any OpenAI-compatible server")
+        self.model = QComboBox()
+        self.model.setEditable(True)
+        self.model.setToolTip("The model name the server expects")
+        list_button = QPushButton("List models")
+        list_button.clicked.connect(self.list_models)
+        self.workload = QComboBox()
+        for name, workload in window.workload_panel.workloads.items():
+            self.workload.addItem(workload.title, name)
+        self.concurrency = QSpinBox()
+        self.concurrency.setRange(1, 256)
+        self.concurrency.setValue(int(s.value("endpoint/concurrency", 4)))
+        self.concurrency.setToolTip("Measures 1, 2, 4 … up to this many clients at once")
+        self.repetitions = QSpinBox()
+        self.repetitions.setRange(1, 100)
+        self.repetitions.setValue(2)
+        self.repetitions.setToolTip("Times each client sends the workload at each level")
+        self.timeout = QDoubleSpinBox()
+        self.timeout.setRange(1, 3600)
+        self.timeout.setValue(60)
+        self.timeout.setSuffix(" s")
+        self.message = QLabel("Only this machine's power is measured: run the server here, or watch a remote one "
+                              "in the Fleet view.")
+        self.message.setWordWrap(True)
+        self.buttons = QDialogButtonBox(QDialogButtonBox.Cancel)
+        self.go = self.buttons.addButton("Start", QDialogButtonBox.AcceptRole)
+        self.go.clicked.connect(self.start)
+        self.buttons.rejected.connect(self.reject)
+        model_row = QWidget()
+        row = QHBoxLayout(model_row)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.model, 1)
+        row.addWidget(list_button)
+        form = QFormLayout()
+        form.addRow("server", self.url)
+        form.addRow("model", model_row)
+        form.addRow("workload", self.workload)
+        form.addRow("clients, up to", self.concurrency)
+        form.addRow("repetitions", self.repetitions)
+        form.addRow("timeout", self.timeout)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.message)
+        layout.addWidget(self.buttons)
+        self.resize(560, self.sizeHint().height())
+
+    def _say(self, text: str, error: bool = False) -> None:
+        self.message.setText(text)
+        self.message.setStyleSheet("color: #d9534f" if error else "")
+
+    def list_models(self) -> bool:
+        try:
+            names = Endpoint(self.url.text().strip(), LIST_TIMEOUT_S).models()
+        except TpwError as exc:
+            self._say(str(exc), error=True)
+            return False
+        self.model.clear()
+        self.model.addItems(names)
+        self._say(f"{len(names)} model{'s' if len(names) != 1 else ''} on the server.")
+        return True
+
+    def start(self) -> None:
+        if not self.model.currentText().strip() and not self.list_models():
+            return
+        levels = tuple(concurrency_levels(self.concurrency.value()))
+        options = self.window_.run_options(repetitions=self.repetitions.value())
+        job = StartEndpoint(self.url.text().strip(), self.model.currentText().strip(), self.workload.currentData(),
+                            levels, self.repetitions.value(), options, self.timeout.value())
+        try:
+            Endpoint(job.url)  # a malformed URL is said here, not after the idle baseline
+        except TpwError as exc:
+            self._say(str(exc), error=True)
+            return
+        if not self.window_.controller.start_endpoint(job):
+            self._say("Busy: wait for the run or the model being loaded (and a power source), then start.", True)
+            return
+        self.window_.settings.setValue("endpoint/url", job.url)
+        self.window_.settings.setValue("endpoint/concurrency", self.concurrency.value())
+        self.accept()
