@@ -12,6 +12,20 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
+class QuietHandler(BaseHTTPRequestHandler):
+    """A request handler that logs nothing and replies in one call."""
+
+    def reply(self, status: int, body: bytes, kind: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
 class FleetNode:
     def __init__(self, watts: float, predicted_per_s: float, prompt_per_s: float, gpu: str = "0"):
         self.watts, self.predicted_per_s, self.prompt_per_s, self.gpu = watts, predicted_per_s, prompt_per_s, gpu
@@ -19,17 +33,9 @@ class FleetNode:
         self.boot_mj = 123_456_789.0  # the counter counts from boot, not from when anyone started watching
         node = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self):
-                body = node.exposition().encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "text/plain; version=0.0.4")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
+                self.reply(200, node.exposition().encode(), "text/plain; version=0.0.4")
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.port = self.server.server_address[1]

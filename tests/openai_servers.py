@@ -7,8 +7,9 @@ import sys
 import threading
 import time
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
+from fleet_exporter import QuietHandler
 from prometheus_server import free_port, stop_process
 
 
@@ -53,17 +54,17 @@ class BadServer:
         self.mode = mode
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             protocol_version = "HTTP/1.1"
 
             def do_GET(self):
                 body = json.dumps({"object": "list", "data": [{"id": "bad-model", "object": "model"}]}).encode()
-                self._send(200, body, "application/json")
+                self.reply(200, body, "application/json")
 
             def do_POST(self):
                 self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 if server.mode == "error":
-                    self._send(500, b"model crashed", "text/plain")
+                    self.reply(500, b"model crashed", "text/plain")
                     return
                 if server.mode == "silent":
                     time.sleep(5)
@@ -76,16 +77,6 @@ class BadServer:
                     self.wfile.write(b"data: {this is not json\n\n")
                 self.wfile.flush()
                 self.close_connection = True  # drop: no [DONE]
-
-            def _send(self, status, body, kind):
-                self.send_response(status)
-                self.send_header("Content-Type", kind)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True

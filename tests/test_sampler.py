@@ -244,7 +244,7 @@ def test_when_one_source_fails_the_others_keep_their_own_windows():
         failed, healthy = sampler.per_source_energy([(t0, t1)])
         total = sampler.window_energy(t0, t1)
     assert not failed.known and healthy.known
-    assert healthy.joules == pytest.approx(5.0 * (t1 - t0) / 1e9, rel=1e-6)
+    assert healthy.joules == pytest.approx(5.0 * (t1 - t0) / 1e9, rel=1e-5)  # (ns edges, interpolated)
     assert not total.known  # a total missing a part is not a total
 
 

@@ -108,6 +108,7 @@ class PrometheusSource:
         self.measures = f"{len(first)} GPU series on {len(self.nodes)} node(s) via {self.metric}"
         self.resolution_s = self._scrape_interval_s()
         self._last: PowerReading | None = None
+        self._failure: str | None = None
         self._asked = 0.0
 
     def _pick(self) -> tuple[str, float | None]:
@@ -131,12 +132,20 @@ class PrometheusSource:
         """
         now = self.clock_ns()
         if self._last is not None and time.monotonic() - self._asked < POLL_S:
+            if self._failure:  # between questions to the server, its last answer stands, a failure too
+                raise OSError(self._failure)
             return PowerReading(now, self._last.power_w, self._last.counter_uj)
         self._asked = time.monotonic()
-        values = {_series_key(labels): value for labels, _, value in self.api.instant(self.metric)}
+        try:
+            values = {_series_key(labels): value for labels, _, value in self.api.instant(self.metric)}
+        except TpwError as exc:
+            self._failure = str(exc)
+            raise OSError(self._failure) from None
         gone = sorted({node_of(dict(json.loads(key))) for key in self._values.keys() - values.keys()})
         if gone:  # its joules are missing from the sum: no figure until it reports again
-            raise OSError(f"node {', '.join(gone)} stopped reporting")
+            self._failure = f"node {', '.join(gone)} stopped reporting"
+            raise OSError(self._failure)
+        self._failure = None
         if self.scale is None:
             reading = PowerReading(now, sum(values.values()))
         else:
