@@ -22,7 +22,8 @@ class LlamaServer:
         self.log = open(log_path, "w")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1", "--port",
-             str(self.port), "--n_ctx", str(n_ctx), "--model_alias", "tiny", "--n_threads", "1"],
+             str(self.port), "--n_ctx", str(n_ctx), "--model_alias", "tiny", "--n_threads", "1",
+             "--interrupt_requests", "False"],  # concurrent clients queue; by default a new one cuts the running one
             stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 60
         while True:
@@ -48,7 +49,8 @@ def _chunk(content: str) -> bytes:
 class BadServer:
     """Lists a model, then answers chat completions the way ``mode`` says it goes wrong:
     drop (closes the stream after two tokens), malformed (a chunk that isn't JSON),
-    silent (never answers), error (HTTP 500)."""
+    silent (never answers), error (HTTP 500), cut ([DONE] after two tokens with no finish
+    reason, as llama_cpp.server ends a stream that a newer request interrupts)."""
 
     def __init__(self, mode: str):
         self.mode = mode
@@ -75,6 +77,8 @@ class BadServer:
                 self.wfile.write(_chunk("Hello") + _chunk(" there"))
                 if server.mode == "malformed":
                     self.wfile.write(b"data: {this is not json\n\n")
+                if server.mode == "cut":
+                    self.wfile.write(b"data: [DONE]\n\n")
                 self.wfile.flush()
                 self.close_connection = True  # drop: no [DONE]
 

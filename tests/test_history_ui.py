@@ -192,7 +192,7 @@ def test_quantize_and_sweep_from_the_window(qtbot, make_window, tiny_model, tmp_
     dialog.qtype.setCurrentText("Q8_0")
     assert dialog.output.text() == str(tmp_path / "tiny-Q8_0.gguf")
     with qtbot.waitSignal(window.controller.quantize_finished, timeout=60_000):
-        dialog.start()
+        qtbot.keyClick(dialog.output, Qt.Key_Return)  # Enter means Quantize, not Browse… nor Close
     assert dialog.made == tmp_path / "tiny-Q8_0.gguf" and dialog.made.exists()
     assert str(dialog.made) in window.model_panel.recent_paths
     dialog.source.setText(str(dialog.made))  # already quantized: asks, and the answer is no
@@ -218,7 +218,7 @@ def test_quantize_and_sweep_from_the_window(qtbot, make_window, tiny_model, tmp_
     assert plan is not None and [v.label for v in plan.variants] == ["tiny-Q8_0", "tiny-F32"]
     assert "tpw sweep" in sweep.plan_label.text()
     with qtbot.waitSignal(window.controller.sweep_finished, timeout=120_000) as finished:
-        sweep.start()
+        qtbot.keyClick(sweep.values, Qt.Key_Return)  # Enter means Start sweep, not Add model… nor Cancel
     assert finished.args[0].status == "completed" and finished.args[0].runs == 2
     qtbot.waitUntil(lambda: window.views.currentWidget() is window.compare_view, timeout=5_000)
     assert len(window.compare_view.bars["tokens_per_j"].opts["x"]) == 2

@@ -270,3 +270,21 @@ def test_a_prometheus_without_gpu_metrics_is_refused_with_the_reason(tmp_path, f
     finally:
         prometheus.close()
     assert done.returncode == 2 and "holds no GPU energy (DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION" in done.stderr
+
+
+def test_the_fleet_view_says_a_mistyped_url_and_keeps_watching(qtbot):
+    from PySide6.QtCore import Qt
+
+    from tpw_desktop.ui.fleet_view import FleetView
+    from tpw_desktop.ui.theme import THEMES
+
+    view = FleetView(THEMES["dark"])
+    qtbot.addWidget(view)
+    view.url.setText("http://127.0.0.1:9090e")
+    qtbot.keyClick(view.url, Qt.Key_Return)  # Enter in the field starts watching
+    try:
+        qtbot.waitUntil(lambda: "not a server URL" in view.state.text(), timeout=10_000)
+        assert view.timer.isActive() and view.figures is None
+    finally:
+        view.watch(False)
+        view.close_pool()

@@ -31,7 +31,7 @@ def endpoint_options(fn):
 
 def bench_endpoint(url: str, api_model: str | None, most: int, timeout_s: float, spec, repetitions: int,
                    writer, db_path, as_json: bool, workloads: tuple[str, ...], stop) -> None:
-    from ..endpoint.bench import EndpointBench, concurrency_levels
+    from ..endpoint.bench import EndpointBench, concurrency_levels, cut_short_note
     from ..endpoint.client import Endpoint
 
     if len(workloads) > 1:
@@ -56,6 +56,9 @@ def bench_endpoint(url: str, api_model: str | None, most: int, timeout_s: float,
         if writer:
             writer.close()
     _print(report, as_json)
+    note = cut_short_note([lv.as_dict() for lv in report.levels])
+    if note:
+        err(f"warning: {note}")
     if report.session_id is not None:
         err(f"saved session {report.session_id} ({report.status}) in {db_path}")
     if report.status == "failed":
@@ -71,9 +74,7 @@ def _print(report, as_json: bool) -> None:
     if as_json:
         click.echo(serialize.dumps({"tpw_version": __version__, "endpoint": report.url, "model": report.model,
                                     "status": report.status, "error": report.error, "session_id": report.session_id,
-                                    "levels": [{**lv.summary.as_dict(), "concurrency": lv.concurrency,
-                                                "requests": len(lv.completions), "counted_by": lv.counted_by,
-                                                "prompt_tokens": lv.prompt_tokens} for lv in report.levels]},
+                                    "levels": [lv.as_dict() for lv in report.levels]},
                                    indent=2))
         return
     rows = []

@@ -31,6 +31,11 @@ from ..session import RunOptions, weakest
 from .client import Completion, Endpoint, EndpointError
 
 
+def blind_to_servers(sources) -> list[str]:
+    """Sources that count only tpw's own process (``estimate-process``): a server's work never reaches them."""
+    return [s.name for s in sources if getattr(s, "scope", "machine") == "process"]
+
+
 @dataclass(frozen=True)
 class Level:
     """One concurrency level's window and figures."""
@@ -40,6 +45,26 @@ class Level:
     summary: TestSummary
     counted_by: str  # "server usage", "counted chunks", or both, comma-separated
     prompt_tokens: int | None
+
+    @property
+    def cut_short(self) -> int:
+        """Streams that ended ([DONE]) without a finish reason: the server stopped them, not the model."""
+        return sum(1 for c in self.completions if c.finish_reason is None)
+
+    def as_dict(self) -> dict:
+        return {**self.summary.as_dict(), "concurrency": self.concurrency, "requests": len(self.completions),
+                "counted_by": self.counted_by, "prompt_tokens": self.prompt_tokens, "cut_short": self.cut_short}
+
+
+def cut_short_note(levels: Sequence[dict]) -> str | None:
+    """What to tell a user whose server cut streams short (``Level.as_dict()`` rows); None if none was."""
+    cut = [f"{lv['cut_short']} of {lv['requests']} at {lv['concurrency']} client{'s' if lv['concurrency'] > 1 else ''}"
+           for lv in levels if lv.get("cut_short")]
+    if not cut:
+        return None
+    return (f"streams ended without a finish reason ({', '.join(cut)}): the server cut them short, so those levels "
+            "did less work than asked (llama_cpp.server does this when a new request arrives; start it with "
+            "--interrupt_requests False to measure concurrency)")
 
 
 @dataclass
@@ -73,6 +98,10 @@ class EndpointBench:
                  RunOptions, *, repetitions: int = 1, recorder=None, listener: Callable[[RunEvent], None] = lambda e: None,
                  stop: threading.Event | None = None):
         """Each of ``c`` clients runs the workload's calls ``repetitions`` times, all at once."""
+        blind = blind_to_servers(sampler.sources)
+        if blind:  # its joules would be tpw's HTTP client's, reported as the server's
+            raise TpwError(f"{', '.join(blind)} counts only tpw's own CPU time, not the server's: measure a server "
+                           "with --power estimate (the whole machine's CPU) or a power sensor")
         self.endpoint, self.model, self.workload = endpoint, model, workload
         self.levels, self.sampler, self.options = list(levels), sampler, options
         self.repetitions, self.recorder, self.listener = repetitions, recorder, listener
@@ -181,5 +210,4 @@ class EndpointBench:
     def _summary_row(self, report: EndpointReport) -> dict:
         return {"idle": None if report.idle is None else asdict(report.idle), "idle_reason": report.idle_reason,
                 "sampler": self.sampler.stats().as_dict(),
-                "summary": [{**lv.summary.as_dict(), "concurrency": lv.concurrency, "counted_by": lv.counted_by,
-                             "prompt_tokens": lv.prompt_tokens} for lv in report.levels]}
+                "summary": [lv.as_dict() for lv in report.levels]}

@@ -13,11 +13,11 @@ import http.client
 import json
 import socket
 import time
-import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..errors import TpwError
+from ..urls import http_url
 
 
 @dataclass
@@ -56,9 +56,7 @@ class Endpoint:
     """``base_url`` like http://127.0.0.1:8000 (or .../v1); requests go to /v1/chat/completions."""
 
     def __init__(self, base_url: str, timeout_s: float = 60.0, clock_ns: Callable[[], int] = time.monotonic_ns):
-        parsed = urllib.parse.urlsplit(base_url)
-        if parsed.scheme not in ("http", "https") or not parsed.hostname:
-            raise TpwError(f"--endpoint {base_url}: expected a URL like http://127.0.0.1:8080")
+        parsed = http_url(base_url, "server", "http://127.0.0.1:8080")
         self.url = base_url.rstrip("/")
         self.scheme, self.host, self.port = parsed.scheme, parsed.hostname, parsed.port
         self.prefix = parsed.path.rstrip("/")

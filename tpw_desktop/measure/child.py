@@ -17,12 +17,12 @@ import os
 import queue
 import threading
 import time
-from collections import deque
+from dataclasses import replace
 
 from ..errors import TpwError
 from ..power import PowerEnvironment, Sampler, open_sources
+from .forwarder import Forwarder
 from .protocol import (
-    Batch,
     EndpointFinished,
     Loaded,
     LoadFailed,
@@ -38,12 +38,10 @@ from .protocol import (
     RunFailed,
     RunFinished,
     RunStarted,
-    SampleBlock,
     SelectPower,
     ServeMetrics,
     Shutdown,
     SourceInfo,
-    SourcesFailing,
     Started,
     StartEndpoint,
     StartRun,
@@ -52,84 +50,6 @@ from .protocol import (
     SweepFinished,
     SweepStarted,
 )
-
-# As often as the window redraws while a run streams (its rate charts have 250 ms bins), and
-# every wake-up here takes the CPU the model's threads would use.
-STREAMING_BATCH_S = 0.25
-IDLE_BATCH_S = 0.5
-
-
-class Forwarder:
-    """Sends the outbox and new samples over the pipe, batched; the only thread that writes to it."""
-
-    def __init__(self, conn):
-        self.conn = conn  # the write end of the pipe to the window
-        self.outbox: deque = deque()
-        self.streaming = threading.Event()
-        self.wake = threading.Event()
-        self.closed = threading.Event()
-        self._lock = threading.Lock()  # the sampler and its cursors change together
-        self._sampler: Sampler | None = None
-        self._cursors: list[int] = []
-        self._failing: tuple[str, ...] = ()
-        self._thread = threading.Thread(target=self._run, name="tpw-forwarder", daemon=True)
-        self._thread.start()
-
-    def post(self, item, urgent: bool = False) -> None:
-        self.outbox.append(item)
-        if urgent:
-            self.wake.set()
-
-    def use_sampler(self, sampler: Sampler | None) -> None:
-        self.flush()
-        with self._lock:
-            self._sampler = sampler
-            self._cursors = [0] * len(sampler.sources) if sampler else []
-            self._failing = ()
-
-    def flush(self) -> None:
-        """Send what is waiting now (from the main thread, before it changes the sampler)."""
-        self.wake.set()
-        deadline = time.monotonic() + 2
-        while self.outbox and time.monotonic() < deadline and not self.closed.is_set():
-            time.sleep(0.005)
-
-    def _run(self) -> None:
-        while not self.closed.is_set():
-            self.wake.wait(STREAMING_BATCH_S if self.streaming.is_set() else IDLE_BATCH_S)
-            self.wake.clear()
-            try:
-                self.conn.send(self._batch())
-            except (OSError, EOFError, BrokenPipeError):  # the window is gone
-                self.closed.set()
-
-    def _batch(self) -> Batch:
-        items = []
-        while self.outbox:
-            items.append(self.outbox.popleft())
-        with self._lock:
-            return self._with_samples(items)
-
-    def _with_samples(self, items: list) -> Batch:
-        sampler, blocks = self._sampler, []
-        if sampler is not None:
-            for i in range(len(sampler.sources)):
-                self._cursors[i], data = sampler.ring(i).since(self._cursors[i])
-                if len(data["t_ns"]):
-                    blocks.append(SampleBlock(i, data["t_ns"], data["power_w"]))
-            failing = tuple(sampler.failing_sources())
-            if failing != self._failing:
-                errors = sampler.errors()
-                items.append(SourcesFailing(failing, errors[-1].message if failing and errors else None))
-                self._failing = failing
-        hz = sampler.stats().achieved_hz if sampler is not None else None
-        return Batch(tuple(items), tuple(blocks), hz)
-
-    def close(self) -> None:
-        self.flush()
-        self.closed.set()
-        self.wake.set()
-        self._thread.join(2)
 
 
 class MeasuringProcess:
@@ -142,6 +62,8 @@ class MeasuringProcess:
         self.stop = threading.Event()
         self.engine = None
         self.sampler: Sampler | None = None
+        self.power: SelectPower | None = None  # the window's choice; an endpoint may swap in the machine's estimate
+        self.power_swapped = False
         self.metrics: ServeMetrics | None = None  # what the window asked for
         self.exporter = None  # serving while asked for and a sampler runs
         self._exporter_lock = threading.Lock()
@@ -187,13 +109,17 @@ class MeasuringProcess:
             handler(job)
         self.close()
 
-    def select_power(self, job: SelectPower) -> None:
+    def select_power(self, job: SelectPower, *, chosen: bool = True) -> None:
+        """``chosen``: the window's choice (kept to come back to), not a swap for one endpoint run."""
+        if chosen:
+            self.power = job
         try:
             env = PowerEnvironment(tdp_w=job.tdp_w, auto_estimate=job.auto_estimate)
             sampler = Sampler(open_sources(job.spec, env), rate_hz=job.rate_hz)
         except TpwError as exc:
             self.forward.post(PowerFailed(job.spec, str(exc)), urgent=True)
             return
+        self.power_swapped = not chosen
         self._close_sampler()
         sampler.start()
         sampler.wait_until(time.monotonic_ns())
@@ -201,7 +127,7 @@ class MeasuringProcess:
         self.forward.use_sampler(sampler)
         self._restart_exporter()
         sources = tuple(SourceInfo(s.name, s.method, s.measures) for s in sampler.sources)
-        self.forward.post(PowerReady(job.spec, sources, time.monotonic_ns()), urgent=True)
+        self.forward.post(PowerReady(job.spec, sources, time.monotonic_ns(), chosen), urgent=True)
 
     def load(self, job: LoadModel) -> None:
         """A file that isn't a usable GGUF is refused before the current model is closed."""
@@ -227,9 +153,24 @@ class MeasuringProcess:
         self.forward.post(Loaded(e.facts, e.build, e.settings, tuple(e.warnings), time.monotonic() - started),
                           urgent=True)
 
+    def _use_chosen_power(self) -> None:
+        """After an endpoint swapped in the machine's estimate: a local run counts this process again."""
+        if self.power_swapped and self.power is not None:
+            self.select_power(self.power)
+
+    def _see_the_server(self) -> None:
+        """An estimate of this process alone can't see a server's CPU: the machine's estimate, until a local run."""
+        from ..endpoint.bench import blind_to_servers
+
+        if self.power is not None and self.sampler is not None and blind_to_servers(self.sampler.sources):
+            machine = replace(self.power, spec=self.power.spec.replace("estimate-process", "estimate"),
+                              auto_estimate="estimate")
+            self.select_power(machine, chosen=False)
+
     def run(self, job: StartRun) -> None:
         from ..session import MeasuredRun
 
+        self._use_chosen_power()
         if self.engine is None or self.sampler is None:
             self.forward.post(RunFailed("no model is loaded" if self.engine is None else "no power source", None),
                               urgent=True)
@@ -261,6 +202,7 @@ class MeasuringProcess:
         if self.sampler is None:
             self.forward.post(SweepFinished("failed", None, 0, "no power source"), urgent=True)
             return
+        self._use_chosen_power()
         previous = LoadModel(self.engine.facts.path, self.engine.settings) if self.engine is not None else None
         self._close_engine()
         self.stop.clear()
@@ -296,6 +238,7 @@ class MeasuringProcess:
         if self.sampler is None:
             self.forward.post(EndpointFinished("failed", None, "no power source", ()), urgent=True)
             return
+        self._see_the_server()
         self.stop.clear()
         if self.exporter is not None:
             self.exporter.set_model(job.api_model, "?", "endpoint")
@@ -306,8 +249,7 @@ class MeasuringProcess:
                                   job.levels, self.sampler, job.options, repetitions=job.repetitions,
                                   recorder=self.writer, listener=self._listener, stop=self.stop)
             report = bench.run()
-            levels = tuple({**lv.summary.as_dict(), "concurrency": lv.concurrency, "counted_by": lv.counted_by}
-                           for lv in report.levels)
+            levels = tuple(lv.as_dict() for lv in report.levels)
             finished = EndpointFinished(report.status, report.session_id, report.error, levels)
         except Exception as exc:  # noqa: BLE001 - said in the window
             message = str(exc) if isinstance(exc, TpwError) else f"{type(exc).__name__}: {exc}"

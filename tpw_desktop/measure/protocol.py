@@ -117,6 +117,7 @@ class PowerReady:
     spec: str
     sources: tuple[SourceInfo, ...]
     t_ns: int  # when sampling started, on the shared monotonic clock
+    chosen: bool = True  # False: the machine's estimate swapped in to measure a server, until the next local run
 
 
 @dataclass(frozen=True)

@@ -95,5 +95,34 @@ def report_dashboard(summaries: list, *, currency: str) -> DashboardFigures | No
     )
 
 
+def endpoint_dashboard(levels: list[dict], *, currency: str) -> DashboardFigures | None:
+    """After measuring a server: the level with the most clients that finished (its batch), whole window.
+
+    ``levels`` are ``TestSummary.as_dict()`` rows with their ``concurrency``; None when none finished.
+    """
+    if not levels:
+        return None
+    lv = max(levels, key=lambda level: level["concurrency"])
+    clients = f"{lv['concurrency']} client{'s' if lv['concurrency'] != 1 else ''}"
+    basis = f"{lv['method']}{'' if lv['confident'] else ' (low confidence)'} · {clients}, whole window"
+    unknown = lv.get("unknown") or {}
+    ttft = (lv.get("latency") or {}).get("time_to_first_token_s")
+
+    def figure(key: str) -> Figure:
+        return Figure(lv.get(key), basis, None if lv.get(key) is not None else unknown.get(key, "not measured"))
+
+    return DashboardFigures(
+        speed_tok_s=Figure(lv.get("tokens_per_s_mean"), f"timed · {clients}, all streams"),
+        power_w=figure("average_w"),
+        tokens_per_j=figure("tokens_per_j"),
+        j_per_token=figure("j_per_token"),
+        wh_per_1k_tokens=figure("wh_per_1k_tokens"),
+        cost_per_1m_tokens=figure("cost_per_1m_tokens"),
+        first_token_s=Figure(ttft, f"timed · mean of calls at {clients}",
+                             None if ttft is not None else "no streamed token"),
+        currency=currency,
+    )
+
+
 def _phase_name(phase: str) -> str:
     return {"tg": "generation", "pp": "prompt processing", "total": "whole calls"}.get(phase, phase)

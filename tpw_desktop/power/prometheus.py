@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import TpwError
+from ..urls import http_url
 from .base import PowerReading, SourceUnavailable
 
 ENERGY = (("DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION", 1e3), ("tpw_energy_joules_total", 1e6))  # metric, µJ per unit
@@ -32,9 +33,8 @@ class PrometheusApi:
     """The few HTTP API calls tpw needs, each failure one TpwError naming the server."""
 
     def __init__(self, url: str, timeout_s: float = 5.0):
+        http_url(url, "Prometheus", "http://127.0.0.1:9090")
         self.url = url.rstrip("/")
-        if not self.url.startswith(("http://", "https://")):
-            raise TpwError(f"prometheus:{url}: expected a URL like http://127.0.0.1:9090")
         self.timeout_s = timeout_s
 
     def _get(self, path: str, params: dict | None = None) -> dict:

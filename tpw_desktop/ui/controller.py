@@ -281,7 +281,9 @@ class RunController(QObject):
             self._set_state("ready")
 
     def _on_power_ready(self, item: PowerReady) -> None:
-        self.power_spec, self.sources = item.spec, item.sources
+        self.sources = item.sources
+        if item.chosen:  # a restart brings back the user's choice, not a swap made for a server
+            self.power_spec = item.spec
         self.live = LiveSeries([(s.name, s.method) for s in item.sources], item.t_ns)
         self.power_ready.emit(item)
 

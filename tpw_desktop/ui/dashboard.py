@@ -83,6 +83,9 @@ class DashboardView(QWidget):
         self.output.setTextCursor(cursor)
         self.output.ensureCursorVisible()
 
+    def show_output(self) -> None:
+        self.tabs.setCurrentWidget(self.output)
+
     def show_report(self, report: RunReport, db_path: Path | None) -> None:
         self.summary.setHtml(summary_html(report, db_path))
         self.tabs.setCurrentWidget(self.summary)

@@ -38,14 +38,20 @@ from ..sweep import SETTINGS, plan_sweep, sweep_command
 DEFAULT_TYPE = "Q4_K_M"
 
 
+def side_button(text: str, slot) -> QPushButton:
+    """A helper button in a dialog (Browse, Add): Enter in a field never presses it, only the dialog's action."""
+    button = QPushButton(text)
+    button.setAutoDefault(False)
+    button.clicked.connect(slot)
+    return button
+
+
 def _file_row(edit: QLineEdit, browse) -> QWidget:
     row = QWidget()
     layout = QHBoxLayout(row)
     layout.setContentsMargins(0, 0, 0, 0)
     layout.addWidget(edit, 1)
-    button = QPushButton("Browse…")
-    button.clicked.connect(browse)
-    layout.addWidget(button)
+    layout.addWidget(side_button("Browse…", browse))
     return row
 
 
@@ -95,6 +101,7 @@ class QuantizeDialog(QDialog):
         layout.addWidget(self.progress)
         layout.addWidget(self.message)
         layout.addWidget(self.buttons)
+        self.go.setDefault(True)  # Enter runs it (set once the button is in the dialog, else Qt picks the first)
         c = window.controller
         c.quantize_progress.connect(self._progress)
         c.quantize_finished.connect(self._finished)
@@ -176,8 +183,7 @@ class SweepDialog(QDialog):
         loaded = window.controller.model.facts.path if window.controller.model else None
         for path in dict.fromkeys([*([str(loaded)] if loaded else []), *window.model_panel.recent_paths]):
             self._add_model(Path(path), checked=str(path) == str(loaded))
-        add = QPushButton("Add model…")
-        add.clicked.connect(self._browse)
+        add = side_button("Add model…", self._browse)
         self.setting = QComboBox()
         self.setting.addItems(["none", *SETTINGS])
         self.values = QLineEdit()
@@ -218,6 +224,7 @@ class SweepDialog(QDialog):
         layout.addLayout(form)
         layout.addWidget(self.plan_label)
         layout.addWidget(self.buttons)
+        self.go.setDefault(True)  # Enter runs it (set once the button is in the dialog, else Qt picks the first)
         self.resize(620, 480)
         self.plan()
 

@@ -16,7 +16,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
-    QPushButton,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -26,6 +25,7 @@ from ..endpoint.bench import concurrency_levels
 from ..endpoint.client import Endpoint
 from ..errors import TpwError
 from ..measure.protocol import StartEndpoint
+from .dialogs import side_button
 
 LIST_TIMEOUT_S = 3.0  # listing models happens on the window's thread: keep a dead server from freezing it long
 
@@ -41,8 +41,7 @@ class EndpointDialog(QDialog):
         self.model = QComboBox()
         self.model.setEditable(True)
         self.model.setToolTip("The model name the server expects")
-        list_button = QPushButton("List models")
-        list_button.clicked.connect(self.list_models)
+        list_button = side_button("List models", self.list_models)
         self.workload = QComboBox()
         for name, workload in window.workload_panel.workloads.items():
             self.workload.addItem(workload.title, name)
@@ -59,7 +58,8 @@ class EndpointDialog(QDialog):
         self.timeout.setValue(60)
         self.timeout.setSuffix(" s")
         self.message = QLabel("Only this machine's power is measured: run the server here, or watch a remote one "
-                              "in the Fleet view.")
+                              "in the Fleet view. Without a power sensor the whole machine's CPU is estimated, the "
+                              "server's included.")
         self.message.setWordWrap(True)
         self.buttons = QDialogButtonBox(QDialogButtonBox.Cancel)
         self.go = self.buttons.addButton("Start", QDialogButtonBox.AcceptRole)
@@ -81,6 +81,7 @@ class EndpointDialog(QDialog):
         layout.addLayout(form)
         layout.addWidget(self.message)
         layout.addWidget(self.buttons)
+        self.go.setDefault(True)  # Enter starts (set once the button is in the dialog, else Qt picks Cancel)
         self.resize(560, self.sizeHint().height())
 
     def _say(self, text: str, error: bool = False) -> None:

@@ -54,7 +54,8 @@ class FleetView(QWidget):
         self.watch_button = QPushButton("Watch")
         self.watch_button.setCheckable(True)
         self.watch_button.toggled.connect(self.watch)
-        self.state = QLabel("Not watching. Enter your Prometheus server and press Watch.")
+        self.url.returnPressed.connect(lambda: self.watch_button.setChecked(True))  # Enter watches, as a user types
+        self.state = QLabel("Not watching. Enter your Prometheus server and press Enter or Watch.")
         self.state.setWordWrap(True)
         self.table = QTableWidget(0, len(HEADERS))
         self.table.setHorizontalHeaderLabels(HEADERS)

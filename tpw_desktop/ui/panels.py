@@ -284,8 +284,10 @@ class PowerPanel(QGroupBox):
             self.source.addItem(spec, spec)
         _set_combo_value(self.source, spec)
 
-    def show_sources(self, sources) -> None:
-        self.sources_label.setText("<br>".join(
+    def show_sources(self, sources, for_server: bool = False) -> None:
+        """``for_server``: the machine's estimate swapped in for a server (its CPU isn't the measuring process's)."""
+        note = "for the server, until the next local run: " if for_server else ""
+        self.sources_label.setText(note + "<br>".join(
             f"{html.escape(s.name)} — <i>{s.method}</i>: {html.escape(s.measures)}" for s in sources))
 
     def show_idle(self, measured) -> None:

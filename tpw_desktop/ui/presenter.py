@@ -71,8 +71,9 @@ class Presenter(QObject):
         c.process_died.connect(self._on_process_died)
 
     def _on_power_ready(self, ready) -> None:
-        self.w.power_panel.show_spec(ready.spec)
-        self.w.power_panel.show_sources(ready.sources)
+        if ready.chosen:
+            self.w.power_panel.show_spec(ready.spec)
+        self.w.power_panel.show_sources(ready.sources, for_server=not ready.chosen)
         self.w.power_panel.idle_label.setText("idle baseline: not measured")
         self.w.dashboard.charts.set_series(self.w.controller.live)
         self.w.banner.clear("power")

@@ -11,7 +11,9 @@ from __future__ import annotations
 from PySide6.QtCore import QObject
 from PySide6.QtWidgets import QLabel
 
+from ..endpoint.bench import cut_short_note
 from ..exporter import DEFAULT_PORT
+from ..metrics.dashboard import endpoint_dashboard
 from .dialogs import QuantizeDialog, SweepDialog
 from .endpoint_dialog import EndpointDialog
 
@@ -95,11 +97,17 @@ class Workflows(QObject):
             lines.append(f"{lv['concurrency']:>7} {fig('tokens_per_s_mean', 1):>8} {fig('average_w', 1):>7} "
                          f"{fig('tokens_per_j', 3):>7}  {lv['method']}{'' if lv['confident'] else ' (low confidence)'}")
         self.w.dashboard.append_text("\n\n" + "\n".join(lines) + "\n")
+        self.w.dashboard.show_output()  # the table is the result; "Last run" still holds the last local run
+        figures = endpoint_dashboard(list(finished.levels), currency=self.w.power_panel.options()["currency"])
+        if figures is not None:
+            self.w.dashboard.show_figures(figures)
         saved = f" · session {finished.session_id} saved" if finished.session_id else ""
         self.w.status_label.setText(f"server measured: {finished.status}{saved}")
         if finished.error:
             kept = " The levels that finished were kept." if finished.levels else ""
             self.w.show_error(f"Measuring the server failed: {finished.error}.{kept}", kind="run")
+        elif note := cut_short_note(finished.levels):
+            self.w.show_warning(f"Measured, but {note}.", kind="run")
         self.refresh_if_shown()
         self.w.run_ended.emit(finished.status)
 
