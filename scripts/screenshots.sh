@@ -2,7 +2,11 @@
 # Screenshots for the README, taken from the real app on a virtual display:
 # starts Xvfb, launches `tpw-desktop` on the bundled model, presses Start
 # (Ctrl+Enter) like a user, waits for the saved session, then captures the
-# screen in normal and presentation (F11) mode.
+# screen in normal and presentation (F11) mode, History and Compare. Then, as
+# an operator would: `python -m llama_cpp.server` serves the bundled model on
+# loopback, the window measures it (Run > Measure a server) while serving
+# Prometheus metrics, a real Prometheus scrapes the window, and the Fleet view
+# reads tokens/J back from Prometheus.
 #
 # Needs Debian's xvfb, openbox (F11 full screen needs a window manager), xdotool
 # and imagemagick plus Qt's xcb libraries:
@@ -16,9 +20,10 @@ mkdir -p "$OUT"
 work=$(mktemp -d)
 DISPLAY_NUM=${DISPLAY_NUM:-:97}
 
-Xvfb "$DISPLAY_NUM" -screen 0 1600x1000x24 -nolisten tcp >"$work/xvfb.log" 2>&1 &
-xvfb=$!
-trap 'kill $app $wm $xvfb 2>/dev/null || true; rm -rf "$work"' EXIT
+Xvfb "$DISPLAY_NUM" -screen 0 1600x1000x24 -nolisten tcp -r >"$work/xvfb.log" 2>&1 &
+xvfb=$!  # -r: no key autorepeat, so a key pressed on a busy machine is typed once
+server= prom=
+trap 'kill $app $server $prom $wm $xvfb 2>/dev/null || true; rm -rf "$work"' EXIT
 export DISPLAY=$DISPLAY_NUM QT_QPA_PLATFORM=xcb
 sleep 1
 openbox >"$work/openbox.log" 2>&1 &
@@ -32,6 +37,22 @@ cp "$bundled" "$work/smollm2-135m-Q4_1.gguf"
 .venv/bin/tpw --db "$work/sessions.db" sweep "$work/smollm2-135m-Q4_1.gguf" "$work/smollm2-135m-Q8_0.gguf" \
     -r 3 -p 128 -n 64 --idle-s 2 --settle-s 1 --settle-timeout 5 -q >/dev/null
 
+# A server tpw didn't start, and a Prometheus that scrapes the window's metrics, all on loopback.
+SERVER_PORT=${SERVER_PORT:-18089} METRICS_PORT=${METRICS_PORT:-19464} PROM_PORT=${PROM_PORT:-19090}
+.venv/bin/python -m llama_cpp.server --model "$bundled" --host 127.0.0.1 --port "$SERVER_PORT" \
+    --n_ctx 2048 --interrupt_requests False >"$work/server.log" 2>&1 &
+server=$!
+cat > "$work/prometheus.yml" <<YML
+global: {scrape_interval: 1s, evaluation_interval: 1s}
+rule_files: [$PWD/packaging/prometheus/tpw-rules.yml]
+scrape_configs:
+  - job_name: tpw
+    static_configs: [{targets: ["127.0.0.1:$METRICS_PORT"], labels: {node: this-workstation}}]
+YML
+prometheus --config.file="$work/prometheus.yml" --storage.tsdb.path="$work/prom" \
+    --web.listen-address="127.0.0.1:$PROM_PORT" >"$work/prometheus.log" 2>&1 &
+prom=$!
+
 # A first launch with a workload whose chart shows both phases well.
 cat > "$work/settings.ini" <<INI
 [workload]
@@ -39,6 +60,14 @@ choice=long-summary
 repetitions=2
 [power]
 idle_s=3
+[metrics]
+on=true
+port=$METRICS_PORT
+[endpoint]
+url=http://127.0.0.1:$SERVER_PORT
+concurrency=4
+[fleet]
+url=http://127.0.0.1:$PROM_PORT
 INI
 .venv/bin/tpw-desktop --settings "$work/settings.ini" --db "$work/sessions.db" >"$work/app.log" 2>&1 &
 app=$!
@@ -87,6 +116,26 @@ import -window root "$OUT/history.png"
 xdotool key --window "$win" ctrl+3              # Compare: the newest sweep
 sleep 2
 import -window root "$OUT/compare.png"
+
+# The server: measured from the window, watched through Prometheus in the Fleet view meanwhile.
+server_up() { curl -sf "http://127.0.0.1:$SERVER_PORT/v1/models"; }
+wait_for 120 server_up
+xdotool key --window "$win" ctrl+1
+sleep 1
+before=$(last_session)
+xdotool key --window "$win" ctrl+shift+e        # Run > Measure a server: url and clients from the settings
+sleep 2
+xdotool key Return                              # Start (the model name is listed from the server)
+sleep 10                                        # idle baseline; the first clients stream
+xdotool key --window "$win" ctrl+4              # Fleet: the window's own metrics, read back from Prometheus
+sleep 1
+xdotool key Return                              # watch (the Prometheus URL is in the settings)
+sleep 15
+import -window root "$OUT/fleet.png"
+xdotool key --window "$win" ctrl+1
+wait_for 400 session_done
+sleep 1
+import -window root "$OUT/endpoint.png"
 xdotool key --window "$win" ctrl+q
 wait "$app" || true
-echo "wrote $OUT/dashboard.png, presentation.png, history.png and compare.png"
+echo "wrote $OUT/dashboard.png, presentation.png, history.png, compare.png, endpoint.png and fleet.png"
