@@ -36,7 +36,8 @@ def test_a_short_soak_keeps_everything():
 
     result = soak.soak(2.0, window_open=True)
     assert result["status"] == "cancelled"  # stopped by the soak at the end, as a user's Stop
-    assert result["repetitions"] >= 5
-    assert abs(result["samples_stored_share"] - 1) <= 0.01
+    assert result["repetitions"] >= 2  # the context cleared and reused (5-6 on an idle machine, 3 with both cores busy)
+    assert result["samples_stored_share"] == 1  # every sample taken during the run is in the database
+    assert result["samples_taken"] > 0.5 * result["samples_expected"]  # rate: even on a machine with both cores busy
     assert result["integrity_check"] == "ok"
     assert all(growth < 50 for growth in result["memory_growth_mb"].values())

@@ -294,11 +294,14 @@ def test_the_agentic_burst_on_a_100_ms_counter_is_low_confidence(tiny_engine, tm
         report = MeasuredRun(tiny_engine, sampler, RunOptions(repetitions=1, idle_s=0, warmup=False)).run(
             [TestSpec.of(get_workload("agentic"))])
     tg = next(s for s in report.summaries if s.phase == "tg")
-    assert tg.pooled.confident is False
-    if tg.pooled.joules is None:  # the tiny model's calls are so short that no span saw the counter move
-        assert tg.pooled.unknown["tokens_per_j"].startswith("no counter update in")
-    else:
-        assert "over 12 spans" in tg.pooled.low_confidence
+    assert tg.pooled.confident is False, tg.pooled
+    # Which reason depends on where the 100 ms updates fell against spans of a few ms each (and, on a busy
+    # machine, on when the sampler ran): no span saw the counter move; the error bound is too large; or a span
+    # had no local power to bound its error by. Never a confident figure.
+    reason = tg.pooled.unknown["tokens_per_j"] if tg.pooled.joules is None else tg.pooled.low_confidence
+    assert reason.startswith(("no counter update in", "resolution error up to", "no error bound")), reason
+    if reason.startswith("resolution error up to"):
+        assert "over 12 spans" in reason
 
 
 @pytest.mark.slow

@@ -130,6 +130,10 @@ class LiveSeries:
         np.add.at(self._bin_power_sum[index].raw, bins[ok], power_w[ok])
         np.add.at(self._bin_power_n[index].raw, bins[ok], 1)
 
+    def sample_times_ns(self, index: int) -> np.ndarray:
+        """Every sample of source ``index`` that reached the window: what a soak compares the store against."""
+        return self._t[index].view()
+
     def run_started(self, t_ns: int) -> None:
         self.run_start_ns, self.run_end_ns = t_ns, None
 

@@ -111,14 +111,14 @@ class MeasuringProcess:
 
     def select_power(self, job: SelectPower, *, chosen: bool = True) -> None:
         """``chosen``: the window's choice (kept to come back to), not a swap for one endpoint run."""
-        if chosen:
-            self.power = job
         try:
             env = PowerEnvironment(tdp_w=job.tdp_w, auto_estimate=job.auto_estimate)
             sampler = Sampler(open_sources(job.spec, env), rate_hz=job.rate_hz)
         except TpwError as exc:
             self.forward.post(PowerFailed(job.spec, str(exc)), urgent=True)
             return
+        if chosen:  # what is sampled now; a source that failed to open leaves the previous one, and its choice
+            self.power = job
         self.power_swapped = not chosen
         self._close_sampler()
         sampler.start()
