@@ -8,9 +8,10 @@
 # Prometheus metrics, a real Prometheus scrapes the window, and the Fleet view
 # reads tokens/J back from Prometheus.
 #
-# Needs Debian's xvfb, openbox (F11 full screen needs a window manager), xdotool
-# and imagemagick plus Qt's xcb libraries:
-#   apt-get install xvfb openbox xdotool imagemagick libxcb-cursor0 libxkbcommon-x11-0 \
+# Needs Debian's xvfb, openbox (F11 full screen needs a window manager), xdotool,
+# imagemagick, prometheus and curl plus Qt's xcb libraries, and llama-cpp-python's
+# server extra (make test installs it):
+#   apt-get install xvfb openbox xdotool imagemagick prometheus curl libxcb-cursor0 libxkbcommon-x11-0 \
 #     libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-render-util0 libxcb-shape0 libegl1 libgl1
 # Usage: scripts/screenshots.sh [OUTDIR]   (default docs/screenshots)
 set -euo pipefail
@@ -22,7 +23,7 @@ DISPLAY_NUM=${DISPLAY_NUM:-:97}
 
 Xvfb "$DISPLAY_NUM" -screen 0 1600x1000x24 -nolisten tcp -r >"$work/xvfb.log" 2>&1 &
 xvfb=$!  # -r: no key autorepeat, so a key pressed on a busy machine is typed once
-server= prom=
+app= server= prom=
 trap 'kill $app $server $prom $wm $xvfb 2>/dev/null || true; rm -rf "$work"' EXIT
 export DISPLAY=$DISPLAY_NUM QT_QPA_PLATFORM=xcb
 sleep 1
