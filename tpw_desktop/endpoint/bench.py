@@ -56,10 +56,13 @@ class Level:
                 "counted_by": self.counted_by, "prompt_tokens": self.prompt_tokens, "cut_short": self.cut_short}
 
 
+def clients(n: int) -> str:
+    return f"{n} client{'s' if n != 1 else ''}"
+
+
 def cut_short_note(levels: Sequence[dict]) -> str | None:
     """What to tell a user whose server cut streams short (``Level.as_dict()`` rows); None if none was."""
-    cut = [f"{lv['cut_short']} of {lv['requests']} at {lv['concurrency']} client{'s' if lv['concurrency'] > 1 else ''}"
-           for lv in levels if lv.get("cut_short")]
+    cut = [f"{lv['cut_short']} of {lv['requests']} at {clients(lv['concurrency'])}" for lv in levels if lv.get("cut_short")]
     if not cut:
         return None
     return (f"streams ended without a finish reason ({', '.join(cut)}): the server cut them short, so those levels "
@@ -164,16 +167,14 @@ class EndpointBench:
         return heard
 
     def _level(self, concurrency: int, report: EndpointReport, session_id: int | None) -> Level:
-        self.listener(Status(f"{concurrency} client{'s' if concurrency > 1 else ''}: sending "
-                             f"{self.workload.name} to {self.endpoint.url}"))
+        self.listener(Status(f"{clients(concurrency)}: sending {self.workload.name} to {self.endpoint.url}"))
         t0 = time.monotonic_ns()
         with ThreadPoolExecutor(concurrency, thread_name_prefix="tpw-client") as pool:
             futures = [pool.submit(self._client, i, concurrency) for i in range(concurrency)]
         failure = next((f.exception() for f in futures if f.exception() is not None), None)
         if failure is not None:
             if isinstance(failure, EndpointError):
-                raise EndpointError(f"at {concurrency} client{'s' if concurrency > 1 else ''}: {failure}",
-                                    failure.partial)
+                raise EndpointError(f"at {clients(concurrency)}: {failure}", failure.partial)
             raise failure
         completions = tuple(c for f in futures for c in f.result())
         if not completions:

@@ -106,9 +106,7 @@ class RunController(QObject):
         self._last_load: LoadModel | None = None
         self._last_power: SelectPower | None = None
         self._run_record = True
-        self._state_before_quantize = "ready"
         self._reload_after_sweep = False
-        self._state_before_endpoint = "ready"
         self._last_metrics: ServeMetrics | None = None
         # Measuring processes are started from this one thread, made now at the window's
         # starting priority: the window may lower its own later (``app.main``), and a process
@@ -169,7 +167,6 @@ class RunController(QObject):
         if self.state not in ("idle", "ready") or self.live is None:
             return False
         self._run_record = self.record
-        self._state_before_endpoint = self.state
         if self._send(job):
             self._set_state("running")
         return True
@@ -177,7 +174,6 @@ class RunController(QObject):
     def quantize(self, source: Path, qtype: str, output: Path | None, allow_requantize: bool) -> bool:
         if self.state not in ("idle", "ready"):
             return False
-        self._state_before_quantize = self.state
         if self._send(Quantize(Path(source), qtype, output, allow_requantize)):
             self._set_state("quantizing")
         return True
@@ -301,7 +297,7 @@ class RunController(QObject):
     def _on_load_failed(self, item: LoadFailed) -> None:
         if item.still_loaded is None:
             self.model = None
-        self._set_state("idle" if self.model is not None else "ready")
+        self._set_state(self._at_rest())
         self.load_failed.emit(item)
 
     def _on_run_started(self, item: RunStarted) -> None:
@@ -336,20 +332,24 @@ class RunController(QObject):
         self._set_state("loading" if self._reload_after_sweep else "ready")
         self.sweep_finished.emit(item)
 
+    def _at_rest(self) -> str:
+        """The state between jobs: idle with a model loaded, ready without (quantizing and servers keep it)."""
+        return "idle" if self.model is not None else "ready"
+
     def _on_endpoint_finished(self, item: EndpointFinished) -> None:
         self._close_live_run()
-        self._set_state(self._state_before_endpoint)
+        self._set_state(self._at_rest())
         self.endpoint_finished.emit(item)
 
     def _on_quantize_progress(self, item: QuantizeProgress) -> None:
         self.quantize_progress.emit(item.tensors_done, item.tensors_total)
 
     def _on_quantize_finished(self, item: QuantizeFinished) -> None:
-        self._set_state(self._state_before_quantize)
+        self._set_state(self._at_rest())
         self.quantize_finished.emit(item.path, item.description)
 
     def _on_quantize_failed(self, item: QuantizeFailed) -> None:
-        self._set_state(self._state_before_quantize)
+        self._set_state(self._at_rest())
         self.quantize_failed.emit(item.message)
 
     _HANDLERS = {Started: _on_started, PowerReady: _on_power_ready, PowerFailed: _on_power_failed,

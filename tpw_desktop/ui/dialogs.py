@@ -34,6 +34,7 @@ from ..engine.gguf_info import read_model_facts
 from ..engine.quantize import TYPES, check_type, default_output, is_quantized
 from ..errors import TpwError
 from ..sweep import SETTINGS, plan_sweep, sweep_command
+from .panels import spin_box
 
 DEFAULT_TYPE = "Q4_K_M"
 
@@ -190,15 +191,9 @@ class SweepDialog(QDialog):
         self.values.setPlaceholderText("values, e.g. 1,2,4 (on,off for flash-attn)")
         self.limits = QLineEdit()
         self.limits.setPlaceholderText("watts, e.g. 150,200,250 (NVIDIA GPU; needs root)")
-        self.rounds = QSpinBox()
-        self.rounds.setRange(1, 100)
-        self.rounds.setValue(3)
-        self.rounds.setToolTip("Every round runs each variant once; rounds are interleaved")
-        self.settle = QDoubleSpinBox()
-        self.settle.setRange(0, 600)
-        self.settle.setValue(60)
-        self.settle.setSuffix(" s")
-        self.settle.setToolTip("Longest wait, between runs, for power to come back near idle")
+        self.rounds = spin_box(QSpinBox, 1, 100, 3, tip="Every round runs each variant once; rounds are interleaved")
+        self.settle = spin_box(QDoubleSpinBox, 0, 600, 60, suffix=" s",
+                               tip="Longest wait, between runs, for power to come back near idle")
         self.plan_label = QLabel()
         self.plan_label.setWordWrap(True)
         self.buttons = QDialogButtonBox(QDialogButtonBox.Cancel)

@@ -26,6 +26,7 @@ from ..endpoint.client import Endpoint
 from ..errors import TpwError
 from ..measure.protocol import StartEndpoint
 from .dialogs import side_button
+from .panels import spin_box
 
 LIST_TIMEOUT_S = 3.0  # listing models happens on the window's thread: keep a dead server from freezing it long
 
@@ -45,18 +46,10 @@ class EndpointDialog(QDialog):
         self.workload = QComboBox()
         for name, workload in window.workload_panel.workloads.items():
             self.workload.addItem(workload.title, name)
-        self.concurrency = QSpinBox()
-        self.concurrency.setRange(1, 256)
-        self.concurrency.setValue(int(s.value("endpoint/concurrency", 4)))
-        self.concurrency.setToolTip("Measures 1, 2, 4 … up to this many clients at once")
-        self.repetitions = QSpinBox()
-        self.repetitions.setRange(1, 100)
-        self.repetitions.setValue(2)
-        self.repetitions.setToolTip("Times each client sends the workload at each level")
-        self.timeout = QDoubleSpinBox()
-        self.timeout.setRange(1, 3600)
-        self.timeout.setValue(60)
-        self.timeout.setSuffix(" s")
+        self.concurrency = spin_box(QSpinBox, 1, 256, int(s.value("endpoint/concurrency", 4)),
+                                    tip="Measures 1, 2, 4 … up to this many clients at once")
+        self.repetitions = spin_box(QSpinBox, 1, 100, 2, tip="Times each client sends the workload at each level")
+        self.timeout = spin_box(QDoubleSpinBox, 1, 3600, 60, suffix=" s")
         self.message = QLabel("Only this machine's power is measured: run the server here, or watch a remote one "
                               "in the Fleet view. Without a power sensor the whole machine's CPU is estimated, the "
                               "server's included.")

@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 
 from ..errors import TpwError
 from ..fleet import FleetFigures, PrometheusApi, fleet_figures
+from .panels import spin_box
 from .theme import Theme
 
 HEADERS = ("node", "engine", "tok/s", "W", "tok/J", "method", "resolution", "status")
@@ -46,11 +47,7 @@ class FleetView(QWidget):
         self.theme = theme
         self.url = QLineEdit("http://127.0.0.1:9090")
         self.url.setToolTip("The Prometheus server that scrapes dcgm-exporter and llama-server, vLLM or tpw")
-        self.window_s = QDoubleSpinBox()
-        self.window_s.setRange(5, 3600)
-        self.window_s.setValue(60)
-        self.window_s.setSuffix(" s")
-        self.window_s.setToolTip("How much history each figure covers")
+        self.window_s = spin_box(QDoubleSpinBox, 5, 3600, 60, suffix=" s", tip="How much history each figure covers")
         self.watch_button = QPushButton("Watch")
         self.watch_button.setCheckable(True)
         self.watch_button.toggled.connect(self.watch)

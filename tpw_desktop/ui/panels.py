@@ -65,7 +65,8 @@ def _set_combo_value(combo: QComboBox, value) -> None:
         combo.setCurrentIndex(index)
 
 
-def _spin(cls, low, high, value, *, suffix: str = "", step=None, special: str = "", tip: str = ""):
+def spin_box(cls, low, high, value, *, suffix: str = "", step=None, special: str = "", tip: str = ""):
+    """A QSpinBox or QDoubleSpinBox with its range, value, suffix and tooltip in one call."""
     spin = cls()
     spin.setRange(low, high)
     if step is not None:
@@ -162,17 +163,17 @@ class EnginePanel(QGroupBox):
         d = ENGINE_DEFAULTS
         self.gpu = False
         self._saved_ngl = -1
-        self.ngl = _spin(QSpinBox, -1, 999, 0, special="all")
+        self.ngl = spin_box(QSpinBox, -1, 999, 0, special="all")
         self.set_gpu_support(False, "the measuring process is starting")
-        self.ctx = _spin(QSpinBox, 256, 262_144, d.n_ctx, step=1024, suffix=" tokens")
-        self.batch = _spin(QSpinBox, 1, 65_536, d.n_batch, suffix=" tokens")
-        self.threads = _spin(QSpinBox, 0, 1024, 0, special="auto (physical cores)")
+        self.ctx = spin_box(QSpinBox, 256, 262_144, d.n_ctx, step=1024, suffix=" tokens")
+        self.batch = spin_box(QSpinBox, 1, 65_536, d.n_batch, suffix=" tokens")
+        self.threads = spin_box(QSpinBox, 0, 1024, 0, special="auto (physical cores)")
         self.fa = QComboBox()
         for label, value in (("auto (on where it works)", None), ("on", True), ("off", False)):
             self.fa.addItem(label, value)
-        self.temperature = _spin(QDoubleSpinBox, 0.0, 2.0, RUN_DEFAULTS.temperature, step=0.1,
+        self.temperature = spin_box(QDoubleSpinBox, 0.0, 2.0, RUN_DEFAULTS.temperature, step=0.1,
                                  tip="0 = greedy: the same output every run, the fairest comparison")
-        self.seed = _spin(QSpinBox, 0, 2**31 - 1, d.seed)
+        self.seed = spin_box(QSpinBox, 0, 2**31 - 1, d.seed)
         self.reload_button = QPushButton("Reload model with these settings")
         self.reload_button.clicked.connect(self.reload_requested)
         form = QFormLayout(self)
@@ -247,14 +248,14 @@ class PowerPanel(QGroupBox):
         self.source.activated.connect(lambda _i: self.source_chosen.emit(self.source.currentData()))
         self.sources_label = QLabel()
         self.sources_label.setWordWrap(True)
-        self.price = _spin(QDoubleSpinBox, 0.0, 100.0, 0.30, suffix=" per kWh")
+        self.price = spin_box(QDoubleSpinBox, 0.0, 100.0, 0.30, suffix=" per kWh")
         self.price.setDecimals(3)
         self.currency = QLineEdit(RUN_DEFAULTS.currency)
         self.currency.setMaxLength(8)
         self.idle = QCheckBox("measure idle power before each run")
         self.idle.setChecked(True)
-        self.idle_s = _spin(QDoubleSpinBox, 0.5, 60.0, RUN_DEFAULTS.idle_s, suffix=" s")
-        self.settle_s = _spin(QDoubleSpinBox, 0.0, 120.0, RUN_DEFAULTS.settle_s, suffix=" s",
+        self.idle_s = spin_box(QDoubleSpinBox, 0.5, 60.0, RUN_DEFAULTS.idle_s, suffix=" s")
+        self.settle_s = spin_box(QDoubleSpinBox, 0.0, 120.0, RUN_DEFAULTS.settle_s, suffix=" s",
                               tip="Left alone before the idle window: a GPU takes seconds to leave its high power state")
         self.idle_button = QPushButton("Measure idle now")
         self.idle_button.setToolTip("Re-measure the idle baseline (Ctrl+I)")
@@ -333,9 +334,9 @@ class WorkloadPanel(QGroupBox):
         self.prompt = QPlainTextEdit()
         self.prompt.setPlaceholderText("Type a prompt…")
         self.prompt.setMaximumHeight(110)
-        self.max_tokens = _spin(QSpinBox, 1, 32_768, DEFAULT_MAX_TOKENS, suffix=" tokens",
+        self.max_tokens = spin_box(QSpinBox, 1, 32_768, DEFAULT_MAX_TOKENS, suffix=" tokens",
                                 tip="Token budget for a custom prompt (shipped workloads bring their own)")
-        self.repetitions = _spin(QSpinBox, 1, 100, RUN_DEFAULTS.repetitions, suffix=" ×")
+        self.repetitions = spin_box(QSpinBox, 1, 100, RUN_DEFAULTS.repetitions, suffix=" ×")
         self.repetitions.setPrefix("repeat ")
         layout = QVBoxLayout(self)
         layout.addWidget(self.choice)
