@@ -8,7 +8,7 @@ from prometheus_server import free_port
 from PySide6.QtCore import Qt
 from tpw_cli import run_tpw
 
-from tpw_desktop.endpoint.bench import concurrency_levels
+from tpw_desktop.endpoint.bench import concurrency_levels, levels_table
 from tpw_desktop.endpoint.client import Endpoint
 from tpw_desktop.engine.settings import EngineSettings
 from tpw_desktop.engine.workloads import TestSpec, get_workload
@@ -41,6 +41,22 @@ def test_a_mistyped_server_url_is_one_message(url):
         Endpoint(url)
     with pytest.raises(TpwError, match=r"not a server URL; expected one like http://127\.0\.0\.1:9090"):
         PrometheusApi(url)
+
+
+def test_the_clients_table_says_why_a_figure_is_missing():
+    level = {"concurrency": 2, "requests": 2, "total_tokens": 40, "tokens_per_s_mean": 20.0, "average_w": None,
+             "tokens_per_j": None, "j_per_token": None, "method": "counter", "confident": False,
+             "unknown": {"average_w": "no counter update in the 40 ms window",
+                         "tokens_per_j": "no counter update in the 40 ms window",
+                         "j_per_token": "no counter update in the 40 ms window"},
+             "latency": {"time_to_first_token_s": 0.05, "inter_token_p50_ms": 20.0}, "counted_by": "server usage"}
+    brief = levels_table([level], brief=True, tablefmt="plain").splitlines()
+    assert brief[0].split() == ["clients", "t/s", "W", "tok/J", "method"]
+    assert brief[1].split("  ")[0].strip() == "2" and "20.0" in brief[1]
+    assert brief[1].count("n/a (no counter update in the 40 ms window)") == 2 and "counter (low confidence)" in brief[1]
+    full = levels_table([level])
+    assert full.count("n/a (no counter update in the 40 ms window)") == 3 and "| server usage" in full
+    assert "unknown" not in full.replace("n/a (", "")
 
 
 def test_a_real_server_at_one_and_four_clients(server, flat_trace, db_path):

@@ -69,7 +69,7 @@ def bench_endpoint(url: str, api_model: str | None, most: int, timeout_s: float,
 
 
 def _print(report, as_json: bool) -> None:
-    from tabulate import tabulate
+    from ..endpoint.bench import levels_table
 
     if as_json:
         click.echo(serialize.dumps({"tpw_version": __version__, "endpoint": report.url, "model": report.model,
@@ -77,21 +77,8 @@ def _print(report, as_json: bool) -> None:
                                     "levels": [lv.as_dict() for lv in report.levels]},
                                    indent=2))
         return
-    rows = []
-    for lv in report.levels:
-        s, p = lv.summary, lv.summary.pooled
-        lat = s.latency or {}
-
-        def fig(value, digits, key=None):
-            return f"{value:.{digits}f}" if value is not None else f"n/a ({p.unknown.get(key, 'unknown')})"
-
-        rows.append([lv.concurrency, len(lv.completions), p.tokens, fig(p.tokens_per_s, 1), fig(p.average_w, 1,
-                     "average_w"), fig(p.tokens_per_j, 3, "tokens_per_j"), fig(p.j_per_token, 4, "j_per_token"),
-                     fig(lat.get("time_to_first_token_s"), 3), fig(lat.get("inter_token_p50_ms"), 1), lv.counted_by,
-                     p.method + ("" if p.confident else " (low confidence)")])
-    if rows:
-        click.echo(tabulate(rows, ["clients", "requests", "tokens", "t/s", "W", "tok/J", "J/tok", "TTFT s",
-                                   "ITL p50 ms", "tokens from", "method"], tablefmt="github", disable_numparse=True))
+    if report.levels:
+        click.echo(levels_table([lv.as_dict() for lv in report.levels]))
     else:
         click.echo("no concurrency level finished: nothing to report")
     if report.idle is not None:

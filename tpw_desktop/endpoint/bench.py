@@ -60,6 +60,33 @@ def clients(n: int) -> str:
     return f"{n} client{'s' if n != 1 else ''}"
 
 
+def levels_table(levels: Sequence[dict], *, brief: bool = False, tablefmt: str = "github") -> str:
+    """The tokens/J-against-clients table from ``Level.as_dict()`` rows; a missing figure says why.
+
+    ``brief``: clients, t/s, W, tok/J and method only, for the window's output pane.
+    """
+    from tabulate import tabulate
+
+    rows = []
+    for lv in levels:
+        latency = lv.get("latency") or {}
+
+        def fig(value, digits, key=None):
+            return f"{value:.{digits}f}" if value is not None else f"n/a ({lv['unknown'].get(key, 'unknown')})"
+
+        method = lv["method"] + ("" if lv["confident"] else " (low confidence)")
+        speed, watts = fig(lv["tokens_per_s_mean"], 1), fig(lv["average_w"], 1, "average_w")
+        tok_j = fig(lv["tokens_per_j"], 3, "tokens_per_j")
+        rows.append([lv["concurrency"], speed, watts, tok_j, method] if brief else [
+            lv["concurrency"], lv["requests"], lv["total_tokens"], speed, watts, tok_j,
+            fig(lv["j_per_token"], 4, "j_per_token"), fig(latency.get("time_to_first_token_s"), 3),
+            fig(latency.get("inter_token_p50_ms"), 1), lv["counted_by"], method])
+    headers = (["clients", "t/s", "W", "tok/J", "method"] if brief else
+               ["clients", "requests", "tokens", "t/s", "W", "tok/J", "J/tok", "TTFT s", "ITL p50 ms", "tokens from",
+                "method"])
+    return tabulate(rows, headers, tablefmt=tablefmt, disable_numparse=True)
+
+
 def cut_short_note(levels: Sequence[dict]) -> str | None:
     """What to tell a user whose server cut streams short (``Level.as_dict()`` rows); None if none was."""
     cut = [f"{lv['cut_short']} of {lv['requests']} at {clients(lv['concurrency'])}" for lv in levels if lv.get("cut_short")]

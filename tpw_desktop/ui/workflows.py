@@ -11,7 +11,7 @@ from __future__ import annotations
 from PySide6.QtCore import QObject
 from PySide6.QtWidgets import QLabel
 
-from ..endpoint.bench import cut_short_note
+from ..endpoint.bench import cut_short_note, levels_table
 from ..exporter import DEFAULT_PORT
 from ..metrics.dashboard import endpoint_dashboard
 from .dialogs import QuantizeDialog, SweepDialog
@@ -90,13 +90,8 @@ class Workflows(QObject):
 
     def _endpoint_finished(self, finished) -> None:
         """The curve of tokens/J against clients in the output pane; a failure in the banner."""
-        lines = [f"{'clients':>7} {'tok/s':>8} {'W':>7} {'tok/J':>7}  method"]
-        for lv in finished.levels:
-            def fig(key, digits):
-                return f"{lv[key]:.{digits}f}" if lv.get(key) is not None else "unknown"
-            lines.append(f"{lv['concurrency']:>7} {fig('tokens_per_s_mean', 1):>8} {fig('average_w', 1):>7} "
-                         f"{fig('tokens_per_j', 3):>7}  {lv['method']}{'' if lv['confident'] else ' (low confidence)'}")
-        self.w.dashboard.append_text("\n\n" + "\n".join(lines) + "\n")
+        if finished.levels:
+            self.w.dashboard.append_text("\n\n" + levels_table(finished.levels, brief=True, tablefmt="plain") + "\n")
         self.w.dashboard.show_output()  # the table is the result; "Last run" still holds the last local run
         figures = endpoint_dashboard(list(finished.levels), currency=self.w.power_panel.options()["currency"])
         if figures is not None:
