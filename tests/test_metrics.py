@@ -402,3 +402,12 @@ def test_json_never_carries_nan():
     text = serialize.dumps({"peak_w": float("nan"), "rates": [np.float64(2.5), np.inf], "n": np.int64(3)})
     assert json.loads(text, parse_constant=lambda c: pytest.fail(f"{c} in JSON")) == {
         "peak_w": None, "rates": [2.5, None], "n": 3}
+
+
+def test_the_weakest_method_decides_and_nothing_measured_is_an_estimate():
+    from tpw_desktop.metrics import weakest_method
+
+    assert weakest_method(["counter", "sampled"]) == "sampled"
+    assert weakest_method(iter(["counter", "replayed", "sampled"])) == "replayed"
+    assert weakest_method(["sampled", "estimated", "counter"]) == "estimated"
+    assert weakest_method([]) == "estimated"

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from .errors import TpwError
+from .metrics import weakest_method
 from .results import headline
 
 FIGURES = ("tokens_per_s", "tokens_per_j", "j_per_token", "average_w")
@@ -151,7 +152,7 @@ def _rows(variant: str, sessions: list[dict]) -> list[ComparedRow]:
         methods = {r["method"] for r in runs}
         out.append(ComparedRow(
             variant, test, phase, len(runs) if len(sessions) > 1 else runs[0].get("repetitions", 1), speed, tok_j,
-            j_tok, watts, min(methods, key=("estimated", "replayed", "sampled", "counter").index),
+            j_tok, watts, weakest_method(methods),
             all(r.get("confident") for r in runs), None, None, first.get("model"), first.get("quantization"),
             first.get("power_limit_w"), tuple(s["id"] for s in sessions), unknown))
     return out

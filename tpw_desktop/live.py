@@ -16,7 +16,7 @@ import numpy as np
 
 from .engine.types import TokenEvent
 from .events import CallStarted, Marked, PhaseEnded
-from .metrics import METHOD_RANK, rate, spread_tokens, trailing_sum
+from .metrics import rate, spread_tokens, trailing_sum, weakest_method
 from .metrics.efficiency import MIN_ABOVE_IDLE_SHARE
 
 BIN_NS = 250_000_000
@@ -86,7 +86,7 @@ class LiveSeries:
         """``sources``: (name, method) of each power source, in sampler order."""
         self.sources = sources
         self.origin_ns = origin_ns
-        self.method = min((m for _, m in sources), key=METHOD_RANK.__getitem__)
+        self.method = weakest_method(m for _, m in sources)
         self._t = [_Growing(np.int64) for _ in sources]
         self._p = [_Growing(np.float64) for _ in sources]
         self._bin_power_sum = [_Growing(np.float64) for _ in sources]

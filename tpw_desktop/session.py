@@ -25,7 +25,7 @@ from .events import (
     Status,
 )
 from .machine import machine_facts
-from .metrics import METHOD_RANK, IdleBaseline, phase_figures
+from .metrics import IdleBaseline, phase_figures, weakest_method
 from .power import Sampler, source_summary
 from .probe import Probe, near_idle
 from .results import PhaseResult, RunReport, summarise
@@ -121,7 +121,7 @@ class MeasuredRun:
             "tests": [t.name for t in tests],
             "workload": workload_text,
             "power_sources": sources,
-            "method": weakest([s["method"] for s in sources]),
+            "method": weakest_method(s["method"] for s in sources),
             "sweep": self.sweep,
         }
 
@@ -247,9 +247,5 @@ class MeasuredRun:
             self.listener(event)
 
         return run_once(self.engine, test, index, temperature=self.options.temperature, stop=self.stop, emit=emit)
-
-
-def weakest(methods: list[str]) -> str:
-    return min(methods, key=METHOD_RANK.__getitem__) if methods else "estimated"
 
 

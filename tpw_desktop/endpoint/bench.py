@@ -23,11 +23,11 @@ from ..engine.workloads import Workload
 from ..errors import TpwError
 from ..events import RunEvent, Status
 from ..machine import machine_facts
-from ..metrics import IdleBaseline, latency, phase_figures
+from ..metrics import IdleBaseline, latency, phase_figures, weakest_method
 from ..power import source_summary
 from ..probe import Probe
 from ..results import TestSummary
-from ..session import RunOptions, weakest
+from ..session import RunOptions
 from .client import Completion, Endpoint, EndpointError
 
 
@@ -150,7 +150,7 @@ class EndpointBench:
             "warnings": [], "options": self.options.as_dict(),
             "tests": [level_name(self.workload.name, c) for c in self.levels],
             "workload": {self.workload.name: [c.messages for c in self.workload.calls]},
-            "power_sources": sources, "method": weakest([s["method"] for s in sources]), "sweep": None,
+            "power_sources": sources, "method": weakest_method(s["method"] for s in sources), "sweep": None,
         }
 
     def run(self) -> EndpointReport:

@@ -22,12 +22,14 @@ from .energy import (
     failed_window,
     integrate_power_j,
     sampled_window_energy,
+    weakest_method,
 )
 from .phases import Phase, Span, merge, split_call
 from .rates import rate, spread_tokens, trailing_sum
 
 __all__ = [
     "METHOD_RANK",
+    "weakest_method",
     "IdleBaseline",
     "Latency",
     "Method",

@@ -25,6 +25,11 @@ Method = Literal["counter", "sampled", "estimated", "replayed"]
 # From most to least trustworthy; a sum of sources is as good as its worst part.
 METHOD_RANK: dict[str, int] = {"counter": 3, "sampled": 2, "replayed": 1, "estimated": 0}
 
+
+def weakest_method(methods) -> str:
+    """The least trustworthy of ``methods``; "estimated" when there are none (nothing measured it)."""
+    return min(methods, key=METHOD_RANK.__getitem__, default="estimated")
+
 # A window is confident when it lasts at least this long (sensors that watch
 # part of the time, such as the H100's, need it to average out) ...
 MIN_CONFIDENT_WINDOW_S = 1.0
@@ -275,8 +280,6 @@ def _check_window(t: np.ndarray, t0_ns: int, t1_ns: int) -> None:
         raise ValueError("window is not covered by the samples")
 
 
-def _weakest(windows: list[WindowEnergy]) -> Method:
-    return min((w.method for w in windows), key=METHOD_RANK.__getitem__)
 
 
 def _sum_errors(windows: list[WindowEnergy]) -> float | None:
@@ -299,7 +302,7 @@ def combine(windows: list[WindowEnergy], names: list[str] | None = None) -> Wind
     return WindowEnergy(
         joules=sum(w.joules for w in windows),
         seconds=windows[0].seconds,
-        method=_weakest(windows),
+        method=weakest_method(w.method for w in windows),
         error_j=_sum_errors(windows),
         n_spans=windows[0].n_spans,
         n_samples=min(w.n_samples for w in windows),
@@ -333,7 +336,7 @@ def concat(windows: list[WindowEnergy]) -> WindowEnergy:
     return WindowEnergy(
         joules=sum(w.joules for w in windows),
         seconds=seconds,
-        method=_weakest(windows),
+        method=weakest_method(w.method for w in windows),
         error_j=_sum_errors(windows),
         n_spans=sum(w.n_spans for w in windows),
         n_samples=sum(w.n_samples for w in windows),

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import TpwError
+from ..metrics import weakest_method
 from ..urls import http_url
 from .base import PowerReading, SourceUnavailable
 
@@ -104,7 +105,7 @@ class PrometheusSource:
         self._total_uj = 0.0
         self.nodes = sorted({node_of(labels) for labels, _, _ in first})
         methods = {labels.get("method", "counter") for labels, _, _ in first} if self.scale else {"sampled"}
-        self.method = min(methods, key=("estimated", "replayed", "sampled", "counter").index)
+        self.method = weakest_method(methods)
         self.measures = f"{len(first)} GPU series on {len(self.nodes)} node(s) via {self.metric}"
         self.resolution_s = self._scrape_interval_s()
         self._last: PowerReading | None = None
