@@ -6,6 +6,7 @@ sampling rate, number of sources or model size), and raw numbers for the
 JSON. ``quick`` is the smoke run the test suite makes so no benchmark rots:
 same code paths, seconds instead of minutes, figures not meant to be read.
 """
+
 from __future__ import annotations
 
 import os

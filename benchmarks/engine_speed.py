@@ -16,6 +16,7 @@ it scales with model size.
 
     .venv/bin/python benchmarks/engine_speed.py [--rounds 6] [--llama-bench PATH]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,10 +51,18 @@ class Bare:
         import llama_cpp
 
         self.lib = llama_cpp
-        self.llm = llama_cpp.Llama(model_path=str(model), n_gpu_layers=settings.n_gpu_layers, n_ctx=settings.n_ctx,
-                                   n_batch=settings.n_batch, n_ubatch=settings.n_ubatch, n_threads=settings.n_threads,
-                                   n_threads_batch=settings.n_threads, flash_attn=settings.flash_attn,
-                                   seed=settings.seed, verbose=False)
+        self.llm = llama_cpp.Llama(
+            model_path=str(model),
+            n_gpu_layers=settings.n_gpu_layers,
+            n_ctx=settings.n_ctx,
+            n_batch=settings.n_batch,
+            n_ubatch=settings.n_ubatch,
+            n_threads=settings.n_threads,
+            n_threads_batch=settings.n_threads,
+            flash_attn=settings.flash_attn,
+            seed=settings.seed,
+            verbose=False,
+        )
         self.ctx = self.llm._ctx.ctx  # a benchmark may reach inside; tpw itself does so in one module only
         self.batch = settings.n_batch
 
@@ -95,36 +104,57 @@ class Bare:
 
 def tpw_rates(engine, sampler, db: Path, test, reps: int) -> tuple[float, float | None]:
     """Mean tokens/s of the test's main phase through MeasuredRun, and µs per token outside llama_decode."""
-    from tpw_desktop.session import MeasuredRun, RunOptions
+    from tpw_desktop.run.session import MeasuredRun, RunOptions
     from tpw_desktop.store import SessionWriter, Store
 
     with SessionWriter(db) as writer:
-        report = MeasuredRun(engine, sampler, RunOptions(repetitions=reps, idle_s=0, settle_s=0),
-                             recorder=writer).run([test])
+        report = MeasuredRun(engine, sampler, RunOptions(repetitions=reps, idle_s=0, settle_s=0), recorder=writer).run(
+            [test]
+        )
     rates = [r.figures.tokens_per_s for r in report.results]
     outside = None
     if test.kind == "tg":
         with Store(db) as store:
             calls = store.calls(report.session_id)
             results = store.results(report.session_id)
-        per_token = [(r["seconds"] * 1e3 - c["perf"]["generation_ms"]) / r["tokens"] * 1e3
-                     for r, c in zip(results, calls)]
+        per_token = [
+            (r["seconds"] * 1e3 - c["perf"]["generation_ms"]) / r["tokens"] * 1e3 for r, c in zip(results, calls)
+        ]
         outside = statistics.median(per_token)
     return statistics.mean(rates), outside
 
 
 def llama_bench_rate(binary: str, model: Path, settings, test: str, n: int, reps: int) -> float:
     ngl = 99 if settings.n_gpu_layers == -1 else settings.n_gpu_layers
-    args = [binary, "-m", str(model), "-p", str(n if test == "pp" else 0), "-n", str(n if test == "tg" else 0),
-            "-r", str(reps), "-t", str(settings.n_threads), "-fa", "1" if settings.flash_attn else "0",
-            "-ngl", str(ngl), "-b", str(settings.n_batch), "-o", "json"]
+    args = [
+        binary,
+        "-m",
+        str(model),
+        "-p",
+        str(n if test == "pp" else 0),
+        "-n",
+        str(n if test == "tg" else 0),
+        "-r",
+        str(reps),
+        "-t",
+        str(settings.n_threads),
+        "-fa",
+        "1" if settings.flash_attn else "0",
+        "-ngl",
+        str(ngl),
+        "-b",
+        str(settings.n_batch),
+        "-o",
+        "json",
+    ]
     done = subprocess.run(args, capture_output=True, text=True, timeout=900, check=True)
     [row] = json.loads(done.stdout)
     return float(row["avg_ts"])
 
 
-def run(quick: bool = False, rounds: int | None = None, llama_bench: str | None = None,
-        model: Path | None = None) -> Result:
+def run(
+    quick: bool = False, rounds: int | None = None, llama_bench: str | None = None, model: Path | None = None
+) -> Result:
     import numpy as np
 
     from tpw_desktop.engine.llama_engine import EngineSettings, load_engine
@@ -148,8 +178,9 @@ def run(quick: bool = False, rounds: int | None = None, llama_bench: str | None 
             row: dict = {}
             for arm in arms if round_ % 2 == 0 else reversed(arms):
                 if arm == "tpw":
-                    row["tpw_tg"], row["tpw_outside_us"] = tpw_rates(engine, sampler, tmp / f"r{round_}.db",
-                                                                     TestSpec.tg(n_tg), reps)
+                    row["tpw_tg"], row["tpw_outside_us"] = tpw_rates(
+                        engine, sampler, tmp / f"r{round_}.db", TestSpec.tg(n_tg), reps
+                    )
                     row["tpw_pp"] = tpw_rates(engine, sampler, tmp / f"r{round_}.db", TestSpec.pp(n_pp), reps)[0]
                 elif arm == "bare":
                     tg = [bare.tg(n_tg) for _ in range(reps)]
@@ -173,19 +204,27 @@ def outside_by_model_size(quick: bool) -> list[list]:
     from tpw_desktop.engine.llama_engine import Engine, EngineSettings, load_engine
 
     tmp = Path(tempfile.mkdtemp())
-    models = [("tiny 64-wide, 2 layers", write_tiny_llama(tmp / "a.gguf")),
-              ("small 256-wide, 4 layers", write_tiny_llama(tmp / "b.gguf", n_embd=256, n_layers=4, n_ff=512))]
+    models = [
+        ("tiny 64-wide, 2 layers", write_tiny_llama(tmp / "a.gguf")),
+        ("small 256-wide, 4 layers", write_tiny_llama(tmp / "b.gguf", n_embd=256, n_layers=4, n_ff=512)),
+    ]
     if not quick:
         models.append(("SmolLM2-135M Q4_1 (bundled)", None))
     rows = []
     for label, path in models:
-        with (Engine(path, EngineSettings(n_ctx=512)) if path else load_engine(None, EngineSettings(n_ctx=512))) as e:
+        with Engine(path, EngineSettings(n_ctx=512)) if path else load_engine(None, EngineSettings(n_ctx=512)) as e:
             e.decode_only(8)
             gens = [e.decode_only(32 if quick else 128) for _ in range(1 if quick else 3)]
             outside = statistics.median((g.t_last_decode_ns - g.t_start_ns) / 1e6 - g.perf.generation_ms for g in gens)
             per_token_ms = statistics.median((g.t_last_decode_ns - g.t_start_ns) / 1e6 / g.decodes for g in gens)
-            rows.append([label, f"{e.facts.n_params / 1e6:.2f} M", f"{per_token_ms:.3f} ms",
-                         f"{outside / gens[0].decodes * 1e3:.1f} µs"])
+            rows.append(
+                [
+                    label,
+                    f"{e.facts.n_params / 1e6:.2f} M",
+                    f"{per_token_ms:.3f} ms",
+                    f"{outside / gens[0].decodes * 1e3:.1f} µs",
+                ]
+            )
     return rows
 
 
@@ -196,35 +235,71 @@ def _result(rows, binary, scaling, settings, n_tg, n_pp, reps) -> Result:
     outside = statistics.median(r["tpw_outside_us"] for r in rows)
     bare_outside = statistics.median(r["bare_outside_us"] for r in rows)
     res.figures += [
-        Figure(f"tg{n_tg}: tpw's whole measured path / a bare llama_decode loop", "≥ 1.00x (the same engine)",
-               f"{tg_bare:.3f}x (median of {len(rows)} rounds)", tg_bare >= 0.98, value=tg_bare,
-               note="same process, same context; 3% either way is this machine's noise"),
+        Figure(
+            f"tg{n_tg}: tpw's whole measured path / a bare llama_decode loop",
+            "≥ 1.00x (the same engine)",
+            f"{tg_bare:.3f}x (median of {len(rows)} rounds)",
+            tg_bare >= 0.98,
+            value=tg_bare,
+            note="same process, same context; 3% either way is this machine's noise",
+        ),
         Figure(f"pp{n_pp}: tpw / bare loop", "≥ 0.98x", f"{pp_bare:.3f}x", pp_bare >= 0.98, value=pp_bare),
-        Figure("time per token outside llama_decode (tpw's tg loop, events, sampler, writer)",
-               f"< {OUTSIDE_GOAL_US:g} µs", f"{outside:.1f} µs (bare loop: {bare_outside:.1f} µs)",
-               outside < OUTSIDE_GOAL_US, value=outside, note="llama.cpp's own t_eval against the window: no drift"),
+        Figure(
+            "time per token outside llama_decode (tpw's tg loop, events, sampler, writer)",
+            f"< {OUTSIDE_GOAL_US:g} µs",
+            f"{outside:.1f} µs (bare loop: {bare_outside:.1f} µs)",
+            outside < OUTSIDE_GOAL_US,
+            value=outside,
+            note="llama.cpp's own t_eval against the window: no drift",
+        ),
     ]
     if binary:
         tg_lb = median_ratio([(r["tpw_tg"], r["llama_bench_tg"]) for r in rows])
         pp_lb = median_ratio([(r["tpw_pp"], r["llama_bench_pp"]) for r in rows])
         res.figures += [
-            Figure(f"tg{n_tg}: tpw / llama-bench (same llama.cpp, same flags)", f"≥ {TG_GOAL:.2f}x",
-                   f"{tg_lb:.3f}x", tg_lb >= TG_GOAL, value=tg_lb),
+            Figure(
+                f"tg{n_tg}: tpw / llama-bench (same llama.cpp, same flags)",
+                f"≥ {TG_GOAL:.2f}x",
+                f"{tg_lb:.3f}x",
+                tg_lb >= TG_GOAL,
+                value=tg_lb,
+            ),
             Figure(f"pp{n_pp}: tpw / llama-bench", f"≥ {PP_GOAL:.2f}x", f"{pp_lb:.3f}x", pp_lb >= PP_GOAL, value=pp_lb),
         ]
     else:
-        res.figures.append(Figure("tg/pp against llama-bench", f"tg ≥ {TG_GOAL:.2f}x, pp ≥ {PP_GOAL:.2f}x",
-                                  "not measured: no llama-bench found", None,
-                                  note="build it from the vendored llama.cpp (README) and pass --llama-bench"))
+        res.figures.append(
+            Figure(
+                "tg/pp against llama-bench",
+                f"tg ≥ {TG_GOAL:.2f}x, pp ≥ {PP_GOAL:.2f}x",
+                "not measured: no llama-bench found",
+                None,
+                note="build it from the vendored llama.cpp (README) and pass --llama-bench",
+            )
+        )
     columns = ["round", "tpw tg t/s", "bare tg t/s", "tpw pp t/s", "bare pp t/s"]
     columns += ["llama-bench tg", "llama-bench pp"] if binary else []
-    res.tables.append(Table(f"Rounds (tg{n_tg}, pp{n_pp}, {reps} repetitions per arm, order alternating; "
-                            f"{settings.n_threads} threads, flash attention {'on' if settings.flash_attn else 'off'})",
-                            columns, [[i + 1, *(f"{r[k]:.1f}" for k in ("tpw_tg", "bare_tg", "tpw_pp", "bare_pp")),
-                                       *([f"{r['llama_bench_tg']:.1f}", f"{r['llama_bench_pp']:.1f}"] if binary else [])]
-                                      for i, r in enumerate(rows)]))
-    res.tables.append(Table("Time outside llama_decode per token against model size (it must not grow)",
-                            ["model", "params", "per token", "outside llama_decode"], scaling))
+    res.tables.append(
+        Table(
+            f"Rounds (tg{n_tg}, pp{n_pp}, {reps} repetitions per arm, order alternating; "
+            f"{settings.n_threads} threads, flash attention {'on' if settings.flash_attn else 'off'})",
+            columns,
+            [
+                [
+                    i + 1,
+                    *(f"{r[k]:.1f}" for k in ("tpw_tg", "bare_tg", "tpw_pp", "bare_pp")),
+                    *([f"{r['llama_bench_tg']:.1f}", f"{r['llama_bench_pp']:.1f}"] if binary else []),
+                ]
+                for i, r in enumerate(rows)
+            ],
+        )
+    )
+    res.tables.append(
+        Table(
+            "Time outside llama_decode per token against model size (it must not grow)",
+            ["model", "params", "per token", "outside llama_decode"],
+            scaling,
+        )
+    )
     return res
 
 

@@ -12,6 +12,7 @@ can't download one: the tokens are meaningless, the power and timing real.
 
     python benchmarks/gpu_check.py [--model M.gguf] [--out results.json] [--power nvml:0]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,16 +31,29 @@ def make_model(folder: Path, n_embd: int, n_layers: int, n_ff: int, quant: str) 
 
     f16 = folder / f"random-llama-{n_embd}x{n_layers}-f16.gguf"
     t0 = time.monotonic()
-    write_tiny_llama(f16, n_embd=n_embd, n_layers=n_layers, n_head=n_embd // 128, n_ff=n_ff, n_ctx=8192, f16=True,
-                     name="random-weights llama for the GPU check")
+    write_tiny_llama(
+        f16,
+        n_embd=n_embd,
+        n_layers=n_layers,
+        n_head=n_embd // 128,
+        n_ff=n_ff,
+        n_ctx=8192,
+        f16=True,
+        name="random-weights llama for the GPU check",
+    )
     out = folder / f"random-llama-{n_embd}x{n_layers}-{quant}.gguf"
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = getattr(llama_cpp, f"LLAMA_FTYPE_MOSTLY_{quant}")
     if llama_cpp.llama_model_quantize(str(f16).encode(), str(out).encode(), params) != 0:
         raise SystemExit(f"quantizing to {quant} failed")
     f16.unlink()
-    shape = {"n_embd": n_embd, "n_layers": n_layers, "n_ff": n_ff, "quantization": quant,
-             "generated_in_s": round(time.monotonic() - t0, 1)}
+    shape = {
+        "n_embd": n_embd,
+        "n_layers": n_layers,
+        "n_ff": n_ff,
+        "quantization": quant,
+        "generated_in_s": round(time.monotonic() - t0, 1),
+    }
     return out, shape
 
 
@@ -53,8 +67,12 @@ def main() -> None:
     parser.add_argument("-n", "--n-gen", type=int, nargs="+", default=[128, 1024])
     parser.add_argument("-r", "--repetitions", type=int, default=5)
     parser.add_argument("--idle-s", type=float, default=3.0)
-    parser.add_argument("--settle-s", type=float, default=5.0, help="left alone before idle (GPUs stay in a high power state)")
-    parser.add_argument("--embd", type=int, default=2560, help="generated model: embedding width (~1.9 B params with 24 layers)")
+    parser.add_argument(
+        "--settle-s", type=float, default=5.0, help="left alone before idle (GPUs stay in a high power state)"
+    )
+    parser.add_argument(
+        "--embd", type=int, default=2560, help="generated model: embedding width (~1.9 B params with 24 layers)"
+    )
     parser.add_argument("--layers", type=int, default=24, help="generated model: layers")
     parser.add_argument("--quant", default="Q4_K_M", help="generated model: llama.cpp file type")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp"))
@@ -65,10 +83,13 @@ def main() -> None:
     from tpw_desktop.engine.llama_engine import EngineSettings, load_engine
     from tpw_desktop.engine.workloads import TestSpec
     from tpw_desktop.power import Sampler, open_sources, source_summary
-    from tpw_desktop.session import MeasuredRun, RunOptions
+    from tpw_desktop.run.session import MeasuredRun, RunOptions
 
-    result: dict = {"host": platform.node(), "gpu_offload": bool(llama_cpp.llama_supports_gpu_offload()),
-                    "llama_cpp_python": llama_cpp.__version__}
+    result: dict = {
+        "host": platform.node(),
+        "gpu_offload": bool(llama_cpp.llama_supports_gpu_offload()),
+        "llama_cpp_python": llama_cpp.__version__,
+    }
     print(f"llama-cpp-python {llama_cpp.__version__}, GPU offload: {result['gpu_offload']}", flush=True)
     model, shape = args.model, None
     if model is None:
@@ -84,7 +105,7 @@ def main() -> None:
     tests = [TestSpec.pp(n) for n in args.n_prompt] + [TestSpec.tg(n) for n in args.n_gen]
     with Sampler(sources, rate_hz=args.rate_hz) as sampler, load_engine(model, EngineSettings(n_ctx=n_ctx)) as engine:
         result["model"] = engine.facts.as_dict()
-        result["settings"] = {k: v for k, v in engine.settings.__dict__.items()}
+        result["settings"] = dict(engine.settings.__dict__.items())
         result["load_ms"] = engine.load_ms
         result["telemetry_before"] = [s.telemetry() for s in sources if hasattr(s, "telemetry")]
         options = RunOptions(repetitions=args.repetitions, idle_s=args.idle_s, settle_s=args.settle_s)
@@ -94,12 +115,20 @@ def main() -> None:
         print(f"\n{'test':8} {'rep':>3} {'s':>7} {'counter J':>10} {'integrated J':>13} {'ratio':>6} {'upd':>4}")
         for res in report.results:
             for row in sampler.compare_methods(res.t_start_ns, res.t_end_ns):
-                row.update(test=res.test, repetition=res.repetition, phase=res.phase, tokens=res.figures.tokens,
-                           tokens_per_s=res.figures.tokens_per_s, tokens_per_j=res.figures.tokens_per_j)
+                row.update(
+                    test=res.test,
+                    repetition=res.repetition,
+                    phase=res.phase,
+                    tokens=res.figures.tokens,
+                    tokens_per_s=res.figures.tokens_per_s,
+                    tokens_per_j=res.figures.tokens_per_j,
+                )
                 windows.append(row)
-                print(f"{res.test:8} {res.repetition:3} {row['seconds']:7.3f} {_num(row['counter_j'], 10, 2)} "
-                      f"{row['integrated_power_j']:13.2f} {_num(row['ratio'], 6, 3)} {row['counter_updates']:4}",
-                      flush=True)
+                print(
+                    f"{res.test:8} {res.repetition:3} {row['seconds']:7.3f} {_num(row['counter_j'], 10, 2)} "
+                    f"{row['integrated_power_j']:13.2f} {_num(row['ratio'], 6, 3)} {row['counter_updates']:4}",
+                    flush=True,
+                )
         result["windows"] = windows
         result["summary"] = [s.as_dict() for s in report.summaries]
         result["idle"] = report.idle.__dict__ if report.idle else None

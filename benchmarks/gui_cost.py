@@ -17,6 +17,7 @@ Needs a display: with no DISPLAY it starts Xvfb at 1920x1080 and openbox
 
     .venv/bin/python benchmarks/gui_cost.py [--rounds 8] [--reps 3] [--json OUT]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,8 +43,11 @@ def start_display() -> list[subprocess.Popen]:
     if not shutil.which("Xvfb"):
         raise SystemExit("gui_cost: no DISPLAY and no Xvfb (apt install xvfb openbox)")
     display = ":93"
-    xvfb = subprocess.Popen(["Xvfb", display, "-screen", "0", "1920x1080x24", "-nolisten", "tcp"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    xvfb = subprocess.Popen(
+        ["Xvfb", display, "-screen", "0", "1920x1080x24", "-nolisten", "tcp"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     os.environ["DISPLAY"] = display
     time.sleep(1)
     procs = [xvfb]
@@ -55,9 +59,29 @@ def start_display() -> list[subprocess.Popen]:
 
 def bench_alone(reps: int, db: Path) -> float:
     """tg128 through ``tpw bench``, saving its session as the window's runs do."""
-    done = subprocess.run([str(BIN / "tpw"), "--db", str(db), "bench", "-p", "0", "-n", "128", "-r", str(reps),
-                           "--idle-s", "0", "--json", "--power", "estimate-process"],
-                          capture_output=True, text=True, timeout=600, check=True)
+    done = subprocess.run(
+        [
+            str(BIN / "tpw"),
+            "--db",
+            str(db),
+            "bench",
+            "-p",
+            "0",
+            "-n",
+            "128",
+            "-r",
+            str(reps),
+            "--idle-s",
+            "0",
+            "--json",
+            "--power",
+            "estimate-process",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
+    )
     [run] = json.loads(done.stdout)["runs"]
     return run["summary"][0]["tokens_per_s_mean"]
 
@@ -68,8 +92,13 @@ class Window:
     def __init__(self, reps: int):
         self.tmp = tempfile.mkdtemp()
         env = {**os.environ, "QT_QPA_PLATFORM": "xcb"}
-        self.process = subprocess.Popen([sys.executable, __file__, "--driver", "--reps", str(reps), "--tmp", self.tmp],
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+        self.process = subprocess.Popen(
+            [sys.executable, __file__, "--driver", "--reps", str(reps), "--tmp", self.tmp],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
         self.expect("ready")
 
     def ask(self, command: str) -> dict:
@@ -108,6 +137,7 @@ def paused(window: Window):
         finally:
             for pid in pids:
                 os.kill(pid, signal.SIGCONT)
+
     return pause()
 
 
@@ -140,15 +170,26 @@ def measure(rounds: int, reps: int) -> dict:
         row = {name: arm(name) for name in order}
         rows.append(row)
         a = row["bench_alone"]
-        print(f"round {round_ + 1}: " + ", ".join(f"{k} {v:.1f} t/s" + ("" if k == "bench_alone" else f" ({v / a:.3f}x)")
-                                                 for k, v in row.items() if k in ARMS), flush=True)
+        print(
+            f"round {round_ + 1}: "
+            + ", ".join(
+                f"{k} {v:.1f} t/s" + ("" if k == "bench_alone" else f" ({v / a:.3f}x)")
+                for k, v in row.items()
+                if k in ARMS
+            ),
+            flush=True,
+        )
     window.close()
     ratios = {key: statistics.median(r[key] / r["bench_alone"] for r in rows) for key in ARMS[1:]}
-    print(f"\nmedian ratios over {rounds} rounds (tg128, {reps} repetitions each): "
-          + ", ".join(f"{k} {v:.3f}x" for k, v in ratios.items()))
-    print(f"idle window, GUI process CPU (% of one core, 10 s each): normal {cpu['normal']:.2f}%, "
-          f"presentation {cpu['presentation']:.2f}%, minimized {cpu['minimized']:.2f}%; "
-          f"its measuring process meanwhile {cpu['child_normal']:.2f}%")
+    print(
+        f"\nmedian ratios over {rounds} rounds (tg128, {reps} repetitions each): "
+        + ", ".join(f"{k} {v:.3f}x" for k, v in ratios.items())
+    )
+    print(
+        f"idle window, GUI process CPU (% of one core, 10 s each): normal {cpu['normal']:.2f}%, "
+        f"presentation {cpu['presentation']:.2f}%, minimized {cpu['minimized']:.2f}%; "
+        f"its measuring process meanwhile {cpu['child_normal']:.2f}%"
+    )
     return {"rounds": rows, "median_ratios": ratios, "idle_cpu_percent": cpu, "reps": reps}
 
 
@@ -170,8 +211,12 @@ def driver(reps: int, tmp: str) -> None:
     settings = QSettings(f"{tmp}/s.ini", QSettings.IniFormat)
     controller = RunController(Path(tmp) / "s.db")
     lower_priority()  # as tpw-desktop does once its measuring process has started
-    window = MainWindow(controller=controller, settings=settings,
-                        power_choices=[("estimate-process", "estimate")], bundled_model=bundled_model_path())
+    window = MainWindow(
+        controller=controller,
+        settings=settings,
+        power_choices=[("estimate-process", "estimate")],
+        bundled_model=bundled_model_path(),
+    )
     window.resize(1600, 1000)
     window.show()
     window.workload_panel.repetitions.setValue(reps)
@@ -189,13 +234,16 @@ def driver(reps: int, tmp: str) -> None:
             if condition() or time.monotonic() > deadline:
                 timer.stop()
                 then()
+
         timer.timeout.connect(check)
         timer.start(50)
 
     def cpu_percent(process, seconds: float, then) -> None:
         start_cpu, start = sum(process.cpu_times()[:2]), time.monotonic()
-        QTimer.singleShot(int(seconds * 1000), lambda: then(
-            (sum(process.cpu_times()[:2]) - start_cpu) / (time.monotonic() - start) * 100))
+        QTimer.singleShot(
+            int(seconds * 1000),
+            lambda: then((sum(process.cpu_times()[:2]) - start_cpu) / (time.monotonic() - start) * 100),
+        )
 
     def run(presentation: bool, minimized: bool = False) -> None:
         """tg128 from the window, as Start would run it (the window's options, its measuring process)."""
@@ -211,6 +259,7 @@ def driver(reps: int, tmp: str) -> None:
             window.set_presentation(False)
             window.showNormal()
             reply("run", tg=report.summaries[0].tokens_per_s[0], status=report.status)
+
         when(lambda: done, finished)
 
     def idle_cpu() -> None:
@@ -268,18 +317,37 @@ def run(quick: bool = False, rounds: int | None = None, reps: int | None = None)
             process.terminate()
     ratios, cpu = result["median_ratios"], result["idle_cpu_percent"]
     res = _Result("dashboard", "benchmarks/gui_cost.py", raw=result)
-    for key, label, goal in (("bench_beside_idle_window", "tpw bench beside an idle window / alone", 0.97),
-                             ("window_run", "tg128 run from the window / tpw bench alone", 0.95),
-                             ("presentation_run", "tg128 run in presentation mode / tpw bench alone", 0.95)):
-        res.figures.append(Figure(label, f"≥ {goal:.2f}x", f"{ratios[key]:.3f}x (median of {rounds} rounds)",
-                                  ratios[key] >= goal, value=ratios[key],
-                                  note="1920x1080 Xvfb with openbox; arms alternate within each round"))
-    res.figures.append(Figure("idle window's CPU (normal, presentation, minimized)", "< 2% of a core, ~0 minimized",
-                              f"{cpu['normal']:.2f}%, {cpu['presentation']:.2f}%, {cpu['minimized']:.2f}%",
-                              max(cpu["normal"], cpu["presentation"]) < 2.0 and cpu["minimized"] < 0.5,
-                              value=max(cpu["normal"], cpu["presentation"])))
-    res.tables.append(Table(f"Rounds (tg128 t/s, {reps} repetitions per arm)", ["round", *ARMS],
-                            [[i + 1, *(f"{r[k]:.1f}" for k in ARMS)] for i, r in enumerate(result["rounds"])]))
+    for key, label, goal in (
+        ("bench_beside_idle_window", "tpw bench beside an idle window / alone", 0.97),
+        ("window_run", "tg128 run from the window / tpw bench alone", 0.95),
+        ("presentation_run", "tg128 run in presentation mode / tpw bench alone", 0.95),
+    ):
+        res.figures.append(
+            Figure(
+                label,
+                f"≥ {goal:.2f}x",
+                f"{ratios[key]:.3f}x (median of {rounds} rounds)",
+                ratios[key] >= goal,
+                value=ratios[key],
+                note="1920x1080 Xvfb with openbox; arms alternate within each round",
+            )
+        )
+    res.figures.append(
+        Figure(
+            "idle window's CPU (normal, presentation, minimized)",
+            "< 2% of a core, ~0 minimized",
+            f"{cpu['normal']:.2f}%, {cpu['presentation']:.2f}%, {cpu['minimized']:.2f}%",
+            max(cpu["normal"], cpu["presentation"]) < 2.0 and cpu["minimized"] < 0.5,
+            value=max(cpu["normal"], cpu["presentation"]),
+        )
+    )
+    res.tables.append(
+        Table(
+            f"Rounds (tg128 t/s, {reps} repetitions per arm)",
+            ["round", *ARMS],
+            [[i + 1, *(f"{r[k]:.1f}" for k in ARMS)] for i, r in enumerate(result["rounds"])],
+        )
+    )
     return res
 
 

@@ -11,6 +11,7 @@ c. Launch to the first painted window, from process start (a subprocess).
     QT_QPA_PLATFORM=offscreen .venv/bin/python benchmarks/gui_perf.py
 (or under Xvfb with a real DISPLAY, which paints through xcb as users see it)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,7 +27,7 @@ from pathlib import Path
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
 
-from common import Figure, Result, Table, percentile  # noqa: E402
+from common import Figure, Result, Table, percentile
 
 GOAL_FRAME_P99_MS = 16.0
 GOAL_STALL_MS = 50.0
@@ -36,9 +37,9 @@ def history(origin_ns: int, hours: float, rate_hz: float = 50.0):
     """A live series holding ``hours`` of power at ``rate_hz`` and a workload call every 10 s."""
     import numpy as np
 
-    from tpw_desktop.engine.types import TokenEvent
-    from tpw_desktop.events import CallStarted, PhaseEnded
-    from tpw_desktop.live import LiveSeries
+    from tpw_desktop.record.token import TokenEvent
+    from tpw_desktop.run.events import CallStarted, PhaseEnded
+    from tpw_desktop.view.live import LiveSeries
 
     live = LiveSeries([("nvml:0", "counter")], origin_ns)
     n = int(hours * 3600 * rate_hz)
@@ -50,9 +51,14 @@ def history(origin_ns: int, hours: float, rate_hz: float = 50.0):
         start = origin_ns + call * 10_000_000_000
         first = start + 500_000_000
         tokens = [TokenEvent(first + k * 10_000_000, k, 5, "x") for k in range(300)]
-        live.feed([CallStarted("chat", "workload", 0, call, 400, start), *tokens,
-                   PhaseEnded("chat", 0, call, "pp", start, first, 400),
-                   PhaseEnded("chat", 0, call, "tg", first, tokens[-1].t_ns, 299)])
+        live.feed(
+            [
+                CallStarted("chat", "workload", 0, call, 400, start),
+                *tokens,
+                PhaseEnded("chat", 0, call, "pp", start, first, 400),
+                PhaseEnded("chat", 0, call, "tg", first, tokens[-1].t_ns, 299),
+            ]
+        )
     live.idle_w = 80.0
     return live
 
@@ -62,7 +68,7 @@ def frame_times(app, hours: float, iterations: int) -> dict:
     import numpy as np
     from PySide6.QtCore import QElapsedTimer
 
-    from tpw_desktop.engine.types import TokenEvent
+    from tpw_desktop.record.token import TokenEvent
     from tpw_desktop.ui.charts import LiveCharts
     from tpw_desktop.ui.theme import DARK
 
@@ -105,8 +111,12 @@ def stall_during_run(app, reps: int) -> tuple[float, int]:
 
     tmp = Path(tempfile.mkdtemp())
     spec = f"replay:{resources_dir() / 'traces' / 'demo-gpu.csv'}"
-    window = MainWindow(controller=RunController(tmp / "s.db"), power_choices=[(spec, "demo")],
-                        settings=QSettings(str(tmp / "s.ini"), QSettings.IniFormat), bundled_model=bundled_model_path())
+    window = MainWindow(
+        controller=RunController(tmp / "s.db"),
+        power_choices=[(spec, "demo")],
+        settings=QSettings(str(tmp / "s.ini"), QSettings.IniFormat),
+        bundled_model=bundled_model_path(),
+    )
     window.resize(1400, 900)
     window.show()
     window.load_model(bundled_model_path())
@@ -159,8 +169,13 @@ def launch_to_first_paint(runs: int) -> float:
     times = []
     for _ in range(runs):
         with tempfile.TemporaryDirectory() as tmp:
-            done = subprocess.run([sys.executable, "-c", STARTUP_DRIVER, "--no-save", "--settings", f"{tmp}/s.ini"],
-                                  capture_output=True, text=True, timeout=120, env={**os.environ, "HOME": tmp})
+            done = subprocess.run(
+                [sys.executable, "-c", STARTUP_DRIVER, "--no-save", "--settings", f"{tmp}/s.ini"],
+                capture_output=True,
+                text=True,
+                timeout=120,
+                env={**os.environ, "HOME": tmp},
+            )
             if done.returncode != 0:
                 raise RuntimeError(f"the app did not start: {done.stderr[-2000:]}")
             times.append(float(done.stdout.strip().splitlines()[-1]))
@@ -178,22 +193,49 @@ def run(quick: bool = False) -> Result:
     launch = launch_to_first_paint(1 if quick else 3)
     hour = frames.get(1.0, frames[hours[-1]])
     platform = os.environ.get("QT_QPA_PLATFORM")
-    res = Result("gui", "benchmarks/gui_perf.py", raw={"frames": {str(h): f for h, f in frames.items()},
-                                                        "stall_ms": stall, "launch_s": launch, "platform": platform})
-    res.figures.append(Figure("one chart frame with 1 h of 50 Hz history, following", f"p99 < {GOAL_FRAME_P99_MS:g} ms",
-                              f"p50 {hour['follow'][0]:.1f} ms, p99 {hour['follow'][1]:.1f} ms ({platform})",
-                              hour["follow"][1] < GOAL_FRAME_P99_MS, value=hour["follow"][1]))
+    res = Result(
+        "gui",
+        "benchmarks/gui_perf.py",
+        raw={
+            "frames": {str(h): f for h, f in frames.items()},
+            "stall_ms": stall,
+            "launch_s": launch,
+            "platform": platform,
+        },
+    )
+    res.figures.append(
+        Figure(
+            "one chart frame with 1 h of 50 Hz history, following",
+            f"p99 < {GOAL_FRAME_P99_MS:g} ms",
+            f"p50 {hour['follow'][0]:.1f} ms, p99 {hour['follow'][1]:.1f} ms ({platform})",
+            hour["follow"][1] < GOAL_FRAME_P99_MS,
+            value=hour["follow"][1],
+        )
+    )
     if stall is not None:
-        res.figures.append(Figure("longest stall of the window's thread during a run", f"< {GOAL_STALL_MS:g} ms",
-                                  f"{stall:.0f} ms ({ticks} ticks of a 5 ms timer)", stall < GOAL_STALL_MS,
-                                  value=stall))
-    res.figures.append(Figure("launch to the first painted window", "", f"{launch:.2f} s (median)", None,
-                              value=launch))
-    res.tables.append(Table(f"One chart frame against history length ({platform}, 1400x800)",
-                            ["history", "following: p50", "p99", "whole history: p50", "p99"],
-                            [[f"{h * 60:.0f} min" if h < 1 else f"{h:g} h", *(f"{v:.1f} ms" for v in
-                              (f["follow"][0], f["follow"][1], f["whole"][0], f["whole"][1]))]
-                             for h, f in frames.items()]))
+        res.figures.append(
+            Figure(
+                "longest stall of the window's thread during a run",
+                f"< {GOAL_STALL_MS:g} ms",
+                f"{stall:.0f} ms ({ticks} ticks of a 5 ms timer)",
+                stall < GOAL_STALL_MS,
+                value=stall,
+            )
+        )
+    res.figures.append(Figure("launch to the first painted window", "", f"{launch:.2f} s (median)", None, value=launch))
+    res.tables.append(
+        Table(
+            f"One chart frame against history length ({platform}, 1400x800)",
+            ["history", "following: p50", "p99", "whole history: p50", "p99"],
+            [
+                [
+                    f"{h * 60:.0f} min" if h < 1 else f"{h:g} h",
+                    *(f"{v:.1f} ms" for v in (f["follow"][0], f["follow"][1], f["whole"][0], f["whole"][1])),
+                ]
+                for h, f in frames.items()
+            ],
+        )
+    )
     return res
 
 

@@ -7,6 +7,7 @@ measured and whether it was met, with the machine and the date.
 
     .venv/bin/python benchmarks/run_all.py [--quick] [--only engine,sampler,...] [--out docs/performance.md]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,11 +28,15 @@ def machine() -> dict:
     import psutil
 
     from tpw_desktop.engine.settings import build_facts
-    from tpw_desktop.machine import machine_facts
+    from tpw_desktop.run.machine import machine_facts
 
     build = build_facts()
-    return {**machine_facts(), "llama_cpp_python": build.llama_cpp_python_version,
-            "gpu_offload": build.gpu_offload_supported, "load_average": list(psutil.getloadavg())}
+    return {
+        **machine_facts(),
+        "llama_cpp_python": build.llama_cpp_python_version,
+        "gpu_offload": build.gpu_offload_supported,
+        "load_average": list(psutil.getloadavg()),
+    }
 
 
 def run_one(name: str, quick: bool, llama_bench: str | None) -> Result:
@@ -70,8 +75,13 @@ def markdown(results: list[Result], failures: dict[str, str], facts: dict, secon
         lines.append(f"| {name}: did not run | – | {error} | **no** | |")
     for r in results:
         for t in r.tables:
-            lines += ["", f"### {r.name}: {t.title}", "", "| " + " | ".join(t.columns) + " |",
-                      "|" + "---|" * len(t.columns)]
+            lines += [
+                "",
+                f"### {r.name}: {t.title}",
+                "",
+                "| " + " | ".join(t.columns) + " |",
+                "|" + "---|" * len(t.columns),
+            ]
             lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in t.rows]
     lines += ["", "GPU figures, when a GPU machine was available, are in [gpu-results.md](gpu-results.md).", ""]
     return "\n".join(lines)
@@ -97,8 +107,13 @@ def main() -> None:
             failures[name] = f"{type(exc).__name__}: {exc}"
     seconds = time.monotonic() - started
     args.out.write_text(markdown(results, failures, facts, seconds, args.quick))
-    raw = {"machine": facts, "seconds": seconds, "quick": args.quick, "failures": failures,
-           "results": [dataclasses.asdict(r) for r in results]}
+    raw = {
+        "machine": facts,
+        "seconds": seconds,
+        "quick": args.quick,
+        "failures": failures,
+        "results": [dataclasses.asdict(r) for r in results],
+    }
     args.out.with_suffix(".json").write_text(json.dumps(raw, indent=2, default=str))
     print(f"wrote {args.out} and {args.out.with_suffix('.json')}", file=sys.stderr)
     for r in results:

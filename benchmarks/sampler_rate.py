@@ -9,6 +9,7 @@ source. Goal: 100 Hz with p99 jitter under 2 ms and under 1% of a core.
 
     .venv/bin/python benchmarks/sampler_rate.py [--seconds 10]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -60,22 +61,51 @@ def run(quick: bool = False, seconds: float | None = None) -> Result:
     at_goal = next(r for r in by_rate if r["rate_hz"] == GOAL_HZ)
     res = Result("sampler", "benchmarks/sampler_rate.py", raw={"by_rate": by_rate, "by_sources": by_sources})
     res.figures += [
-        Figure("sampler rate at 100 Hz (replayed source)", "100 Hz ± 1%", f"{at_goal['achieved_hz']:.2f} Hz",
-               abs(at_goal["achieved_hz"] / GOAL_HZ - 1) <= 0.01, value=at_goal["achieved_hz"]),
-        Figure("sampling jitter at 100 Hz, p99 of |interval - 10 ms|", f"< {GOAL_JITTER_MS:g} ms",
-               f"{at_goal['jitter_p99_ms']:.2f} ms (p50 {at_goal['jitter_p50_ms']:.2f} ms)",
-               at_goal["jitter_p99_ms"] < GOAL_JITTER_MS, value=at_goal["jitter_p99_ms"]),
-        Figure("sampler thread CPU at 100 Hz", f"< {GOAL_CPU:.0%} of a core", f"{at_goal['cpu_share']:.2%}",
-               at_goal["cpu_share"] < GOAL_CPU, value=at_goal["cpu_share"]),
+        Figure(
+            "sampler rate at 100 Hz (replayed source)",
+            "100 Hz ± 1%",
+            f"{at_goal['achieved_hz']:.2f} Hz",
+            abs(at_goal["achieved_hz"] / GOAL_HZ - 1) <= 0.01,
+            value=at_goal["achieved_hz"],
+        ),
+        Figure(
+            "sampling jitter at 100 Hz, p99 of |interval - 10 ms|",
+            f"< {GOAL_JITTER_MS:g} ms",
+            f"{at_goal['jitter_p99_ms']:.2f} ms (p50 {at_goal['jitter_p50_ms']:.2f} ms)",
+            at_goal["jitter_p99_ms"] < GOAL_JITTER_MS,
+            value=at_goal["jitter_p99_ms"],
+        ),
+        Figure(
+            "sampler thread CPU at 100 Hz",
+            f"< {GOAL_CPU:.0%} of a core",
+            f"{at_goal['cpu_share']:.2%}",
+            at_goal["cpu_share"] < GOAL_CPU,
+            value=at_goal["cpu_share"],
+        ),
     ]
     res.tables += [
-        Table(f"Sampling rate ({seconds:g} s each, one replayed source)",
-              ["target", "achieved", "jitter p50", "jitter p99", "CPU (% of a core)"],
-              [[f"{r['rate_hz']:g} Hz", f"{r['achieved_hz']:.2f} Hz", f"{r['jitter_p50_ms']:.2f} ms",
-                f"{r['jitter_p99_ms']:.2f} ms", f"{r['cpu_share']:.2%}"] for r in by_rate]),
-        Table("Number of sources (100 Hz)", ["sources", "achieved", "jitter p99", "CPU (% of a core)"],
-              [[r["sources"], f"{r['achieved_hz']:.2f} Hz", f"{r['jitter_p99_ms']:.2f} ms", f"{r['cpu_share']:.2%}"]
-               for r in by_sources]),
+        Table(
+            f"Sampling rate ({seconds:g} s each, one replayed source)",
+            ["target", "achieved", "jitter p50", "jitter p99", "CPU (% of a core)"],
+            [
+                [
+                    f"{r['rate_hz']:g} Hz",
+                    f"{r['achieved_hz']:.2f} Hz",
+                    f"{r['jitter_p50_ms']:.2f} ms",
+                    f"{r['jitter_p99_ms']:.2f} ms",
+                    f"{r['cpu_share']:.2%}",
+                ]
+                for r in by_rate
+            ],
+        ),
+        Table(
+            "Number of sources (100 Hz)",
+            ["sources", "achieved", "jitter p99", "CPU (% of a core)"],
+            [
+                [r["sources"], f"{r['achieved_hz']:.2f} Hz", f"{r['jitter_p99_ms']:.2f} ms", f"{r['cpu_share']:.2%}"]
+                for r in by_sources
+            ],
+        ),
     ]
     return res
 

@@ -13,6 +13,7 @@ suite's smoke run (2 minutes):
 
     .venv/bin/python benchmarks/soak.py [--minutes 30] [--json OUT] [--no-window]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,7 +44,7 @@ def soak(minutes: float, window_open: bool) -> dict:
 
     from tpw_desktop.engine.workloads import TestSpec
     from tpw_desktop.paths import bundled_model_path, resources_dir
-    from tpw_desktop.session import RunOptions
+    from tpw_desktop.run.session import RunOptions
     from tpw_desktop.ui.controller import RunController
     from tpw_desktop.ui.main_window import MainWindow
 
@@ -53,9 +54,12 @@ def soak(minutes: float, window_open: bool) -> dict:
     controller = RunController(db)
     window = None
     if window_open:
-        window = MainWindow(controller=controller, settings=QSettings(str(tmp / "s.ini"), QSettings.IniFormat),
-                            power_choices=[(f"replay:{resources_dir() / TRACE}", "demo")],
-                            bundled_model=bundled_model_path())
+        window = MainWindow(
+            controller=controller,
+            settings=QSettings(str(tmp / "s.ini"), QSettings.IniFormat),
+            power_choices=[(f"replay:{resources_dir() / TRACE}", "demo")],
+            bundled_model=bundled_model_path(),
+        )
         window.resize(1600, 1000)
         window.show()
     else:
@@ -101,8 +105,9 @@ def soak(minutes: float, window_open: bool) -> dict:
     else:
         controller.close()
     conn = sqlite3.connect(db)
-    t0, t1, stored = conn.execute("SELECT min(t_ns), max(t_ns), count(*) FROM samples WHERE session_id = ?",
-                                  [session_id]).fetchone()
+    t0, t1, stored = conn.execute(
+        "SELECT min(t_ns), max(t_ns), count(*) FROM samples WHERE session_id = ?", [session_id]
+    ).fetchone()
     integrity = conn.execute("PRAGMA integrity_check").fetchone()[0]
     conn.close()
     expected = (t1 - t0) / 1e9 * RATE_HZ + 1
@@ -125,12 +130,18 @@ def soak(minutes: float, window_open: bool) -> dict:
         "longest_stall_ms": (max(stalls) * 1000 - 10) if stalls else None,
         "integrity_check": integrity,
     }
-    print(f"soak: {minutes:g} min of generation ({len(report.results)} repetitions of tg512, {tokens} tokens), "
-          f"window {'open' if window_open else 'closed'}, status {report.status}")
-    print(f"  memory growth after warm-up: window {result['memory_growth_mb']['window']:+.1f} MB, "
-          f"measuring process {result['memory_growth_mb']['measuring']:+.1f} MB (goal < 50 MB over 30 min)")
-    print(f"  samples stored {stored} of {taken} taken ({result['samples_stored_share']:.2%}; goal: none lost); "
-          f"taken {taken} of {expected:.0f} expected at {RATE_HZ:g} Hz ({result['samples_taken_share']:.2%})")
+    print(
+        f"soak: {minutes:g} min of generation ({len(report.results)} repetitions of tg512, {tokens} tokens), "
+        f"window {'open' if window_open else 'closed'}, status {report.status}"
+    )
+    print(
+        f"  memory growth after warm-up: window {result['memory_growth_mb']['window']:+.1f} MB, "
+        f"measuring process {result['memory_growth_mb']['measuring']:+.1f} MB (goal < 50 MB over 30 min)"
+    )
+    print(
+        f"  samples stored {stored} of {taken} taken ({result['samples_stored_share']:.2%}; goal: none lost); "
+        f"taken {taken} of {expected:.0f} expected at {RATE_HZ:g} Hz ({result['samples_taken_share']:.2%})"
+    )
     print(f"  window's longest stall {result['longest_stall_ms']:.0f} ms; integrity_check: {integrity}")
     return result
 

@@ -10,6 +10,7 @@
 
     .venv/bin/python benchmarks/store_perf.py [--rows-per-s 20000] [--seconds 10]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -74,12 +75,17 @@ def writer_throughput(folder: Path, rows_per_s: int, seconds: float, n_sources: 
     writer.close()
     with Store(path) as store:
         stored = store.sample_count(session_id)
-    return {"rate": produced / seconds, "produced": produced, "stored": stored,
-            "cpu_share": (cpu1 - cpu0) / (wall1 - wall0)}
+    return {
+        "rate": produced / seconds,
+        "produced": produced,
+        "stored": stored,
+        "cpu_share": (cpu1 - cpu0) / (wall1 - wall0),
+    }
 
 
-def session_open_ms(folder: Path, hours: float, rate_hz: float = 50.0, max_points: int = 2000,
-                    repeats: int = 5) -> dict:
+def session_open_ms(
+    folder: Path, hours: float, rate_hz: float = 50.0, max_points: int = 2000, repeats: int = 5
+) -> dict:
     from tpw_desktop.store import Store, connect
     from tpw_desktop.store.writer import _SAMPLE_INSERT
 
@@ -93,8 +99,10 @@ def session_open_ms(folder: Path, hours: float, rate_hz: float = 50.0, max_point
     power = 200 + 50 * np.random.default_rng(0).standard_normal(n)
     db.conn.execute("BEGIN")
     for start in range(0, n, 500_000):
-        db.conn.executemany(_SAMPLE_INSERT, ((1, "nvml:0", t0 + i * step, float(power[i]), i * 4.0)
-                                             for i in range(start, min(n, start + 500_000))))
+        db.conn.executemany(
+            _SAMPLE_INSERT,
+            ((1, "nvml:0", t0 + i * step, float(power[i]), i * 4.0) for i in range(start, min(n, start + 500_000))),
+        )
     db.conn.execute("COMMIT")
     db.close()
     times = []
@@ -103,8 +111,13 @@ def session_open_ms(folder: Path, hours: float, rate_hz: float = 50.0, max_point
             t = time.perf_counter()
             series = store.samples(1, max_points=max_points)
             times.append((time.perf_counter() - t) * 1e3)
-    return {"hours": hours, "samples": n, "points": len(series["nvml:0"]["t_s"]),
-            "median_ms": statistics.median(times), "max_ms": max(times)}
+    return {
+        "hours": hours,
+        "samples": n,
+        "points": len(series["nvml:0"]["t_s"]),
+        "median_ms": statistics.median(times),
+        "max_ms": max(times),
+    }
 
 
 def run(quick: bool = False, rows_per_s: int = 20_000, seconds: float | None = None) -> Result:
@@ -119,19 +132,43 @@ def run(quick: bool = False, rows_per_s: int = 20_000, seconds: float | None = N
     res = Result("store", "benchmarks/store_perf.py", raw={"insert_rate": inserts, "writer": writer, "open": opens})
     lost = writer["produced"] - writer["stored"]
     res.figures += [
-        Figure("sample inserts (the writer's statement, 5,000-row transactions)", f"≥ {GOAL_INSERTS:,} /s",
-               f"{inserts:,.0f} /s", inserts >= GOAL_INSERTS, value=inserts),
-        Figure(f"writer thread fed {writer['rate']:,.0f} samples/s from 4 ring buffers", "no loss",
-               f"{'no loss' if not lost else f'{lost} lost'}; {writer['cpu_share']:.1%} of a core", lost == 0,
-               value=writer["cpu_share"]),
-        Figure(f"open a {hour['hours']:g} h, 50 Hz session downsampled to {hour['points']} points",
-               f"< {GOAL_OPEN_HOUR_MS} ms", f"median {hour['median_ms']:.0f} ms, max {hour['max_ms']:.0f} ms",
-               hour["median_ms"] < GOAL_OPEN_HOUR_MS, value=hour["median_ms"]),
+        Figure(
+            "sample inserts (the writer's statement, 5,000-row transactions)",
+            f"≥ {GOAL_INSERTS:,} /s",
+            f"{inserts:,.0f} /s",
+            inserts >= GOAL_INSERTS,
+            value=inserts,
+        ),
+        Figure(
+            f"writer thread fed {writer['rate']:,.0f} samples/s from 4 ring buffers",
+            "no loss",
+            f"{'no loss' if not lost else f'{lost} lost'}; {writer['cpu_share']:.1%} of a core",
+            lost == 0,
+            value=writer["cpu_share"],
+        ),
+        Figure(
+            f"open a {hour['hours']:g} h, 50 Hz session downsampled to {hour['points']} points",
+            f"< {GOAL_OPEN_HOUR_MS} ms",
+            f"median {hour['median_ms']:.0f} ms, max {hour['max_ms']:.0f} ms",
+            hour["median_ms"] < GOAL_OPEN_HOUR_MS,
+            value=hour["median_ms"],
+        ),
     ]
-    res.tables.append(Table("Opening a session against its length (50 Hz, downsampled to 2,000 points)",
-                            ["length", "samples", "median", "max"],
-                            [[f"{o['hours'] * 60:.0f} min" if o["hours"] < 1 else f"{o['hours']:g} h",
-                              f"{o['samples']:,}", f"{o['median_ms']:.0f} ms", f"{o['max_ms']:.0f} ms"] for o in opens]))
+    res.tables.append(
+        Table(
+            "Opening a session against its length (50 Hz, downsampled to 2,000 points)",
+            ["length", "samples", "median", "max"],
+            [
+                [
+                    f"{o['hours'] * 60:.0f} min" if o["hours"] < 1 else f"{o['hours']:g} h",
+                    f"{o['samples']:,}",
+                    f"{o['median_ms']:.0f} ms",
+                    f"{o['max_ms']:.0f} ms",
+                ]
+                for o in opens
+            ],
+        )
+    )
     return res
 
 

@@ -1,4 +1,5 @@
 """Shared fixtures: real tiny models, the bundled model, offscreen Qt."""
+
 from __future__ import annotations
 
 import os
@@ -14,9 +15,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from gguf_factory import write_tiny_llama  # noqa: E402
+from gguf_factory import write_tiny_llama
 
-from tpw_desktop.paths import bundled_model_path  # noqa: E402
+from tpw_desktop.paths import bundled_model_path
 
 
 @pytest.fixture(scope="session")
@@ -95,8 +96,12 @@ def make_window(qtbot, tmp_path, flat_trace, bundled_model):
 
         settings = QSettings(str(tmp_path / "settings.ini"), QSettings.IniFormat)
         controller = RunController(tmp_path / "sessions.db", record=db)
-        window = MainWindow(controller=controller, settings=settings, bundled_model=bundled_model,
-                            power_choices=choices or [(f"replay:{flat_trace}", "constant 100 W — replayed")])
+        window = MainWindow(
+            controller=controller,
+            settings=settings,
+            bundled_model=bundled_model,
+            power_choices=choices or [(f"replay:{flat_trace}", "constant 100 W — replayed")],
+        )
         qtbot.addWidget(window)
         if not window.has_saved_geometry():
             window.resize(1280, 800)
@@ -110,5 +115,3 @@ def make_window(qtbot, tmp_path, flat_trace, bundled_model):
     yield make
     for window in made:
         window.shutdown()
-
-

@@ -5,6 +5,7 @@ call must match the real function's signature; constants, the NVMLError
 classes and the ctypes structs are the real ones. Each fake GPU says which
 metrics it supports and can be lost mid-run.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -38,9 +39,8 @@ def make_fake_nvml(gpus: list[FakeGpu], *, driver_missing: bool = False):
     fake = mock.create_autospec(pynvml)
     # Keep the real data parts of the module: constants, errors, structs.
     for name, value in vars(pynvml).items():
-        if name.startswith("NVML_") and isinstance(value, int):
-            setattr(fake, name, value)
-        elif inspect.isclass(value) and (issubclass(value, Exception) or name.startswith("c_nvml")):
+        constant = name.startswith("NVML_") and isinstance(value, int)
+        if constant or inspect.isclass(value) and (issubclass(value, Exception) or name.startswith("c_nvml")):
             setattr(fake, name, value)
 
     handles = {f"handle-{i}": gpu for i, gpu in enumerate(gpus)}
@@ -83,7 +83,8 @@ def make_fake_nvml(gpus: list[FakeGpu], *, driver_missing: bool = False):
 
     fake.nvmlDeviceSetPowerManagementLimit.side_effect = set_limit
     fake.nvmlDeviceGetPowerManagementLimitConstraints.side_effect = simple(
-        "nvmlDeviceGetPowerManagementLimitConstraints", lambda g: list(g.limit_range_mw))
+        "nvmlDeviceGetPowerManagementLimitConstraints", lambda g: list(g.limit_range_mw)
+    )
     fake.nvmlInit.side_effect = init
     fake.nvmlShutdown.return_value = None
     fake.nvmlDeviceGetCount.side_effect = lambda: len(gpus)

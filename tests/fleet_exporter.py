@@ -5,6 +5,7 @@ counter in mJ since boot, the power gauge in W, and llama-server's token
 counters, growing at fixed rates from the moment it starts, so a test knows
 the tokens per joule it set up. ``stop()`` makes the node stop answering.
 """
+
 from __future__ import annotations
 
 import threading

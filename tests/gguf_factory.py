@@ -4,6 +4,7 @@ Random F32 weights and a SentencePiece vocabulary of byte tokens: a few
 hundred KB, built in milliseconds, loaded and run by the real llama.cpp.
 The tokens it generates are meaningless; the timing and the code paths are real.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,4 +1,5 @@
 """OpenAI-compatible servers on loopback: llama-cpp-python's own, and one that misbehaves on purpose."""
+
 from __future__ import annotations
 
 import json
@@ -8,6 +9,7 @@ import threading
 import time
 import urllib.request
 from http.server import ThreadingHTTPServer
+from pathlib import Path
 
 from fleet_exporter import QuietHandler
 from prometheus_server import free_port, stop_process
@@ -19,12 +21,30 @@ class LlamaServer:
     def __init__(self, model, log_path, n_ctx: int = 512):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log = open(log_path, "w")
+        self.log = open(log_path, "w")  # noqa: SIM115 - closed by close()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1", "--port",
-             str(self.port), "--n_ctx", str(n_ctx), "--model_alias", "tiny", "--n_threads", "1",
-             "--interrupt_requests", "False"],  # concurrent clients queue; by default a new one cuts the running one
-            stdout=self.log, stderr=subprocess.STDOUT)
+            [
+                sys.executable,
+                "-m",
+                "llama_cpp.server",
+                "--model",
+                str(model),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--n_ctx",
+                str(n_ctx),
+                "--model_alias",
+                "tiny",
+                "--n_threads",
+                "1",
+                "--interrupt_requests",
+                "False",
+            ],  # concurrent clients queue; by default a new one cuts the running one
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
         deadline = time.monotonic() + 60
         while True:
             try:
@@ -33,7 +53,9 @@ class LlamaServer:
             except OSError:
                 if self.process.poll() is not None or time.monotonic() > deadline:
                     self.close()
-                    raise RuntimeError(f"llama_cpp.server did not start: {open(log_path).read()[-2000:]}")
+                    raise RuntimeError(
+                        f"llama_cpp.server did not start: {Path(log_path).read_text()[-2000:]}"
+                    ) from None
                 time.sleep(0.3)
 
     def close(self) -> None:

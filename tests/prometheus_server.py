@@ -1,4 +1,5 @@
 """A real Prometheus server (Debian's `prometheus` package) on a loopback port, with a temporary config."""
+
 from __future__ import annotations
 
 import json
@@ -47,15 +48,27 @@ class Prometheus:
 
     def __init__(self, folder: Path, jobs: dict[str, tuple[str, dict]]):
         self.port = free_port()
-        scrape = [{"job_name": name, "static_configs": [{"targets": [target], "labels": labels}]}
-                  for name, (target, labels) in jobs.items()]
-        config = {"global": {"scrape_interval": "1s", "evaluation_interval": "1s"}, "rule_files": [str(RULES)],
-                  "scrape_configs": scrape}
+        scrape = [
+            {"job_name": name, "static_configs": [{"targets": [target], "labels": labels}]}
+            for name, (target, labels) in jobs.items()
+        ]
+        config = {
+            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+            "rule_files": [str(RULES)],
+            "scrape_configs": scrape,
+        }
         (folder / "prometheus.yml").write_text(json.dumps(config))  # JSON is YAML
-        self.log = open(folder / "prometheus.log", "w")
+        self.log = open(folder / "prometheus.log", "w")  # noqa: SIM115 - closed by close()
         self.process = subprocess.Popen(
-            [prometheus_binary(), f"--config.file={folder / 'prometheus.yml'}", f"--storage.tsdb.path={folder / 'data'}",
-             f"--web.listen-address=127.0.0.1:{self.port}"], stdout=self.log, stderr=subprocess.STDOUT)
+            [
+                prometheus_binary(),
+                f"--config.file={folder / 'prometheus.yml'}",
+                f"--storage.tsdb.path={folder / 'data'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
         self.url = f"http://127.0.0.1:{self.port}"
         deadline = time.monotonic() + 30
         while not self._ready():

@@ -1,4 +1,5 @@
 """A sampler on a replayed constant trace: power without a sensor, for runs made in the test's own process."""
+
 import time
 
 import numpy as np

@@ -1,4 +1,5 @@
 """Power sources for tests that need one to misbehave on cue."""
+
 import time
 
 from tpw_desktop.power import PowerReading

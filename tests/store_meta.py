@@ -1,7 +1,8 @@
 """Session metadata for store tests that don't load a model."""
+
 from tpw_desktop.engine.gguf_info import read_model_facts
-from tpw_desktop.machine import machine_facts
 from tpw_desktop.power import source_summary
+from tpw_desktop.run.machine import machine_facts
 
 
 def meta_for(model_path, sources, *, store_text: bool = True) -> dict:

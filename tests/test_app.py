@@ -1,4 +1,5 @@
 """The real entry points, as launched from a shell."""
+
 import subprocess
 import sys
 import textwrap
@@ -15,7 +16,8 @@ FIRST_PAINT = textwrap.dedent("""
     banner = []
     class FirstPaint(QObject):
         def eventFilter(self, obj, event):
-            if not seen and event.type() == QEvent.Paint and obj.isWidgetType() and type(obj.window()).__name__ == "MainWindow":
+            painted = event.type() == QEvent.Paint and obj.isWidgetType()
+            if not seen and painted and type(obj.window()).__name__ == "MainWindow":
                 w = obj.window()
                 seen.append((w.windowTitle(), w.power_panel.source.count(), not app.windowIcon().isNull(),
                              w.db_label.text()))
@@ -31,8 +33,22 @@ FIRST_PAINT = textwrap.dedent("""
 
 def test_the_desktop_app_opens_its_window(tmp_path):
     env = {"QT_QPA_PLATFORM": "offscreen", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
-    done = subprocess.run([sys.executable, "-c", FIRST_PAINT, "--db", str(tmp_path / "s.db"), "--settings",
-                           str(tmp_path / "s.ini"), "--demo"], capture_output=True, text=True, timeout=120, env=env)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            FIRST_PAINT,
+            "--db",
+            str(tmp_path / "s.db"),
+            "--settings",
+            str(tmp_path / "s.ini"),
+            "--demo",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
     assert done.returncode == 0, done.stderr
     code, seen = done.stdout.strip().split(" ", 1)
     assert code == "0"
@@ -57,8 +73,13 @@ def test_a_database_that_is_not_ours_is_left_alone_and_said_in_the_window(tmp_pa
     conn.close()
     before = hashlib.sha256(other.read_bytes()).hexdigest()
     env = {"QT_QPA_PLATFORM": "offscreen", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
-    done = subprocess.run([sys.executable, "-c", FIRST_PAINT, "--db", str(other), "--settings", str(tmp_path / "s.ini"),
-                           "--demo"], capture_output=True, text=True, timeout=120, env=env)
+    done = subprocess.run(
+        [sys.executable, "-c", FIRST_PAINT, "--db", str(other), "--settings", str(tmp_path / "s.ini"), "--demo"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
     assert done.returncode == 0, done.stderr
     assert "notes.db is not a tpw-desktop database" in done.stdout  # the banner, read at first paint
     assert "sessions: not saved" in done.stdout
@@ -67,5 +88,7 @@ def test_a_database_that_is_not_ours_is_left_alone_and_said_in_the_window(tmp_pa
 
 
 def test_python_dash_m_is_the_cli():
-    done = subprocess.run([sys.executable, "-m", "tpw_desktop", "--version"], capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "tpw_desktop", "--version"], capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 0 and "tpw" in done.stdout

@@ -1,4 +1,5 @@
 """Every benchmark runs (a smoke run of seconds, so none rots); their figures are measured by `make bench`."""
+
 import json
 import subprocess
 import sys
@@ -12,8 +13,13 @@ ROOT = Path(__file__).parents[1]
 @pytest.mark.slow
 def test_every_benchmark_runs_and_writes_its_report(tmp_path):
     out = tmp_path / "performance.md"
-    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run_all.py"), "--quick", "--out", str(out)],
-                          capture_output=True, text=True, timeout=600, cwd=ROOT)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "run_all.py"), "--quick", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+    )
     assert done.returncode == 0, done.stderr[-4000:]
     report = out.read_text()
     raw = json.loads(out.with_suffix(".json").read_text())

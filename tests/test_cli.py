@@ -1,4 +1,5 @@
 """The tpw command as a user runs it: real processes, real model, real database."""
+
 import json
 from pathlib import Path
 
@@ -11,8 +12,9 @@ from tpw_desktop.cli import cli
 
 @pytest.mark.slow
 def test_bench_json_on_the_bundled_model(db_path):
-    done = run_tpw("bench", "-p", "64", "-n", "32", "-r", "2", "--idle-s", "0.5", "--settle-s", "0", "--json",
-                   db=db_path)
+    done = run_tpw(
+        "bench", "-p", "64", "-n", "32", "-r", "2", "--idle-s", "0.5", "--settle-s", "0", "--json", db=db_path
+    )
     assert done.returncode == 0, done.stderr
     doc = json.loads(done.stdout, parse_constant=lambda c: pytest.fail(f"{c} is not JSON"))
     [run] = doc["runs"]
@@ -39,8 +41,23 @@ def test_bench_json_on_the_bundled_model(db_path):
 
 
 def test_bench_table_on_a_tiny_model(tiny_model, db_path):
-    done = run_tpw("bench", str(tiny_model), "-p", "32", "-n", "8", "-r", "2", "--idle-s", "0.2", "--settle-s", "0",
-                   "--power", "estimate:80", db=db_path)
+    done = run_tpw(
+        "bench",
+        str(tiny_model),
+        "-p",
+        "32",
+        "-n",
+        "8",
+        "-r",
+        "2",
+        "--idle-s",
+        "0.2",
+        "--settle-s",
+        "0",
+        "--power",
+        "estimate:80",
+        db=db_path,
+    )
     assert done.returncode == 0, done.stderr
     header, rule, *rows = done.stdout.splitlines()[:4]
     assert header.split("|")[1].strip() == "model" and "tok/J" in header and "method" in header
@@ -53,8 +70,25 @@ def test_bench_table_on_a_tiny_model(tiny_model, db_path):
 def test_bench_with_a_replayed_trace_and_no_save(tiny_model, db_path, tmp_path):
     trace = tmp_path / "flat.csv"
     trace.write_text("t_s,power_w\n0,50\n100,50\n")
-    done = run_tpw("bench", str(tiny_model), "-p", "0", "-n", "8", "-r", "1", "--idle-s", "0.2", "--settle-s", "0", "--no-save",
-                   "--power", f"replay:{trace}", "--json", db=db_path)
+    done = run_tpw(
+        "bench",
+        str(tiny_model),
+        "-p",
+        "0",
+        "-n",
+        "8",
+        "-r",
+        "1",
+        "--idle-s",
+        "0.2",
+        "--settle-s",
+        "0",
+        "--no-save",
+        "--power",
+        f"replay:{trace}",
+        "--json",
+        db=db_path,
+    )
     assert done.returncode == 0, done.stderr
     [run] = json.loads(done.stdout)["runs"]
     [tg] = run["summary"]
@@ -67,11 +101,26 @@ def test_bench_with_a_replayed_trace_and_no_save(tiny_model, db_path, tmp_path):
 
 
 def test_bench_a_workload(tiny_model, db_path):
-    done = run_tpw("bench", str(tiny_model), "--workload", "agentic", "-r", "1", "--idle-s", "0", "--json",
-                   "--no-warmup", db=db_path)
+    done = run_tpw(
+        "bench",
+        str(tiny_model),
+        "--workload",
+        "agentic",
+        "-r",
+        "1",
+        "--idle-s",
+        "0",
+        "--json",
+        "--no-warmup",
+        db=db_path,
+    )
     assert done.returncode == 0, done.stderr
     [run] = json.loads(done.stdout)["runs"]
-    assert [(s["test"], s["phase"]) for s in run["summary"]] == [("agentic", "pp"), ("agentic", "tg"), ("agentic", "total")]
+    assert [(s["test"], s["phase"]) for s in run["summary"]] == [
+        ("agentic", "pp"),
+        ("agentic", "tg"),
+        ("agentic", "total"),
+    ]
     assert run["summary"][2]["latency"]["time_to_first_token_s"] > 0
 
 
@@ -149,7 +198,22 @@ def test_workloads_are_listed():
 
 
 def test_sessions_commands(tiny_model, db_path, tmp_path):
-    bench = run_tpw("bench", str(tiny_model), "-p", "16", "-n", "4", "-r", "1", "--idle-s", "0.2", "--settle-s", "0", "-q", db=db_path)
+    bench = run_tpw(
+        "bench",
+        str(tiny_model),
+        "-p",
+        "16",
+        "-n",
+        "4",
+        "-r",
+        "1",
+        "--idle-s",
+        "0.2",
+        "--settle-s",
+        "0",
+        "-q",
+        db=db_path,
+    )
     assert bench.returncode == 0, bench.stderr
     runner = CliRunner()
     base = ["--db", str(db_path), "sessions"]
@@ -178,8 +242,25 @@ def test_sessions_compare_two_quantizations(tiny_model, tmp_path, db_path):
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = llama_cpp.LLAMA_FTYPE_MOSTLY_Q8_0
     assert llama_cpp.llama_model_quantize(str(tiny_model).encode(), str(q8).encode(), params) == 0
-    bench = run_tpw("bench", str(tiny_model), str(q8), "-p", "32", "-n", "8", "-r", "2", "--idle-s", "0.2", "--settle-s", "0", "-q",
-                    "--power", "estimate:50", db=db_path)
+    bench = run_tpw(
+        "bench",
+        str(tiny_model),
+        str(q8),
+        "-p",
+        "32",
+        "-n",
+        "8",
+        "-r",
+        "2",
+        "--idle-s",
+        "0.2",
+        "--settle-s",
+        "0",
+        "-q",
+        "--power",
+        "estimate:50",
+        db=db_path,
+    )
     assert bench.returncode == 0, bench.stderr
     runner = CliRunner()
     result = runner.invoke(cli, ["--db", str(db_path), "sessions", "compare", "1", "2", "--json"])
@@ -188,8 +269,11 @@ def test_sessions_compare_two_quantizations(tiny_model, tmp_path, db_path):
     rows = comparison["rows"]
     assert comparison["variants"] == ["#1 tiny-llama-f32.gguf", "#2 tiny-llama-Q8_0.gguf"]
     assert [(r["variant"], r["quantization"], r["test"], r["phase"], r["runs"]) for r in rows] == [
-        ("#1 tiny-llama-f32.gguf", "F32", "pp32", "pp", 2), ("#1 tiny-llama-f32.gguf", "F32", "tg8", "tg", 2),
-        ("#2 tiny-llama-Q8_0.gguf", "Q8_0", "pp32", "pp", 2), ("#2 tiny-llama-Q8_0.gguf", "Q8_0", "tg8", "tg", 2)]
+        ("#1 tiny-llama-f32.gguf", "F32", "pp32", "pp", 2),
+        ("#1 tiny-llama-f32.gguf", "F32", "tg8", "tg", 2),
+        ("#2 tiny-llama-Q8_0.gguf", "Q8_0", "pp32", "pp", 2),
+        ("#2 tiny-llama-Q8_0.gguf", "Q8_0", "tg8", "tg", 2),
+    ]
     assert all(r["method"] == "estimated" and r["tokens_per_s"]["mean"] > 0 for r in rows)
     # (a millisecond window on the tiny model may see no tick of the estimate: tokens/J is then null, with why)
     for r in rows:
@@ -209,8 +293,22 @@ def test_bench_on_a_busy_machine_prints_no_absurd_or_silent_figure(db_path):
     for b in burners:
         b.start()
     try:
-        done = run_tpw("bench", "-p", "64", "-n", "32", "-r", "2", "--idle-s", "1", "--settle-s", "0", "--json",
-                       "--no-save", db=db_path)
+        done = run_tpw(
+            "bench",
+            "-p",
+            "64",
+            "-n",
+            "32",
+            "-r",
+            "2",
+            "--idle-s",
+            "1",
+            "--settle-s",
+            "0",
+            "--json",
+            "--no-save",
+            db=db_path,
+        )
     finally:
         for b in burners:
             b.terminate()
@@ -228,8 +326,24 @@ def _burn():
 def test_the_table_footnotes_every_missing_figure(tiny_model, db_path, tmp_path):
     trace = tmp_path / "flat.csv"
     trace.write_text("t_s,power_w\n0,50\n100,50\n")
-    done = run_tpw("bench", str(tiny_model), "-p", "0", "-n", "8", "-r", "1", "--idle-s", "0.2", "--settle-s", "0",
-                   "--no-save", "--power", f"replay:{trace}", db=db_path)
+    done = run_tpw(
+        "bench",
+        str(tiny_model),
+        "-p",
+        "0",
+        "-n",
+        "8",
+        "-r",
+        "1",
+        "--idle-s",
+        "0.2",
+        "--settle-s",
+        "0",
+        "--no-save",
+        "--power",
+        f"replay:{trace}",
+        db=db_path,
+    )
     assert done.returncode == 0, done.stderr
     row = done.stdout.splitlines()[2]
     assert "n/a [1]" in row

@@ -1,4 +1,5 @@
 """Quantize, sweep, compare, report: the hobbyist's and the GPU owner's whole workflow, for real."""
+
 import csv
 import io
 import json
@@ -10,15 +11,15 @@ from fake_nvml import FakeGpu, make_fake_nvml
 from replay import replay_sampler
 from tpw_cli import run_tpw
 
-from tpw_desktop.compare import compare
+from tpw_desktop.analysis.compare import compare
+from tpw_desktop.analysis.report import csv_text, html_report
 from tpw_desktop.engine.llama_engine import Engine, EngineSettings
 from tpw_desktop.engine.workloads import TestSpec
 from tpw_desktop.errors import TpwError
 from tpw_desktop.power.limits import PowerLimiter
-from tpw_desktop.report import csv_text, html_report
-from tpw_desktop.session import RunOptions
+from tpw_desktop.run.session import RunOptions
+from tpw_desktop.run.sweep import SweepRunner, plan_sweep
 from tpw_desktop.store import SessionWriter, Store
-from tpw_desktop.sweep import SweepRunner, plan_sweep
 
 
 class Tables(HTMLParser):
@@ -50,15 +51,37 @@ def test_quantize_sweep_compare_and_report_end_to_end(two_quantizations, flat_tr
     """Two quantizations of one model, swept twice each on a replayed trace; the comparison, its HTML and CSV."""
     q8, q4 = two_quantizations
     db, report = tmp_path / "s.db", tmp_path / "report.html"
-    done = run_tpw("sweep", str(q8), str(q4), "-r", "2", "-p", "16", "-n", "8", "--idle-s", "0.2", "--settle-s", "0",
-                   "--power", f"replay:{flat_trace}", "--settle-timeout", "1", "--report", str(report), "--json",
-                   "-q", db=db)
+    done = run_tpw(
+        "sweep",
+        str(q8),
+        str(q4),
+        "-r",
+        "2",
+        "-p",
+        "16",
+        "-n",
+        "8",
+        "--idle-s",
+        "0.2",
+        "--settle-s",
+        "0",
+        "--power",
+        f"replay:{flat_trace}",
+        "--settle-timeout",
+        "1",
+        "--report",
+        str(report),
+        "--json",
+        "-q",
+        db=db,
+    )
     assert done.returncode == 0, done.stderr
     comparison = json.loads(done.stdout)
     assert comparison["variants"] == ["tiny-Q8_0", "tiny-Q4_0"]
     rows = comparison["rows"]
     assert {(r["variant"], r["test"], r["runs"]) for r in rows} == {
-        (v, t, 2) for v in ("tiny-Q8_0", "tiny-Q4_0") for t in ("pp16", "tg8")}
+        (v, t, 2) for v in ("tiny-Q8_0", "tiny-Q4_0") for t in ("pp16", "tg8")
+    }
     assert all(r["method"] == "replayed" for r in rows)
     with Store(db) as store:
         [sweep] = store.sweeps()
@@ -78,7 +101,9 @@ def test_quantize_sweep_compare_and_report_end_to_end(two_quantizations, flat_tr
     export = run_tpw("sessions", "compare", "--sweep", str(sweep["id"]), "--report", str(tmp_path / "r.csv"), db=db)
     assert export.returncode == 0, export.stderr
     back = list(csv.DictReader(io.StringIO((tmp_path / "r.csv").read_text())))
-    assert [(r["variant"], r["test"], int(r["runs"])) for r in back] == [(r["variant"], r["test"], r["runs"]) for r in rows]
+    assert [(r["variant"], r["test"], int(r["runs"])) for r in back] == [
+        (r["variant"], r["test"], r["runs"]) for r in rows
+    ]
     assert [float(r["tokens_per_s_mean"]) for r in back] == pytest.approx([r["tokens_per_s"]["mean"] for r in rows])
 
 
@@ -90,7 +115,10 @@ def test_quantizing_says_no_to_what_it_should_not_do(two_quantizations, tiny_mod
     forced = run_tpw("quantize", str(q8), "--type", "Q4_0", "-o", str(tmp_path / "twice.gguf"), "--allow-requantize")
     assert forced.returncode == 0 and "Q8_0 -> Q4_0" in forced.stdout
     impossible = run_tpw("quantize", str(tiny_model), "--type", "Q3_X")
-    assert impossible.returncode == 2 and "not a quantization llama.cpp can make here; choose from Q4_0" in impossible.stderr
+    assert (
+        impossible.returncode == 2
+        and "not a quantization llama.cpp can make here; choose from Q4_0" in impossible.stderr
+    )
     exists = run_tpw("quantize", str(tiny_model), "--type", "Q8_0", "-o", str(q8))
     assert exists.returncode == 2 and "already exists" in exists.stderr
 
@@ -102,16 +130,28 @@ def tiny_loader(model):
 def test_a_power_limit_sweep_sets_each_limit_and_restores_the_original(tiny_model, db_path):
     gpu = FakeGpu(power_limit_mw=450_000)
     limiter = PowerLimiter(0, module=make_fake_nvml([gpu]))
-    plan = plan_sweep([tiny_model], EngineSettings(n_ctx=256), [TestSpec.tg(8)], 2,
-                      RunOptions(idle_s=0.2, settle_s=0), power_limits_w=[250, 350], settle_timeout_s=1)
+    plan = plan_sweep(
+        [tiny_model],
+        EngineSettings(n_ctx=256),
+        [TestSpec.tg(8)],
+        2,
+        RunOptions(idle_s=0.2, settle_s=0),
+        power_limits_w=[250, 350],
+        settle_timeout_s=1,
+    )
     with replay_sampler() as sampler, SessionWriter(db_path) as writer:
-        result = SweepRunner(plan, sampler, recorder=writer, limiter=limiter, engine_loader=tiny_loader(tiny_model)).run()
+        result = SweepRunner(
+            plan, sampler, recorder=writer, limiter=limiter, engine_loader=tiny_loader(tiny_model)
+        ).run()
     assert result.status == "completed"
     assert gpu.limits_set == [250_000, 350_000, 350_000, 250_000, 450_000]  # rotated rounds, then the original back
     with Store(db_path) as store:
         comparison = compare(store, sweep_id=result.sweep_id)
     assert comparison.variants == ["250 W", "350 W"]
-    assert [(r.variant, r.power_limit_w, r.runs) for r in comparison.main_rows()] == [("250 W", 250, 2), ("350 W", 350, 2)]
+    assert [(r.variant, r.power_limit_w, r.runs) for r in comparison.main_rows()] == [
+        ("250 W", 250, 2),
+        ("350 W", 350, 2),
+    ]
     assert comparison.best_power_limit().power_limit_w in (250, 350)
     assert "Efficiency against the power limit" in html_report(comparison)
 
@@ -119,8 +159,14 @@ def test_a_power_limit_sweep_sets_each_limit_and_restores_the_original(tiny_mode
 def test_a_failure_mid_sweep_still_restores_the_power_limit(tiny_model):
     gpu = FakeGpu(power_limit_mw=450_000)
     limiter = PowerLimiter(0, module=make_fake_nvml([gpu]))
-    plan = plan_sweep([tiny_model], EngineSettings(n_ctx=256), [TestSpec.tg(8)], 1, RunOptions(idle_s=0, settle_s=0),
-                      power_limits_w=[250, 350])
+    plan = plan_sweep(
+        [tiny_model],
+        EngineSettings(n_ctx=256),
+        [TestSpec.tg(8)],
+        1,
+        RunOptions(idle_s=0, settle_s=0),
+        power_limits_w=[250, 350],
+    )
     calls = []
 
     def loader(path, settings):
@@ -137,9 +183,18 @@ def test_a_failure_mid_sweep_still_restores_the_power_limit(tiny_model):
 def test_setting_a_power_limit_without_root_is_one_clear_message(tiny_model):
     gpu = FakeGpu(root=False)
     limiter = PowerLimiter(0, module=make_fake_nvml([gpu]))
-    plan = plan_sweep([tiny_model], EngineSettings(n_ctx=256), [TestSpec.tg(8)], 1, RunOptions(idle_s=0, settle_s=0),
-                      power_limits_w=[250, 350])
-    with replay_sampler() as sampler, pytest.raises(TpwError, match="setting a GPU power limit needs root: run the sweep"):
+    plan = plan_sweep(
+        [tiny_model],
+        EngineSettings(n_ctx=256),
+        [TestSpec.tg(8)],
+        1,
+        RunOptions(idle_s=0, settle_s=0),
+        power_limits_w=[250, 350],
+    )
+    with (
+        replay_sampler() as sampler,
+        pytest.raises(TpwError, match="setting a GPU power limit needs root: run the sweep"),
+    ):
         SweepRunner(plan, sampler, limiter=limiter, engine_loader=tiny_loader(tiny_model)).run()
     with pytest.raises(TpwError, match="outside what GPU 0 accepts"):
         PowerLimiter(0, module=make_fake_nvml([FakeGpu()])).check([100, 800])
@@ -156,17 +211,26 @@ def test_a_setting_sweep_and_its_labels(tiny_model):
 
 
 def test_a_comparison_across_machines_or_methods_says_so():
-    from tpw_desktop.compare import differences
+    from tpw_desktop.analysis.compare import differences
 
-    a = {"hostname": "a", "cpu": "x", "gpus": "[]", "llama_cpp_version": "0.3.36", "gpu_offload": 0, "method": "counter"}
+    a = {
+        "hostname": "a",
+        "cpu": "x",
+        "gpus": "[]",
+        "llama_cpp_version": "0.3.36",
+        "gpu_offload": 0,
+        "method": "counter",
+    }
     b = {**a, "hostname": "b", "method": "estimated"}
     assert differences([a, a]) == []
-    assert differences([a, b]) == ["these sessions ran on different machines: compare with care",
-                                   "these sessions ran on different power-measuring methods: compare with care"]
+    assert differences([a, b]) == [
+        "these sessions ran on different machines: compare with care",
+        "these sessions ran on different power-measuring methods: compare with care",
+    ]
 
 
 def test_charts_draw_one_bar_per_variant_and_no_bar_for_an_unknown():
-    from tpw_desktop.svg_charts import bars
+    from tpw_desktop.analysis.svg_charts import bars
 
     svg = bars("Efficiency", "tokens per joule (tok/J)", ["Q4_K_M", "Q8_0", "F16"], [2.0, 1.5, None], [0.1, None, None])
     assert svg.count('class="bar"') == 2 and svg.count('class="error"') == 1 and "unknown" in svg
@@ -179,8 +243,25 @@ def test_csv_is_every_row(two_quantizations, tmp_path):
     q8, q4 = two_quantizations
     db = tmp_path / "s.db"
     for model in (q8, q4):
-        assert run_tpw("bench", str(model), "-p", "0", "-n", "8", "-r", "3", "--idle-s", "0", "--power",
-                       "estimate", "-q", db=db).returncode == 0
+        assert (
+            run_tpw(
+                "bench",
+                str(model),
+                "-p",
+                "0",
+                "-n",
+                "8",
+                "-r",
+                "3",
+                "--idle-s",
+                "0",
+                "--power",
+                "estimate",
+                "-q",
+                db=db,
+            ).returncode
+            == 0
+        )
     with Store(db) as store:
         comparison = compare(store, [1, 2], baseline="#2 tiny-Q4_0.gguf")
     assert comparison.variants == ["#1 tiny-Q8_0.gguf", "#2 tiny-Q4_0.gguf"]
@@ -193,8 +274,25 @@ def test_csv_is_every_row(two_quantizations, tmp_path):
 def test_writing_charts_as_svg(two_quantizations, tmp_path, flat_trace):
     db = tmp_path / "s.db"
     for model in two_quantizations:
-        assert run_tpw("bench", str(model), "-p", "0", "-n", "8", "-r", "2", "--idle-s", "0", "--power",
-                       f"replay:{flat_trace}", "-q", db=db).returncode == 0
+        assert (
+            run_tpw(
+                "bench",
+                str(model),
+                "-p",
+                "0",
+                "-n",
+                "8",
+                "-r",
+                "2",
+                "--idle-s",
+                "0",
+                "--power",
+                f"replay:{flat_trace}",
+                "-q",
+                db=db,
+            ).returncode
+            == 0
+        )
     out = tmp_path / "charts"
     out.mkdir()
     done = run_tpw("sessions", "compare", "1", "2", "--charts", str(out), db=db)

@@ -6,12 +6,12 @@ import pytest
 
 pytest.importorskip("PySide6")
 
-from tpw_desktop.engine.settings import EngineSettings  # noqa: E402
-from tpw_desktop.engine.workloads import TestSpec  # noqa: E402
-from tpw_desktop.measure.client import MeasureClient  # noqa: E402
-from tpw_desktop.session import RunOptions  # noqa: E402
-from tpw_desktop.store import Store  # noqa: E402
-from tpw_desktop.ui.controller import RunController  # noqa: E402
+from tpw_desktop.engine.settings import EngineSettings
+from tpw_desktop.engine.workloads import TestSpec
+from tpw_desktop.run.session import RunOptions
+from tpw_desktop.store import Store
+from tpw_desktop.ui.controller import RunController
+from tpw_desktop.worker.client import MeasureClient
 
 WATTS = 100.0
 
@@ -85,8 +85,9 @@ def test_a_run_crosses_in_batches_not_one_message_per_token(qtbot, controller, t
         assert session["id"] == report.session_id and session["status"] == "completed"
 
 
-def test_a_killed_measuring_process_is_reported_its_session_kept_and_it_restarts(qtbot, controller, tiny_model,
-                                                                                 db_path):
+def test_a_killed_measuring_process_is_reported_its_session_kept_and_it_restarts(
+    qtbot, controller, tiny_model, db_path
+):
     c = controller()
     load(qtbot, c, tiny_model)
     c.start([TestSpec.tg(512)], RunOptions(repetitions=200, idle_s=0.3, settle_s=0, warmup=False))
@@ -112,8 +113,7 @@ def test_stop_ends_the_run_as_cancelled(qtbot, controller, tiny_model):
     load(qtbot, c, tiny_model)
     c.start([TestSpec.tg(512)], RunOptions(repetitions=100, idle_s=0, warmup=False))
     # a batch may carry several repetitions: any past the first will do
-    qtbot.waitUntil(lambda: int((re.search(r"repetition (\d+)/100", c.last_status) or [0, 0])[1]) >= 2,
-                    timeout=30_000)
+    qtbot.waitUntil(lambda: int((re.search(r"repetition (\d+)/100", c.last_status) or [0, 0])[1]) >= 2, timeout=30_000)
     with qtbot.waitSignal(c.run_finished, timeout=30_000) as finished:
         c.stop()
         assert c.state == "stopping"
@@ -151,7 +151,7 @@ def test_the_process_runs_apart_from_the_window(qtbot, controller):
     c = controller(record=False)
     child = psutil.Process(c.client.pid)
     assert c.client.pid != os.getpid() and child.is_running()
-    assert "tpw_desktop.measure" in " ".join(child.cmdline())
+    assert "tpw_desktop.worker" in " ".join(child.cmdline())
     assert not any(m.path.endswith(("QtCore.abi3.so", "libQt6Core.so.6")) for m in child.memory_maps())
 
 
@@ -163,8 +163,27 @@ def test_the_window_and_tpw_bench_record_into_one_database_at_once(qtbot, contro
     c = controller()
     load(qtbot, c, tiny_model)
     tpw = str(Path(sys.executable).with_name("tpw"))
-    bench = subprocess.Popen([tpw, "--db", str(db_path), "bench", str(tiny_model), "-p", "0", "-n", "256", "-r", "20",
-                              "--idle-s", "0", "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    bench = subprocess.Popen(
+        [
+            tpw,
+            "--db",
+            str(db_path),
+            "bench",
+            str(tiny_model),
+            "-p",
+            "0",
+            "-n",
+            "256",
+            "-r",
+            "20",
+            "--idle-s",
+            "0",
+            "-q",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     report = run(qtbot, c, [TestSpec.tg(256)], repetitions=20)
     out, err = bench.communicate(timeout=120)
     assert bench.returncode == 0, err

@@ -1,15 +1,24 @@
 """The dashboard's figures are computed in metrics/, with exact values, each with its basis or why it is missing."""
+
 import pytest
 
-from tpw_desktop.metrics.dashboard import endpoint_dashboard, live_dashboard
+from tpw_desktop.view.dashboard import endpoint_dashboard, live_dashboard
 
 
 def level(concurrency, **figures):
-    row = {"concurrency": concurrency, "method": "estimated", "confident": False, "tokens_per_s_mean": 40.0 * concurrency,
-           "average_w": 50.0, "tokens_per_j": 0.8 * concurrency, "j_per_token": 1.25 / concurrency,
-           "wh_per_1k_tokens": 1.25 / concurrency * 1000 / 3600, "cost_per_1m_tokens": None,
-           "unknown": {"cost_per_1m_tokens": "no electricity price set"},
-           "latency": {"time_to_first_token_s": 0.25 * concurrency}}
+    row = {
+        "concurrency": concurrency,
+        "method": "estimated",
+        "confident": False,
+        "tokens_per_s_mean": 40.0 * concurrency,
+        "average_w": 50.0,
+        "tokens_per_j": 0.8 * concurrency,
+        "j_per_token": 1.25 / concurrency,
+        "wh_per_1k_tokens": 1.25 / concurrency * 1000 / 3600,
+        "cost_per_1m_tokens": None,
+        "unknown": {"cost_per_1m_tokens": "no electricity price set"},
+        "latency": {"time_to_first_token_s": 0.25 * concurrency},
+    }
     return {**row, **figures}
 
 
@@ -24,7 +33,9 @@ def test_a_server_is_shown_at_its_most_clients_with_each_missing_figure_saying_w
 
 
 def test_a_server_level_without_energy_says_why_and_none_finished_is_nothing():
-    one = level(1, average_w=None, tokens_per_j=None, confident=True, unknown={"tokens_per_j": "source stopped answering"})
+    one = level(
+        1, average_w=None, tokens_per_j=None, confident=True, unknown={"tokens_per_j": "source stopped answering"}
+    )
     figures = endpoint_dashboard([one], currency="USD")
     assert figures.tokens_per_j.why == "source stopped answering" and figures.power_w.why == "not measured"
     assert figures.speed_tok_s.basis == "timed · 1 client, all streams"

@@ -1,4 +1,5 @@
 """Measuring a server tpw didn't start: llama-cpp-python's own OpenAI server, and servers that misbehave."""
+
 import json
 import re
 
@@ -8,15 +9,15 @@ from prometheus_server import free_port
 from PySide6.QtCore import Qt
 from tpw_cli import run_tpw
 
-from tpw_desktop.endpoint.bench import concurrency_levels, levels_table
-from tpw_desktop.endpoint.client import Endpoint
 from tpw_desktop.engine.settings import EngineSettings
 from tpw_desktop.engine.workloads import TestSpec, get_workload
 from tpw_desktop.errors import TpwError
-from tpw_desktop.measure.protocol import StartEndpoint
-from tpw_desktop.power.prometheus import PrometheusApi
-from tpw_desktop.session import RunOptions
+from tpw_desktop.peers.openai_server import Endpoint
+from tpw_desktop.peers.prometheus_server import PrometheusApi
+from tpw_desktop.run.server import concurrency_levels, levels_table
+from tpw_desktop.run.session import RunOptions
 from tpw_desktop.store import Store
+from tpw_desktop.worker.protocol import StartEndpoint
 
 pytest.importorskip("uvicorn", reason="needs llama-cpp-python's server extra (make test installs it)")
 
@@ -34,8 +35,18 @@ def test_levels_double_up_to_the_most():
     assert concurrency_levels(6) == [1, 2, 4, 6]
 
 
-@pytest.mark.parametrize("url", ["http://127.0.0.1:8080e", "http://127.0.0.1:99999", "http://[::1", "http://a b:80",
-                                 "127.0.0.1:8080", "ftp://host", "http://"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8080e",
+        "http://127.0.0.1:99999",
+        "http://[::1",
+        "http://a b:80",
+        "127.0.0.1:8080",
+        "ftp://host",
+        "http://",
+    ],
+)
 def test_a_mistyped_server_url_is_one_message(url):
     with pytest.raises(TpwError, match=r"not a server URL; expected one like http://127\.0\.0\.1:8080"):
         Endpoint(url)
@@ -44,12 +55,24 @@ def test_a_mistyped_server_url_is_one_message(url):
 
 
 def test_the_clients_table_says_why_a_figure_is_missing():
-    level = {"concurrency": 2, "requests": 2, "total_tokens": 40, "tokens_per_s_mean": 20.0, "average_w": None,
-             "tokens_per_j": None, "j_per_token": None, "method": "counter", "confident": False,
-             "unknown": {"average_w": "no counter update in the 40 ms window",
-                         "tokens_per_j": "no counter update in the 40 ms window",
-                         "j_per_token": "no counter update in the 40 ms window"},
-             "latency": {"time_to_first_token_s": 0.05, "inter_token_p50_ms": 20.0}, "counted_by": "server usage"}
+    level = {
+        "concurrency": 2,
+        "requests": 2,
+        "total_tokens": 40,
+        "tokens_per_s_mean": 20.0,
+        "average_w": None,
+        "tokens_per_j": None,
+        "j_per_token": None,
+        "method": "counter",
+        "confident": False,
+        "unknown": {
+            "average_w": "no counter update in the 40 ms window",
+            "tokens_per_j": "no counter update in the 40 ms window",
+            "j_per_token": "no counter update in the 40 ms window",
+        },
+        "latency": {"time_to_first_token_s": 0.05, "inter_token_p50_ms": 20.0},
+        "counted_by": "server usage",
+    }
     brief = levels_table([level], brief=True, tablefmt="plain").splitlines()
     assert brief[0].split() == ["clients", "t/s", "W", "tok/J", "method"]
     assert brief[1].split("  ")[0].strip() == "2" and "20.0" in brief[1]
@@ -60,8 +83,26 @@ def test_the_clients_table_says_why_a_figure_is_missing():
 
 
 def test_a_real_server_at_one_and_four_clients(server, flat_trace, db_path):
-    done = run_tpw("bench", "--endpoint", server.url, "--concurrency", "4", "-w", "chat", "-r", "1", "--idle-s", "0",
-                   "--settle-s", "0", "--power", f"replay:{flat_trace}", "--json", "-q", db=db_path)
+    done = run_tpw(
+        "bench",
+        "--endpoint",
+        server.url,
+        "--concurrency",
+        "4",
+        "-w",
+        "chat",
+        "-r",
+        "1",
+        "--idle-s",
+        "0",
+        "--settle-s",
+        "0",
+        "--power",
+        f"replay:{flat_trace}",
+        "--json",
+        "-q",
+        db=db_path,
+    )
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert report["model"] == "tiny" and report["status"] == "completed"
@@ -84,17 +125,35 @@ def test_a_real_server_at_one_and_four_clients(server, flat_trace, db_path):
         assert stored["settings"]["endpoint"] == server.url
 
 
-@pytest.mark.parametrize("mode, said", [
-    ("drop", "the stream ended before [DONE] (after 2 tokens)"),
-    ("malformed", "a malformed stream chunk: b'{this is not json' (after 2 tokens)"),
-    ("silent", "no answer in time (timeout)"),
-    ("error", "HTTP 500 Internal Server Error: model crashed"),
-])
+@pytest.mark.parametrize(
+    "mode, said",
+    [
+        ("drop", "the stream ended before [DONE] (after 2 tokens)"),
+        ("malformed", "a malformed stream chunk: b'{this is not json' (after 2 tokens)"),
+        ("silent", "no answer in time (timeout)"),
+        ("error", "HTTP 500 Internal Server Error: model crashed"),
+    ],
+)
 def test_a_server_that_misbehaves_is_one_line_and_a_failed_session(mode, said, flat_trace, db_path):
     bad = BadServer(mode)
     try:
-        done = run_tpw("bench", "--endpoint", bad.url, "--timeout", "1", "-r", "1", "--idle-s", "0", "--settle-s", "0",
-                       "--power", f"replay:{flat_trace}", "-q", db=db_path)
+        done = run_tpw(
+            "bench",
+            "--endpoint",
+            bad.url,
+            "--timeout",
+            "1",
+            "-r",
+            "1",
+            "--idle-s",
+            "0",
+            "--settle-s",
+            "0",
+            "--power",
+            f"replay:{flat_trace}",
+            "-q",
+            db=db_path,
+        )
     finally:
         bad.close()
     assert done.returncode == 2 and "Traceback" not in done.stderr
@@ -108,17 +167,37 @@ def test_streams_a_server_cut_short_are_counted_and_said(flat_trace):
     """llama_cpp.server's default: a new request ends the running stream with [DONE] and no finish reason."""
     cutter = BadServer("cut")
     try:
-        done = run_tpw("bench", "--endpoint", cutter.url, "--concurrency", "2", "-r", "1", "--idle-s", "0",
-                       "--settle-s", "0", "--power", f"replay:{flat_trace}", "--no-save", "--json", "-q")
+        done = run_tpw(
+            "bench",
+            "--endpoint",
+            cutter.url,
+            "--concurrency",
+            "2",
+            "-r",
+            "1",
+            "--idle-s",
+            "0",
+            "--settle-s",
+            "0",
+            "--power",
+            f"replay:{flat_trace}",
+            "--no-save",
+            "--json",
+            "-q",
+        )
     finally:
         cutter.close()
     assert done.returncode == 0, done.stderr
     levels = json.loads(done.stdout)["levels"]
     calls = len(get_workload("chat").calls)
-    assert [(lv["concurrency"], lv["requests"], lv["cut_short"]) for lv in levels] == [(1, calls, calls),
-                                                                                     (2, 2 * calls, 2 * calls)]
-    assert (f"warning: streams ended without a finish reason ({calls} of {calls} at 1 client, {2 * calls} of "
-            f"{2 * calls} at 2 clients): the server cut them short") in done.stderr
+    assert [(lv["concurrency"], lv["requests"], lv["cut_short"]) for lv in levels] == [
+        (1, calls, calls),
+        (2, 2 * calls, 2 * calls),
+    ]
+    assert (
+        f"warning: streams ended without a finish reason ({calls} of {calls} at 1 client, {2 * calls} of "
+        f"{2 * calls} at 2 clients): the server cut them short"
+    ) in done.stderr
     assert "--interrupt_requests False" in done.stderr
 
 
@@ -135,8 +214,9 @@ def test_an_estimate_of_tpw_alone_is_refused_for_a_server(server):
     assert "estimate-process counts only tpw's own CPU time, not the server's" in done.stderr
 
 
-def test_the_window_measures_a_server_on_the_machine_estimate_and_a_local_run_goes_back(qtbot, server, tiny_model,
-                                                                                          db_path):
+def test_the_window_measures_a_server_on_the_machine_estimate_and_a_local_run_goes_back(
+    qtbot, server, tiny_model, db_path
+):
     """Without a sensor the window estimates its measuring process only: blind to a server, so it swaps."""
     from tpw_desktop.ui.controller import RunController
 
@@ -182,8 +262,9 @@ def test_the_window_measures_a_server_and_streams_its_tokens(qtbot, make_window,
     assert window.dashboard.tabs.currentWidget() is window.dashboard.output
     # the tiles hold the figures of the level with the most clients, not a blank left by a run without phases
     tile = window.dashboard.tiles["tok_j"]
-    assert tile.value.text() != "–" and re.fullmatch(r"replayed( \(low confidence\))? · 2 clients, whole window",
-                                                     tile.method.text())
+    assert tile.value.text() != "–" and re.fullmatch(
+        r"replayed( \(low confidence\))? · 2 clients, whole window", tile.method.text()
+    )
     window.views.setCurrentWidget(window.history)
     assert "tiny" in [window.history.model.item(r, 1).text() for r in range(window.history.model.rowCount())]
 

@@ -1,4 +1,5 @@
 """The engine on real llama.cpp: token events, timestamps, counters, stopping."""
+
 import threading
 import time
 
@@ -57,7 +58,7 @@ def test_the_lean_loop_generates_what_llama_cpp_python_generates(bundled_model):
         for text in prompts:
             tokens = engine.tokenize(engine.format_chat([{"role": "user", "content": text}]))
             ours = engine.generate(tokens, 48)
-            llm = engine._llm
+            llm = engine._llama
             llm.reset()
             theirs, pieces = [], b""
             for token in llm.generate(tokens, temp=0.0, top_k=40, top_p=0.95, min_p=0.05, repeat_penalty=1.0):

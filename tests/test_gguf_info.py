@@ -1,4 +1,5 @@
 """Reading GGUF headers, and every way a model file can be unusable."""
+
 import os
 import shutil
 

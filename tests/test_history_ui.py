@@ -1,4 +1,5 @@
 """History, Compare, Sweep and Quantize in the window: real widgets over a real database of real runs."""
+
 import json
 from html.parser import HTMLParser
 
@@ -7,21 +8,21 @@ import pytest
 
 pytest.importorskip("PySide6")
 
-from fake_nvml import FakeGpu, make_fake_nvml  # noqa: E402
-from PySide6.QtCore import QItemSelectionModel, Qt  # noqa: E402
-from replay import replay_sampler  # noqa: E402
-from tpw_cli import run_tpw  # noqa: E402
+from fake_nvml import FakeGpu, make_fake_nvml
+from PySide6.QtCore import QItemSelectionModel, Qt
+from replay import replay_sampler
+from tpw_cli import run_tpw
 
-from tpw_desktop.engine.settings import EngineSettings  # noqa: E402
-from tpw_desktop.engine.workloads import TestSpec  # noqa: E402
-from tpw_desktop.power.limits import PowerLimiter  # noqa: E402
-from tpw_desktop.session import RunOptions  # noqa: E402
-from tpw_desktop.store import SessionWriter, Store  # noqa: E402
-from tpw_desktop.sweep import SweepRunner, plan_sweep  # noqa: E402
-from tpw_desktop.ui.compare_view import CompareView  # noqa: E402
-from tpw_desktop.ui.history import COLUMNS, HistoryView, _column  # noqa: E402
-from tpw_desktop.ui.panels import CUSTOM_CHOICE  # noqa: E402
-from tpw_desktop.ui.theme import THEMES  # noqa: E402
+from tpw_desktop.engine.settings import EngineSettings
+from tpw_desktop.engine.workloads import TestSpec
+from tpw_desktop.power.limits import PowerLimiter
+from tpw_desktop.run.session import RunOptions
+from tpw_desktop.run.sweep import SweepRunner, plan_sweep
+from tpw_desktop.store import SessionWriter, Store
+from tpw_desktop.ui.compare_view import CompareView
+from tpw_desktop.ui.history import COLUMNS, HistoryView, _column
+from tpw_desktop.ui.panels import CUSTOM_CHOICE
+from tpw_desktop.ui.theme import THEMES
 
 
 @pytest.fixture(scope="module")
@@ -30,16 +31,19 @@ def history_db(tmp_path_factory, two_quantizations):
     db = tmp_path_factory.mktemp("history") / "sessions.db"
     q8, q4 = two_quantizations
     options = RunOptions(idle_s=0.2, settle_s=0)
-    models = plan_sweep([q8, q4], EngineSettings(n_ctx=256), [TestSpec.pp(16), TestSpec.tg(8)], 2, options,
-                        settle_timeout_s=1)
-    limits = plan_sweep([q4], EngineSettings(n_ctx=256), [TestSpec.tg(8)], 1, options, power_limits_w=[250, 350],
-                        settle_timeout_s=1)
+    models = plan_sweep(
+        [q8, q4], EngineSettings(n_ctx=256), [TestSpec.pp(16), TestSpec.tg(8)], 2, options, settle_timeout_s=1
+    )
+    limits = plan_sweep(
+        [q4], EngineSettings(n_ctx=256), [TestSpec.tg(8)], 1, options, power_limits_w=[250, 350], settle_timeout_s=1
+    )
     limiter = PowerLimiter(0, module=make_fake_nvml([FakeGpu(power_limit_mw=450_000)]))
     with replay_sampler() as sampler, SessionWriter(db) as writer:
         model_sweep = SweepRunner(models, sampler, recorder=writer).run()
         limit_sweep = SweepRunner(limits, sampler, recorder=writer, limiter=limiter).run()
-    done = run_tpw("bench", str(q8), "-p", "0", "-n", "8", "-r", "1", "--idle-s", "0", "--power", "estimate", "-q",
-                   db=db)
+    done = run_tpw(
+        "bench", str(q8), "-p", "0", "-n", "8", "-r", "1", "--idle-s", "0", "--power", "estimate", "-q", db=db
+    )
     assert done.returncode == 0, done.stderr
     return db, model_sweep.sweep_id, limit_sweep.sweep_id
 

@@ -1,10 +1,11 @@
 """The live chart model (no Qt): exact series from a hand-made run."""
+
 import numpy as np
 import pytest
 
-from tpw_desktop.engine.types import TokenEvent
-from tpw_desktop.events import CallStarted, Marked, PhaseEnded
-from tpw_desktop.live import BIN_NS, LiveSeries, decimate_minmax
+from tpw_desktop.record.token import TokenEvent
+from tpw_desktop.run.events import CallStarted, Marked, PhaseEnded
+from tpw_desktop.view.live import BIN_NS, LiveSeries, decimate_minmax
 
 S = 1_000_000_000
 
@@ -19,11 +20,23 @@ def constant_power_run(watts=100.0):
     t = np.arange(0, 10 * S + 1, S // 50, dtype=np.int64)  # 50 Hz for 10 s
     live.add_samples(0, t, np.full(t.shape, watts))
     live.run_started(0)
-    live.feed([Marked("idle", 0, 1 * S), CallStarted("w", "workload", -1, 0, 10, 1 * S), token(2 * S),
-               PhaseEnded("w", -1, 0, "pp", 1 * S, 2 * S, 10)])
+    live.feed(
+        [
+            Marked("idle", 0, 1 * S),
+            CallStarted("w", "workload", -1, 0, 10, 1 * S),
+            token(2 * S),
+            PhaseEnded("w", -1, 0, "pp", 1 * S, 2 * S, 10),
+        ]
+    )
     tokens = [4 * S + k * S // 10 for k in range(11)]
-    live.feed([CallStarted("w", "workload", 0, 0, 100, 3 * S), *(token(t, i) for i, t in enumerate(tokens)),
-               PhaseEnded("w", 0, 0, "pp", 3 * S, 4 * S, 100), PhaseEnded("w", 0, 0, "tg", 4 * S, 5 * S, 10)])
+    live.feed(
+        [
+            CallStarted("w", "workload", 0, 0, 100, 3 * S),
+            *(token(t, i) for i, t in enumerate(tokens)),
+            PhaseEnded("w", 0, 0, "pp", 3 * S, 4 * S, 100),
+            PhaseEnded("w", 0, 0, "tg", 4 * S, 5 * S, 10),
+        ]
+    )
     live.run_ended(6 * S)
     return live
 
@@ -31,7 +44,11 @@ def constant_power_run(watts=100.0):
 def test_phases_come_from_the_run_events():
     live = constant_power_run()
     assert [(p.kind, p.t0_ns / S, p.t1_ns / S) for p in live.phases] == [
-        ("idle", 0.0, 1.0), ("warmup", 1.0, 2.0), ("pp", 3.0, 4.0), ("tg", 4.0, 5.0)]  # the warm-up ends with its work
+        ("idle", 0.0, 1.0),
+        ("warmup", 1.0, 2.0),
+        ("pp", 3.0, 4.0),
+        ("tg", 4.0, 5.0),
+    ]  # the warm-up ends with its work
     assert live.last_ttft_s == 1.0
 
 
@@ -76,8 +93,13 @@ def test_a_pp_test_without_tokens_is_closed_with_its_real_edges():
 
 def test_a_tg_test_is_generation_from_its_first_decode():
     live = LiveSeries([("meter", "counter")], origin_ns=0)
-    live.feed([CallStarted("tg4", "tg", 0, 0, 0, 1 * S), *(token(S + k * S // 10, k) for k in range(1, 5)),
-               PhaseEnded("tg4", 0, 0, "tg", 1 * S, S + 4 * S // 10, 4)])
+    live.feed(
+        [
+            CallStarted("tg4", "tg", 0, 0, 0, 1 * S),
+            *(token(S + k * S // 10, k) for k in range(1, 5)),
+            PhaseEnded("tg4", 0, 0, "tg", 1 * S, S + 4 * S // 10, 4),
+        ]
+    )
     assert [(p.kind, p.t0_ns, p.t1_ns) for p in live.phases] == [("tg", S, S + 4 * S // 10)]
     assert live.last_ttft_s is None
 

@@ -1,4 +1,5 @@
 """Every figure from hand-computed traces, with exact expected values."""
+
 import math
 
 import numpy as np
@@ -31,8 +32,17 @@ RAPL_WRAP_UJ = 262_143_328_850  # a real max_energy_range_uj
 
 def window(joules, seconds, *, method="counter", error_j=None, peak_w=None, n_updates=10, unknown=None):
     """A window as the sampler would hand it over, built by hand."""
-    return WindowEnergy(joules=joules, seconds=seconds, method=method, error_j=error_j, n_spans=1, n_samples=10,
-                        n_updates=n_updates, peak_w=peak_w, unknown_reason=unknown)
+    return WindowEnergy(
+        joules=joules,
+        seconds=seconds,
+        method=method,
+        error_j=error_j,
+        n_spans=1,
+        n_samples=10,
+        n_updates=n_updates,
+        peak_w=peak_w,
+        unknown_reason=unknown,
+    )
 
 
 # --- counters -----------------------------------------------------------------------------
@@ -401,7 +411,10 @@ def test_json_never_carries_nan():
 
     text = serialize.dumps({"peak_w": float("nan"), "rates": [np.float64(2.5), np.inf], "n": np.int64(3)})
     assert json.loads(text, parse_constant=lambda c: pytest.fail(f"{c} in JSON")) == {
-        "peak_w": None, "rates": [2.5, None], "n": 3}
+        "peak_w": None,
+        "rates": [2.5, None],
+        "n": 3,
+    }
 
 
 def test_the_weakest_method_decides_and_nothing_measured_is_an_estimate():

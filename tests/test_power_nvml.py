@@ -1,4 +1,5 @@
 """NVML through an autospec'd fake of pynvml: support per metric, lost GPUs."""
+
 import time
 
 import numpy as np
@@ -92,8 +93,10 @@ def test_ga100_is_ampere_but_not_a_one_second_average(clock):
 def test_energy_integrated_from_a_one_second_average_is_low_confidence_below_five_seconds(clock):
     import pynvml
 
-    gpu = FakeGpu(unsupported={"nvmlDeviceGetFieldValues", "nvmlDeviceGetTotalEnergyConsumption"},
-                  arch=pynvml.NVML_DEVICE_ARCH_HOPPER)
+    gpu = FakeGpu(
+        unsupported={"nvmlDeviceGetFieldValues", "nvmlDeviceGetTotalEnergyConsumption"},
+        arch=pynvml.NVML_DEVICE_ARCH_HOPPER,
+    )
     [source] = nvml_sources(clock, module=make_fake_nvml([gpu]))
     assert (source.method, source.power_field, source.resolution_s) == ("sampled", "1s-average", 0.5)
     with_counter = nvml_sources(clock, module=make_fake_nvml([FakeGpu(arch=pynvml.NVML_DEVICE_ARCH_HOPPER)]))[0]
@@ -111,7 +114,9 @@ def test_an_unsupported_metric_is_na_and_the_rest_still_work(clock):
 
 
 def test_a_gpu_with_neither_power_nor_energy_is_unavailable(clock):
-    gpu = FakeGpu(unsupported={"nvmlDeviceGetFieldValues", "nvmlDeviceGetPowerUsage", "nvmlDeviceGetTotalEnergyConsumption"})
+    gpu = FakeGpu(
+        unsupported={"nvmlDeviceGetFieldValues", "nvmlDeviceGetPowerUsage", "nvmlDeviceGetTotalEnergyConsumption"}
+    )
     with pytest.raises(SourceUnavailable, match="neither power nor energy"):
         nvml_sources(clock, module=make_fake_nvml([gpu]))
 
@@ -205,8 +210,11 @@ def test_counter_and_integrated_power_agree_for_a_steady_gpu():
 def test_the_sampler_judges_a_one_second_average_by_half_its_period():
     import pynvml
 
-    gpu = FakeGpu(power_mw=200_000, unsupported={"nvmlDeviceGetFieldValues", "nvmlDeviceGetTotalEnergyConsumption"},
-                  arch=pynvml.NVML_DEVICE_ARCH_HOPPER)
+    gpu = FakeGpu(
+        power_mw=200_000,
+        unsupported={"nvmlDeviceGetFieldValues", "nvmlDeviceGetTotalEnergyConsumption"},
+        arch=pynvml.NVML_DEVICE_ARCH_HOPPER,
+    )
     sources = nvml_sources(time.monotonic_ns, module=make_fake_nvml([gpu]))
     with Sampler(sources, rate_hz=100) as sampler:
         time.sleep(0.05)

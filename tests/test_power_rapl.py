@@ -1,4 +1,5 @@
 """RAPL against a fake /sys/class/powercap tree: zones, wraparound, root-only files."""
+
 import os
 import shutil
 import subprocess

@@ -1,4 +1,5 @@
 """The estimate and replay sources, and the --power spec."""
+
 import json
 import time
 
@@ -79,13 +80,16 @@ def test_estimate_spec_takes_a_tdp(clock):
         open_sources("estimate:lots", PowerEnvironment(clock_ns=clock))
 
 
-@pytest.mark.parametrize("spec, message", [
-    ("gpu", "unknown source"),
-    ("replay", "name the trace file"),
-    ("estimate,estimate", "named twice"),
-    ("nvml:x", "expected GPU indices"),
-    (",", "no source named"),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("gpu", "unknown source"),
+        ("replay", "name the trace file"),
+        ("estimate,estimate", "named twice"),
+        ("nvml:x", "expected GPU indices"),
+        (",", "no source named"),
+    ],
+)
 def test_bad_specs(clock, spec, message):
     with pytest.raises(TpwError, match=message):
         open_sources(spec, PowerEnvironment(clock_ns=clock))
@@ -117,21 +121,30 @@ def test_trace_from_csv_with_comments(trace_csv):
 
 def test_trace_from_json_with_energy(tmp_path):
     path = tmp_path / "t.json"
-    path.write_text(json.dumps({"samples": [
-        {"t_s": 10, "power_w": 50, "energy_j": 1000},
-        {"t_s": 11, "power_w": 70, "energy_j": 1060},
-    ]}))
+    path.write_text(
+        json.dumps(
+            {
+                "samples": [
+                    {"t_s": 10, "power_w": 50, "energy_j": 1000},
+                    {"t_s": 11, "power_w": 70, "energy_j": 1060},
+                ]
+            }
+        )
+    )
     trace = PowerTrace.load(path)
     assert trace.t_s.tolist() == [0.0, 1.0]
     assert trace.energy_j.tolist() == [0.0, 60.0]  # the recorded counter, not the integral (60 not 60)
     assert trace.energy_at(0.5) == 30.0
 
 
-@pytest.mark.parametrize("content, message", [
-    ("t_s,power_w\n0,1\n", "at least two samples"),
-    ("t_s,power_w\n0,1\n0,2\n", "strictly increasing"),
-    ("t_s,watts\n0,1\n1,2\n", "numeric t_s and power_w"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("t_s,power_w\n0,1\n", "at least two samples"),
+        ("t_s,power_w\n0,1\n0,2\n", "strictly increasing"),
+        ("t_s,watts\n0,1\n1,2\n", "numeric t_s and power_w"),
+    ],
+)
 def test_bad_traces(tmp_path, content, message):
     path = tmp_path / "bad.csv"
     path.write_text(content)

@@ -1,4 +1,5 @@
 """tpw's Prometheus exporter, scraped by a real Prometheus server that evaluates the shipped recording rules."""
+
 import json
 import subprocess
 import threading
@@ -13,14 +14,17 @@ from prometheus_server import Prometheus, free_port
 from replay import replay_sampler
 from tpw_cli import TPW
 
-from tpw_desktop.events import PhaseEnded
-from tpw_desktop.exporter import MetricsExporter
+from tpw_desktop.prometheus.exporter import MetricsExporter
+from tpw_desktop.run.events import PhaseEnded
 
 
 def samples(text: str) -> dict:
     """{(name, frozenset(labels)): value} of an exposition."""
-    return {(s.name, frozenset(s.labels.items())): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
 
 
 def test_energy_is_the_sampler_window_and_tokens_count_by_phase():
@@ -77,8 +81,9 @@ def test_prometheus_reads_tokens_per_joule_from_tpw_and_from_a_fleet_node(tmp_pa
 
         feeder = threading.Thread(target=feed, daemon=True)
         feeder.start()
-        prometheus = Prometheus(tmp_path, {"tpw": (f"127.0.0.1:{port}", {}),
-                                           "gpu-node": (node.target, {"node": "gpu-1"})})
+        prometheus = Prometheus(
+            tmp_path, {"tpw": (f"127.0.0.1:{port}", {}), "gpu-node": (node.target, {"node": "gpu-1"})}
+        )
         try:
             time.sleep(6)  # a few scrapes at 1 s, and the rules evaluated on them
             tok_j = prometheus.wait_for("instance:tpw_tokens_per_joule:rate1m")
@@ -104,8 +109,11 @@ def test_prometheus_reads_tokens_per_joule_from_tpw_and_from_a_fleet_node(tmp_pa
 
 def test_tpw_exporter_serves_on_loopback_until_told_to_stop(flat_trace):
     port = free_port()
-    process = subprocess.Popen([TPW, "exporter", "--power", f"replay:{flat_trace}", "--port", str(port),
-                                "--seconds", "30"], stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [TPW, "exporter", "--power", f"replay:{flat_trace}", "--port", str(port), "--seconds", "30"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         line = process.stderr.readline()
         assert line.strip() == f"tpw: serving Prometheus metrics on http://127.0.0.1:{port}/metrics"
@@ -125,10 +133,15 @@ def test_a_port_in_use_is_one_line(flat_trace):
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        done = subprocess.run([TPW, "exporter", "--power", f"replay:{flat_trace}", "--port", str(port), "--seconds",
-                               "1"], capture_output=True, text=True, timeout=60)
+        done = subprocess.run(
+            [TPW, "exporter", "--power", f"replay:{flat_trace}", "--port", str(port), "--seconds", "1"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     assert done.returncode == 2 and done.stderr.strip() == (
-        f"tpw: can't serve metrics on 127.0.0.1:{port}: Address already in use")
+        f"tpw: can't serve metrics on 127.0.0.1:{port}: Address already in use"
+    )
 
 
 def test_the_window_serves_metrics_of_its_runs(qtbot, make_window, tiny_model):
@@ -160,19 +173,26 @@ def test_the_window_serves_metrics_of_its_runs(qtbot, make_window, tiny_model):
 
 
 def test_the_fleet_per_node_and_summed_with_a_node_that_stopped_reporting(tmp_path):
-    from tpw_desktop.fleet import PrometheusApi, fleet_figures
+    from tpw_desktop.prometheus.fleet import PrometheusApi, fleet_figures
 
     fast, slow, gone = FleetNode(200.0, 240.0, 60.0), FleetNode(100.0, 80.0, 20.0, gpu="1"), FleetNode(50.0, 10.0, 0.0)
-    prometheus = Prometheus(tmp_path, {"a": (fast.target, {"node": "gpu-1"}), "b": (slow.target, {"node": "gpu-2"}),
-                                       "c": (gone.target, {"node": "gpu-3"})})
+    prometheus = Prometheus(
+        tmp_path,
+        {
+            "a": (fast.target, {"node": "gpu-1"}),
+            "b": (slow.target, {"node": "gpu-2"}),
+            "c": (gone.target, {"node": "gpu-3"}),
+        },
+    )
     try:
-        prometheus.wait_for('count(up == 1) == 3')
+        prometheus.wait_for("count(up == 1) == 3")
         time.sleep(4)
         gone.stop()
         prometheus.wait_for('up{node="gpu-3"} == 0')
         figures = fleet_figures(PrometheusApi(prometheus.url), window_s=30)
-        cli = subprocess.run([TPW, "fleet", prometheus.url, "--window", "30", "--json"], capture_output=True, text=True,
-                             timeout=60)
+        cli = subprocess.run(
+            [TPW, "fleet", prometheus.url, "--window", "30", "--json"], capture_output=True, text=True, timeout=60
+        )
     finally:
         prometheus.close()
         fast.stop()
@@ -219,7 +239,9 @@ def test_the_fleet_view_shows_each_node_and_marks_one_that_stopped(qtbot, tmp_pa
         view.close_pool()
         prometheus.close()
         node.stop()
-    cells = [[view.table.item(r, c).text() for c in range(view.table.columnCount())] for r in range(view.table.rowCount())]
+    cells = [
+        [view.table.item(r, c).text() for c in range(view.table.columnCount())] for r in range(view.table.rowCount())
+    ]
     assert [row[0] for row in cells] == ["gpu-1", "gpu-2", "fleet (1 of 2 nodes)"]
     # (a 30 s window that Prometheus has scraped a few times only: "counter (low confidence)")
     assert float(cells[0][4]) == pytest.approx(1.5, rel=0.05) and cells[0][5].startswith("counter")
@@ -265,8 +287,12 @@ def test_a_fleet_as_the_power_source_of_a_run(tmp_path):
 def test_a_prometheus_without_gpu_metrics_is_refused_with_the_reason(tmp_path, flat_trace):
     prometheus = Prometheus(tmp_path, {})
     try:
-        done = subprocess.run([TPW, "watch", "--power", f"prometheus:{prometheus.url}", "--count", "1"],
-                              capture_output=True, text=True, timeout=60)
+        done = subprocess.run(
+            [TPW, "watch", "--power", f"prometheus:{prometheus.url}", "--count", "1"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     finally:
         prometheus.close()
     assert done.returncode == 2 and "holds no GPU energy (DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION" in done.stderr

@@ -4,6 +4,7 @@ Each test runs the real `tpw` in a subprocess (so signals, exit codes and
 stderr are real) and checks three things: what the user is told (one line,
 no traceback), what is kept, and that nothing that isn't tpw's is touched.
 """
+
 import hashlib
 import json
 import os
@@ -49,8 +50,25 @@ def test_a_disk_that_fills_mid_run_loses_no_measurement(tiny_model, tmp_path):
     writer, _ = open_recorder(db)
     writer.close()
     room = db.stat().st_size + 48_000  # the WAL can take a few commits, then every write fails
-    done = run_tpw("bench", str(tiny_model), "-p", "32", "-n", "256", "-r", "12", "--idle-s", "0.3", "--settle-s",
-                   "0", "--power", "estimate", db=db, cwd=tmp_path, preexec_fn=limited_to(room))
+    done = run_tpw(
+        "bench",
+        str(tiny_model),
+        "-p",
+        "32",
+        "-n",
+        "256",
+        "-r",
+        "12",
+        "--idle-s",
+        "0.3",
+        "--settle-s",
+        "0",
+        "--power",
+        "estimate",
+        db=db,
+        cwd=tmp_path,
+        preexec_fn=limited_to(room),
+    )
     no_traceback(done)
     assert done.returncode == 1, done.stderr
     assert "tg256" in done.stdout and "pp32" in done.stdout  # the measurement is shown
@@ -74,9 +92,25 @@ def test_the_json_goes_where_asked_when_the_database_fails(tiny_model, tmp_path)
     writer, _ = open_recorder(db)
     writer.close()
     target = tmp_path / "kept.json"
-    done = run_tpw("bench", str(tiny_model), "-p", "0", "-n", "256", "-r", "12", "--idle-s", "0", "--power",
-                   "estimate", "--save-failed-to", str(target), "-q", db=db,
-                   preexec_fn=limited_to(db.stat().st_size + 40_000))
+    done = run_tpw(
+        "bench",
+        str(tiny_model),
+        "-p",
+        "0",
+        "-n",
+        "256",
+        "-r",
+        "12",
+        "--idle-s",
+        "0",
+        "--power",
+        "estimate",
+        "--save-failed-to",
+        str(target),
+        "-q",
+        db=db,
+        preexec_fn=limited_to(db.stat().st_size + 40_000),
+    )
     assert done.returncode == 1, done.stderr
     assert json.loads(target.read_text())["runs"][0]["summary"][0]["test"] == "tg256"
 
@@ -126,17 +160,26 @@ def test_a_read_only_database_can_be_read_and_refuses_writes_up_front(tiny_model
     folder = tmp_path / "ro"
     folder.mkdir()
     db = folder / "sessions.db"
-    assert run_tpw("bench", str(tiny_model), "-p", "0", "-n", "4", "-r", "1", "--idle-s", "0", "-q",
-                   db=db).returncode == 0
+    assert (
+        run_tpw("bench", str(tiny_model), "-p", "0", "-n", "4", "-r", "1", "--idle-s", "0", "-q", db=db).returncode == 0
+    )
     db.chmod(0o444)
     folder.chmod(0o555)
     try:
-        listed = subprocess.run(without_root_powers([TPW, "--db", str(db), "sessions", "list", "--json"]),
-                                capture_output=True, text=True, timeout=60)
+        listed = subprocess.run(
+            without_root_powers([TPW, "--db", str(db), "sessions", "list", "--json"]),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert listed.returncode == 0, listed.stderr
         assert [s["status"] for s in json.loads(listed.stdout)] == ["completed"]
-        bench = subprocess.run(without_root_powers([TPW, "--db", str(db), "bench", str(tiny_model), "-r", "1"]),
-                               capture_output=True, text=True, timeout=60)
+        bench = subprocess.run(
+            without_root_powers([TPW, "--db", str(db), "bench", str(tiny_model), "-r", "1"]),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         one_line_error(bench, "sessions.db: the session database can't be written", "read-only")
         assert "loading the model" not in bench.stderr
     finally:
@@ -148,27 +191,34 @@ def test_a_read_only_database_can_be_read_and_refuses_writes_up_front(tiny_model
 
 def test_an_export_of_an_unknown_session_leaves_the_file_alone(tmp_path, tiny_model):
     db = tmp_path / "sessions.db"
-    assert run_tpw("bench", str(tiny_model), "-p", "0", "-n", "4", "-r", "1", "--idle-s", "0", "-q",
-                   db=db).returncode == 0
+    assert (
+        run_tpw("bench", str(tiny_model), "-p", "0", "-n", "4", "-r", "1", "--idle-s", "0", "-q", db=db).returncode == 0
+    )
     keep = tmp_path / "mine.csv"
     keep.write_text("precious\n")
     one_line_error(run_tpw("sessions", "export", "99", "-o", str(keep), db=db), "no session 99")
     assert keep.read_text() == "precious\n"
-    one_line_error(run_tpw("sessions", "export", "1", "-o", str(tmp_path / "nope" / "x.csv"), db=db),
-                   "the folder", "does not exist")
+    one_line_error(
+        run_tpw("sessions", "export", "1", "-o", str(tmp_path / "nope" / "x.csv"), db=db),
+        "the folder",
+        "does not exist",
+    )
     ok = run_tpw("sessions", "export", "1", "--format", "csv", "-o", str(keep), db=db)
     assert ok.returncode == 0 and keep.read_text().startswith("record,session_id,")
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no temp file left
 
 
-@pytest.mark.parametrize(("content", "where", "problem"), [
-    ("t_s,power_w\n0,50\n1,nan\n2,50\n", "line 3", "power_w is nan"),
-    ("t_s,power_w\n0,50\n1,inf\n", "line 3", "power_w is inf"),
-    ("# a comment\nt_s,power_w\n0,50\n1,-4\n", "line 4", "power_w is negative (-4)"),
-    ("t_s,power_w\n0,50\n0,50\n", "line 3", "t_s must be strictly increasing"),
-    ("t_s,power_w\n0,50\n1,fifty\n", "line 3", "power_w is not a number ('fifty')"),
-    (b"t_s,power_w\n0,50\n1,\xff\xfe\n", "line 3", "not UTF-8 text"),
-])
+@pytest.mark.parametrize(
+    ("content", "where", "problem"),
+    [
+        ("t_s,power_w\n0,50\n1,nan\n2,50\n", "line 3", "power_w is nan"),
+        ("t_s,power_w\n0,50\n1,inf\n", "line 3", "power_w is inf"),
+        ("# a comment\nt_s,power_w\n0,50\n1,-4\n", "line 4", "power_w is negative (-4)"),
+        ("t_s,power_w\n0,50\n0,50\n", "line 3", "t_s must be strictly increasing"),
+        ("t_s,power_w\n0,50\n1,fifty\n", "line 3", "power_w is not a number ('fifty')"),
+        (b"t_s,power_w\n0,50\n1,\xff\xfe\n", "line 3", "not UTF-8 text"),
+    ],
+)
 def test_a_bad_replay_trace_is_refused_at_load_with_its_line(tmp_path, content, where, problem):
     trace = tmp_path / "trace.csv"
     trace.write_bytes(content.encode() if isinstance(content, str) else content)
@@ -219,9 +269,31 @@ def test_a_date_filter_that_is_not_a_date_is_refused(tmp_path):
 
 
 def start_bench(tiny_model, db, *extra):
-    return subprocess.Popen([TPW, "--db", str(db), "bench", str(tiny_model), "-p", "0", "-n", "512", "-r", "30",
-                             "--idle-s", "0.5", "--settle-s", "0", "--power", "estimate", *extra],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [
+            TPW,
+            "--db",
+            str(db),
+            "bench",
+            str(tiny_model),
+            "-p",
+            "0",
+            "-n",
+            "512",
+            "-r",
+            "30",
+            "--idle-s",
+            "0.5",
+            "--settle-s",
+            "0",
+            "--power",
+            "estimate",
+            *extra,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def wait_for_line(process, text, timeout=60):
@@ -288,8 +360,9 @@ def test_a_cancel_before_the_first_repetition_says_so(tiny_model, tmp_path):
 
 
 def test_llama_cpp_log_lines_stay_off_the_terminal(tiny_model, tmp_path):
-    done = run_tpw("bench", str(tiny_model), "--ctx", "4096", "-p", "16", "-n", "4", "-r", "1", "--idle-s", "0",
-                   "--no-save")
+    done = run_tpw(
+        "bench", str(tiny_model), "--ctx", "4096", "-p", "16", "-n", "4", "-r", "1", "--idle-s", "0", "--no-save"
+    )
     assert done.returncode == 0
     assert [line for line in done.stderr.splitlines() if not line.startswith("tpw: ")] == []
     verbose = run_tpw("-v", "bench", str(tiny_model), "-p", "16", "-n", "4", "-r", "1", "--idle-s", "0", "--no-save")

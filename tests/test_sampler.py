@@ -1,4 +1,5 @@
 """The sampler thread: clock, gaps, stopping, ring buffers, window energy."""
+
 import threading
 import time
 
@@ -113,8 +114,11 @@ def test_stats_report_the_achieved_rate():
         time.sleep(0.5)
     stats = sampler.stats()
     assert stats.target_hz == 100
-    assert 80 < stats.achieved_hz < 120  # the precise figure is measured by benchmarks/sampler_rate.py
-    assert stats.n_samples >= 40
+    assert stats.n_samples == len(sampler.snapshot(0)["t_ns"]) > 1
+    if stats.n_late == 0:  # no deadline was missed: one tick per deadline, so the rate is the one asked for
+        assert 80 < stats.achieved_hz < 120  # the precise figure is measured by benchmarks/sampler_rate.py
+    else:  # a starved thread skips the deadlines it missed and says how often: the rate is then what it got
+        assert stats.achieved_hz < 100
 
 
 def test_ring_buffer_keeps_the_newest_rows_contiguous():
@@ -144,7 +148,6 @@ def test_ring_buffer_under_a_concurrent_reader():
         snap = ring.snapshot()
         assert (snap["b"] == 2 * snap["a"]).all()  # never a torn row
         assert (np.diff(snap["a"]) == 1).all()
-
 
 
 def test_a_counter_that_comes_back_covers_the_gap():
@@ -251,7 +254,7 @@ def test_when_one_source_fails_the_others_keep_their_own_windows():
 def test_an_idle_window_right_after_the_sampler_starts_has_its_left_edge():
     """A source whose first valid reading comes late (the estimate needs two CPU-time reads): the idle
     window must start after that reading, not before it, or its energy is 'not covered'."""
-    from tpw_desktop.probe import Probe
+    from tpw_desktop.run.probe import Probe
 
     class SlowStart(Flaky):
         def __init__(self):

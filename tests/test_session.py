@@ -1,4 +1,5 @@
 """A measured run end to end: real llama.cpp, a replayed power trace, a real SQLite file."""
+
 import io
 import re
 import threading
@@ -7,12 +8,12 @@ import time
 import numpy as np
 import pytest
 
-from tpw_desktop.engine.types import TokenEvent
 from tpw_desktop.engine.workloads import Call, TestSpec, Workload, get_workload
 from tpw_desktop.errors import TpwError
-from tpw_desktop.events import CallStarted, Marked, PhaseEnded, RepetitionDone, Status
 from tpw_desktop.power import PowerTrace, ReplaySource, Sampler
-from tpw_desktop.session import MeasuredRun, RunOptions
+from tpw_desktop.record.token import TokenEvent
+from tpw_desktop.run.events import CallStarted, Marked, PhaseEnded, RepetitionDone, Status
+from tpw_desktop.run.session import MeasuredRun, RunOptions
 from tpw_desktop.store import SessionWriter, Store
 
 WATTS = 100.0
@@ -64,7 +65,11 @@ def test_energy_of_every_phase_under_a_known_power(tiny_engine, sampler, db_path
     assert report.idle.power_w == pytest.approx(WATTS, rel=1e-6)
     assert (report.idle.method, report.idle.settle_s) == ("replayed", 0.2)
     assert [(r.test, r.repetition, r.phase) for r in report.results] == [
-        ("pp64", 0, "pp"), ("pp64", 1, "pp"), ("tg16", 0, "tg"), ("tg16", 1, "tg")]
+        ("pp64", 0, "pp"),
+        ("pp64", 1, "pp"),
+        ("tg16", 0, "tg"),
+        ("tg16", 1, "tg"),
+    ]
     for r in report.results:
         f = r.figures
         assert f.method == "replayed"
@@ -87,12 +92,23 @@ def test_energy_of_every_phase_under_a_known_power(tiny_engine, sampler, db_path
     assert len(listener.tokens) == 2 * 16 + 1
     assert listener.reps == [("pp64", 0, ["pp"]), ("pp64", 1, ["pp"]), ("tg16", 0, ["tg"]), ("tg16", 1, ["tg"])]
     assert listener.calls == [  # repetition -1: the unrecorded warm-up (a full pp, a one-token tg)
-        ("pp64", -1, 0, 64), ("pp64", 0, 0, 64), ("pp64", 1, 0, 64),
-        ("tg16", -1, 0, 0), ("tg16", 0, 0, 0), ("tg16", 1, 0, 0)]
+        ("pp64", -1, 0, 64),
+        ("pp64", 0, 0, 64),
+        ("pp64", 1, 0, 64),
+        ("tg16", -1, 0, 0),
+        ("tg16", 0, 0, 0),
+        ("tg16", 1, 0, 0),
+    ]
     assert [e.kind for e in listener.of(Marked)] == ["settle", "idle"]
     ended = [(e.test, e.repetition, e.phase, e.tokens) for e in listener.of(PhaseEnded)]
-    assert ended == [("pp64", -1, "pp", 64), ("pp64", 0, "pp", 64), ("pp64", 1, "pp", 64),
-                     ("tg16", -1, "tg", 1), ("tg16", 0, "tg", 16), ("tg16", 1, "tg", 16)]
+    assert ended == [
+        ("pp64", -1, "pp", 64),
+        ("pp64", 0, "pp", 64),
+        ("pp64", 1, "pp", 64),
+        ("tg16", -1, "tg", 1),
+        ("tg16", 0, "tg", 16),
+        ("tg16", 1, "tg", 16),
+    ]
     assert "measuring idle power for 0.3 s" in listener.statuses
 
     with Store(db_path) as store:
@@ -106,7 +122,11 @@ def test_energy_of_every_phase_under_a_known_power(tiny_engine, sampler, db_path
         assert session["summary"][1]["unknown"]["tokens_per_j_above_idle"].startswith("not measurable")
         rows = store.results(report.session_id)
         assert [(r["test"], r["phase"], r["tokens"]) for r in rows] == [
-            ("pp64", "pp", 64), ("pp64", "pp", 64), ("tg16", "tg", 16), ("tg16", "tg", 16)]
+            ("pp64", "pp", 64),
+            ("pp64", "pp", 64),
+            ("tg16", "tg", 16),
+            ("tg16", "tg", 16),
+        ]
         assert all(r["method"] == "replayed" for r in rows)
         assert all(r["unknown"]["tokens_per_j_above_idle"].startswith("not measurable") for r in rows)
         assert [(r["t_start_ns"], r["t_end_ns"]) for r in rows] == [(r.t_start_ns, r.t_end_ns) for r in report.results]
@@ -115,13 +135,19 @@ def test_energy_of_every_phase_under_a_known_power(tiny_engine, sampler, db_path
 
 
 def test_a_workload_is_split_into_phases_and_its_text_kept(tiny_engine, sampler, db_path):
-    workload = Workload("two-calls", "Two calls", "test", (
-        Call(({"role": "user", "content": "the energy"},), 6),
-        Call(({"role": "user", "content": "a joule"},), 4),
-    ))
+    workload = Workload(
+        "two-calls",
+        "Two calls",
+        "test",
+        (
+            Call(({"role": "user", "content": "the energy"},), 6),
+            Call(({"role": "user", "content": "a joule"},), 4),
+        ),
+    )
     with SessionWriter(db_path) as writer:
-        report = MeasuredRun(tiny_engine, sampler, RunOptions(repetitions=1, idle_s=0, temperature=0.0),
-                             recorder=writer).run([TestSpec.of(workload)])
+        report = MeasuredRun(
+            tiny_engine, sampler, RunOptions(repetitions=1, idle_s=0, temperature=0.0), recorder=writer
+        ).run([TestSpec.of(workload)])
     phases = {r.phase: r.figures for r in report.results}
     assert set(phases) == {"pp", "tg", "total"}
     assert report.idle is None and phases["pp"].joules_above_idle is None
@@ -142,8 +168,9 @@ def test_a_workload_is_split_into_phases_and_its_text_kept(tiny_engine, sampler,
 def test_text_storage_can_be_turned_off(tiny_engine, sampler, db_path):
     workload = Workload("w", "W", "test", (Call(({"role": "user", "content": "secret words"},), 4),))
     with SessionWriter(db_path) as writer:
-        report = MeasuredRun(tiny_engine, sampler, RunOptions(repetitions=1, idle_s=0, store_text=False),
-                             recorder=writer).run([TestSpec.of(workload)], {"w": "secret words"})
+        report = MeasuredRun(
+            tiny_engine, sampler, RunOptions(repetitions=1, idle_s=0, store_text=False), recorder=writer
+        ).run([TestSpec.of(workload)], {"w": "secret words"})
     with Store(db_path) as store:
         [call] = store.calls(report.session_id)
         assert call["prompt_text"] is None and call["output_text"] is None
@@ -160,8 +187,14 @@ def test_stop_mid_run_saves_a_cancelled_session(tiny_engine, sampler, db_path):
             stop.set()
 
     with SessionWriter(db_path) as writer:
-        report = MeasuredRun(tiny_engine, sampler, RunOptions(repetitions=3, idle_s=0), recorder=writer,
-                             listener=stop_after_tokens, stop=stop).run([TestSpec.tg(64), TestSpec.tg(32)])
+        report = MeasuredRun(
+            tiny_engine,
+            sampler,
+            RunOptions(repetitions=3, idle_s=0),
+            recorder=writer,
+            listener=stop_after_tokens,
+            stop=stop,
+        ).run([TestSpec.tg(64), TestSpec.tg(32)])
     assert report.status == "cancelled"
     assert report.results == []  # the stopped repetition isn't a result
     with Store(db_path) as store:
@@ -174,8 +207,9 @@ def test_a_workload_too_long_for_the_context_is_refused_before_anything_runs(tin
     too_long = Workload("long", "Too long", "test", (Call(({"role": "user", "content": "x " * 400},), 200),))
     listener = Recording()
     with SessionWriter(db_path) as writer:
-        run = MeasuredRun(tiny_engine, sampler, RunOptions(repetitions=1, idle_s=1.0), recorder=writer,
-                          listener=listener)
+        run = MeasuredRun(
+            tiny_engine, sampler, RunOptions(repetitions=1, idle_s=1.0), recorder=writer, listener=listener
+        )
         with pytest.raises(TpwError, match=r"long needs \d+ tokens of context, but the model was loaded with 512"):
             run.run([TestSpec.of(too_long)])
     assert listener.events == []  # not even the idle baseline was measured first
@@ -204,8 +238,9 @@ class FailsMidGeneration:
 
 def test_an_engine_error_mid_run_saves_a_failed_session_with_what_it_measured(tiny_engine, sampler, db_path):
     with SessionWriter(db_path) as writer:
-        run = MeasuredRun(FailsMidGeneration(tiny_engine), sampler, RunOptions(repetitions=1, idle_s=0, warmup=False),
-                          recorder=writer)
+        run = MeasuredRun(
+            FailsMidGeneration(tiny_engine), sampler, RunOptions(repetitions=1, idle_s=0, warmup=False), recorder=writer
+        )
         with pytest.raises(RuntimeError, match="illegal memory access"):
             run.run([TestSpec.pp(32), TestSpec.tg(16)])
     assert run.report.status == "failed" and [r.phase for r in run.report.results] == ["pp"]
@@ -227,8 +262,9 @@ def test_a_power_source_that_stops_answering_leaves_energy_unknown_and_the_run_g
             source.alive = False
 
     with Sampler([source], rate_hz=200) as sampler, SessionWriter(db_path) as writer:
-        run = MeasuredRun(tiny_engine, sampler, RunOptions(repetitions=2, idle_s=0, warmup=False), recorder=writer,
-                          listener=unplug)
+        run = MeasuredRun(
+            tiny_engine, sampler, RunOptions(repetitions=2, idle_s=0, warmup=False), recorder=writer, listener=unplug
+        )
         started = time.monotonic()
         report = run.run([TestSpec.tg(64)])
         assert time.monotonic() - started < 10  # one wait for the source to come back, not one per window
@@ -258,8 +294,9 @@ def test_shipped_chat_workload_on_the_bundled_model(sampler, db_path):
     from tpw_desktop.engine.llama_engine import EngineSettings, load_engine
 
     with load_engine(None, EngineSettings(n_ctx=2048)) as engine, SessionWriter(db_path) as writer:
-        report = MeasuredRun(engine, sampler, RunOptions(repetitions=1, idle_s=0, warmup=False),
-                             recorder=writer).run([TestSpec.of(get_workload("chat"))])
+        report = MeasuredRun(engine, sampler, RunOptions(repetitions=1, idle_s=0, warmup=False), recorder=writer).run(
+            [TestSpec.of(get_workload("chat"))]
+        )
     assert report.status == "completed"
     total = next(s for s in report.summaries if s.phase == "total")
     assert total.tokens_per_s[0] > 0 and total.method == "replayed"
@@ -292,7 +329,8 @@ def test_the_agentic_burst_on_a_100_ms_counter_is_low_confidence(tiny_engine, tm
     trace = stepped_counter_trace(tmp_path)
     with Sampler([ReplaySource(trace, time.monotonic_ns)], rate_hz=50) as sampler:
         report = MeasuredRun(tiny_engine, sampler, RunOptions(repetitions=1, idle_s=0, warmup=False)).run(
-            [TestSpec.of(get_workload("agentic"))])
+            [TestSpec.of(get_workload("agentic"))]
+        )
     tg = next(s for s in report.summaries if s.phase == "tg")
     assert tg.pooled.confident is False, tg.pooled
     # Which reason depends on where the 100 ms updates fell against spans of a few ms each (and, on a busy
@@ -314,11 +352,34 @@ def test_the_agentic_burst_of_the_bundled_model_on_a_100_ms_counter(tmp_path):
 
     trace = stepped_counter_trace(tmp_path)
     path = tmp_path / "stepped.json"
-    path.write_text(json.dumps([{"t_s": t, "power_w": p, "energy_j": e}
-                                for t, p, e in zip(trace.t_s.tolist(), trace.power_w.tolist(), trace.energy_j.tolist())]))
+    path.write_text(
+        json.dumps(
+            [
+                {"t_s": t, "power_w": p, "energy_j": e}
+                for t, p, e in zip(trace.t_s.tolist(), trace.power_w.tolist(), trace.energy_j.tolist())
+            ]
+        )
+    )
     tpw = str(Path(sys.executable).with_name("tpw"))
-    done = subprocess.run([tpw, "bench", "--workload", "agentic", "-r", "1", "--idle-s", "0", "--no-save", "--json",
-                           "--power", f"replay:{path}"], capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [
+            tpw,
+            "bench",
+            "--workload",
+            "agentic",
+            "-r",
+            "1",
+            "--idle-s",
+            "0",
+            "--no-save",
+            "--json",
+            "--power",
+            f"replay:{path}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     [run] = json.loads(done.stdout)["runs"]
     tg = next(s for s in run["summary"] if s["phase"] == "tg")
@@ -335,18 +396,20 @@ def test_a_cooldown_between_tests_checks_power_against_idle(tiny_engine, sampler
     options = RunOptions(repetitions=1, idle_s=0.3, settle_s=0, delay_s=0.6, warmup=False)
     with SessionWriter(db_path) as writer:
         report = MeasuredRun(tiny_engine, sampler, options, recorder=writer, listener=listener).run(
-            [TestSpec.pp(16), TestSpec.tg(4)])
+            [TestSpec.pp(16), TestSpec.tg(4)]
+        )
     [checked] = report.cooldowns
     assert (checked.test, checked.seconds, checked.near_idle) == ("tg4", 0.6, True)
     assert checked.power_w == pytest.approx(WATTS, rel=1e-6) and checked.idle_w == pytest.approx(WATTS, rel=1e-6)
     assert [e.kind for e in listener.of(Marked)] == ["idle", "cooldown"]
     with Store(db_path) as store:
         assert store.session(report.session_id)["cooldowns"] == [
-            {"test": "tg4", "seconds": 0.6, "power_w": checked.power_w, "idle_w": checked.idle_w, "near_idle": True}]
+            {"test": "tg4", "seconds": 0.6, "power_w": checked.power_w, "idle_w": checked.idle_w, "near_idle": True}
+        ]
 
 
 def test_power_above_idle_after_the_cooldown_is_flagged():
-    from tpw_desktop.probe import near_idle
+    from tpw_desktop.run.probe import near_idle
 
     assert near_idle(104.0, 100.0) and near_idle(0.9, 0.0)
     assert not near_idle(111.0, 100.0) and not near_idle(1.1, 0.0)

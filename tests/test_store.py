@@ -1,4 +1,5 @@
 """The session database on real SQLite files: schema, durability, concurrency, export."""
+
 import csv
 import io
 import json
@@ -73,17 +74,35 @@ def test_summaries_from_before_pooling_keep_their_means_under_the_new_names(db_p
     """m004: old summaries averaged per-repetition ratios; they keep their values, marked as such."""
     old = Database(db_path)
     migrations.apply(old, stop_before="m004_unknown_figures_and_error_bounds")
-    summary = [{"test": "tg128", "phase": "tg", "tokens_per_s_mean": 120.0, "tokens_per_j_mean": 2.0,
-                "tokens_per_j_sd": 0.1, "j_per_token_mean": 0.5, "average_w_mean": 60.0,
-                "tokens_per_j_above_idle_mean": None}]
-    old["sessions"].insert({"id": 3, "started_at": "2026-01-01T00:00:00+00:00", "status": "completed",
-                            "summary": json.dumps(summary)})
+    summary = [
+        {
+            "test": "tg128",
+            "phase": "tg",
+            "tokens_per_s_mean": 120.0,
+            "tokens_per_j_mean": 2.0,
+            "tokens_per_j_sd": 0.1,
+            "j_per_token_mean": 0.5,
+            "average_w_mean": 60.0,
+            "tokens_per_j_above_idle_mean": None,
+        }
+    ]
+    old["sessions"].insert(
+        {"id": 3, "started_at": "2026-01-01T00:00:00+00:00", "status": "completed", "summary": json.dumps(summary)}
+    )
     old.close()
     with Store(db_path) as store:
         [row] = store.session(3)["summary"]
-    assert row == {"test": "tg128", "phase": "tg", "tokens_per_s_mean": 120.0, "tokens_per_j": 2.0,
-                   "tokens_per_j_sd": 0.1, "j_per_token": 0.5, "average_w": 60.0, "tokens_per_j_above_idle": None,
-                   "pooled": False}
+    assert row == {
+        "test": "tg128",
+        "phase": "tg",
+        "tokens_per_s_mean": 120.0,
+        "tokens_per_j": 2.0,
+        "tokens_per_j_sd": 0.1,
+        "j_per_token": 0.5,
+        "average_w": 60.0,
+        "tokens_per_j_above_idle": None,
+        "pooled": False,
+    }
 
 
 def test_the_file_is_private_to_the_user(db_path):
@@ -138,7 +157,9 @@ def test_one_model_row_per_file_and_one_machine_row(db_path, tiny_model):
 def test_kill_9_mid_session_loses_at_most_a_second(db_path, tiny_model):
     child = subprocess.Popen(
         [sys.executable, str(CHILD), str(db_path), str(tiny_model), "60", "50"],
-        stdout=subprocess.PIPE, text=True, cwd=CHILD.parent,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=CHILD.parent,
     )
     try:
         session_id = int(child.stdout.readline().split()[1])
@@ -153,8 +174,12 @@ def test_kill_9_mid_session_loses_at_most_a_second(db_path, tiny_model):
         assert store.recover_interrupted() == [session_id]
         s = store.session(session_id)
         assert s["status"] == "interrupted" and s["ended_at"]
-        last_sample_ns = store.db.execute("SELECT max(t_ns) FROM samples WHERE session_id = ?", [session_id]).fetchone()[0]
-        last_token_ns = store.db.execute("SELECT max(t_ns) FROM tokens WHERE session_id = ?", [session_id]).fetchone()[0]
+        last_sample_ns = store.db.execute(
+            "SELECT max(t_ns) FROM samples WHERE session_id = ?", [session_id]
+        ).fetchone()[0]
+        last_token_ns = store.db.execute("SELECT max(t_ns) FROM tokens WHERE session_id = ?", [session_id]).fetchone()[
+            0
+        ]
         assert killed_ns - last_sample_ns < 1_000_000_000
         assert killed_ns - last_token_ns < 1_000_000_000
         assert store.sample_count(session_id) > 100  # the data it had is kept
@@ -164,7 +189,9 @@ def test_kill_9_mid_session_loses_at_most_a_second(db_path, tiny_model):
 def test_a_live_session_of_another_process_is_not_marked_interrupted(db_path, tiny_model):
     child = subprocess.Popen(
         [sys.executable, str(CHILD), str(db_path), str(tiny_model), "3", "50"],
-        stdout=subprocess.PIPE, text=True, cwd=CHILD.parent,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=CHILD.parent,
     )
     try:
         session_id = int(child.stdout.readline().split()[1])
@@ -180,8 +207,13 @@ def test_a_live_session_of_another_process_is_not_marked_interrupted(db_path, ti
 
 def test_two_processes_write_one_database_at_once(db_path, tiny_model):
     children = [
-        subprocess.Popen([sys.executable, str(CHILD), str(db_path), str(tiny_model), "2", "200"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=CHILD.parent)
+        subprocess.Popen(
+            [sys.executable, str(CHILD), str(db_path), str(tiny_model), "2", "200"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=CHILD.parent,
+        )
         for _ in range(2)
     ]
     outputs = [c.communicate(timeout=60) for c in children]
@@ -256,11 +288,23 @@ def test_delete(db_path, tiny_model):
 
 def _seed_results(db_path, session_id):
     db = connect(db_path)
-    db["results"].insert_all([
-        {"session_id": session_id, "test": "tg128", "repetition": r, "phase": "tg", "tokens": 128, "seconds": 1.0 + r,
-         "joules": 100.0, "tokens_per_j": 1.28, "method": "replayed", "confident": 1}
-        for r in range(3)
-    ])
+    db["results"].insert_all(
+        [
+            {
+                "session_id": session_id,
+                "test": "tg128",
+                "repetition": r,
+                "phase": "tg",
+                "tokens": 128,
+                "seconds": 1.0 + r,
+                "joules": 100.0,
+                "tokens_per_j": 1.28,
+                "method": "replayed",
+                "confident": 1,
+            }
+            for r in range(3)
+        ]
+    )
 
 
 def test_export_json_round_trips(db_path, tiny_model):
@@ -271,7 +315,8 @@ def test_export_json_round_trips(db_path, tiny_model):
         assert doc["session"]["id"] == session_id
         assert len(doc["samples"]) == store.sample_count(session_id)
         db_samples = store.db.execute(
-            "SELECT source, t_ns, power_w FROM samples WHERE session_id = ? ORDER BY t_ns", [session_id]).fetchall()
+            "SELECT source, t_ns, power_w FROM samples WHERE session_id = ? ORDER BY t_ns", [session_id]
+        ).fetchall()
         assert [(s["source"], s["t_ns"], s["power_w"]) for s in doc["samples"]] == db_samples
         assert {s["method"] for s in doc["samples"]} == {"replayed"}
         assert doc["results"] == store.results(session_id)
@@ -287,11 +332,15 @@ def test_export_csv_round_trips(db_path, tiny_model):
         results = [r for r in rows if r["record"] == "result"]
         assert len(samples) == store.sample_count(session_id)
         db_samples = store.db.execute(
-            "SELECT t_ns, power_w FROM samples WHERE session_id = ? ORDER BY t_ns", [session_id]).fetchall()
+            "SELECT t_ns, power_w FROM samples WHERE session_id = ? ORDER BY t_ns", [session_id]
+        ).fetchall()
         assert [(int(r["t_ns"]), float(r["power_w"])) for r in samples] == db_samples
         assert all(r["method"] == "replayed" for r in samples)
         assert [(int(r["repetition"]), float(r["seconds"]), r["method"]) for r in results] == [
-            (0, 1.0, "replayed"), (1, 2.0, "replayed"), (2, 3.0, "replayed")]
+            (0, 1.0, "replayed"),
+            (1, 2.0, "replayed"),
+            (2, 3.0, "replayed"),
+        ]
 
 
 def test_export_an_unknown_session(db_path):
@@ -309,7 +358,7 @@ def test_a_commit_that_fails_loses_no_tokens_or_samples(db_path, tiny_model):
     """Another process holds the write lock past the busy timeout: the rows wait, they don't vanish."""
     import sqlite3
 
-    from tpw_desktop.engine.llama_engine import TokenEvent
+    from tpw_desktop.record.token import TokenEvent
 
     source = replay()
     with Sampler([source], rate_hz=100) as sampler, SessionWriter(db_path) as writer:
@@ -334,7 +383,7 @@ def test_a_transaction_that_fails_midway_loses_no_tokens_or_samples(db_path, tin
     """A failure after rows were taken (disk full, I/O error): they are written by the next commit."""
     import sqlite3
 
-    from tpw_desktop.engine.llama_engine import TokenEvent
+    from tpw_desktop.record.token import TokenEvent
 
     setup = sqlite3.connect(db_path)
     connect(db_path).close()

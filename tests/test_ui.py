@@ -1,5 +1,6 @@
 """The desktop window, offscreen, with its parts handed in: a real measuring process running
 real llama.cpp, a replayed power trace, a real SQLite file, a temporary settings file."""
+
 import json
 
 import numpy as np
@@ -7,12 +8,12 @@ import pytest
 
 pytest.importorskip("PySide6")
 
-from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl  # noqa: E402
-from PySide6.QtGui import QDropEvent, QWheelEvent  # noqa: E402
-from PySide6.QtWidgets import QFileDialog  # noqa: E402
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
+from PySide6.QtGui import QDropEvent, QWheelEvent
+from PySide6.QtWidgets import QFileDialog
 
-from tpw_desktop.store import Store  # noqa: E402
-from tpw_desktop.ui.panels import BENCH_CHOICE, CUSTOM_CHOICE  # noqa: E402
+from tpw_desktop.store import Store
+from tpw_desktop.ui.panels import BENCH_CHOICE, CUSTOM_CHOICE
 
 WATTS = 100.0
 
@@ -181,13 +182,16 @@ def test_settings_persist_as_values(qtbot, make_window, tiny_model):
 
 def test_defaults_come_from_the_core(make_window):
     from tpw_desktop.engine.settings import EngineSettings
-    from tpw_desktop.session import RunOptions
+    from tpw_desktop.run.session import RunOptions
 
     window = make_window(db=False)
     assert window.workload_panel.repetitions.value() == RunOptions().repetitions == 5  # as tpw bench
     e = window.engine_panel
-    assert (e.ctx.value(), e.batch.value(), e.seed.value()) == (4096, 2048, 1234) == (
-        EngineSettings().n_ctx, EngineSettings().n_batch, EngineSettings().seed)
+    assert (
+        (e.ctx.value(), e.batch.value(), e.seed.value())
+        == (4096, 2048, 1234)
+        == (EngineSettings().n_ctx, EngineSettings().n_batch, EngineSettings().seed)
+    )
     assert window.power_panel.idle_s.value() == RunOptions().idle_s
 
 
@@ -195,8 +199,16 @@ def test_the_wheel_scrolls_the_panel_not_an_unfocused_spin_box(qtbot, make_windo
     window = make_window(db=False)
     spin = window.engine_panel.ctx
     before = spin.value()
-    wheel = QWheelEvent(QPointF(5, 5), QPointF(spin.mapToGlobal(QPoint(5, 5))), QPoint(0, 0), QPoint(0, 120),
-                        Qt.NoButton, Qt.NoModifier, Qt.NoScrollPhase, False)
+    wheel = QWheelEvent(
+        QPointF(5, 5),
+        QPointF(spin.mapToGlobal(QPoint(5, 5))),
+        QPoint(0, 0),
+        QPoint(0, 120),
+        Qt.NoButton,
+        Qt.NoModifier,
+        Qt.NoScrollPhase,
+        False,
+    )
     window.activateWindow()
     window.start_button.setFocus()
     from PySide6.QtWidgets import QApplication
@@ -312,7 +324,16 @@ def test_help_names_every_version():
 def test_nice_y_ceilings():
     from tpw_desktop.ui.charts import nice_ceiling
 
-    assert [nice_ceiling(v) for v in (0.0, 0.9, 1.0, 1.9, 2.3, 4.0, 7.0, 130.0)] == [1.0, 1.0, 2.0, 2.0, 2.5, 5.0, 10.0, 200.0]
+    assert [nice_ceiling(v) for v in (0.0, 0.9, 1.0, 1.9, 2.3, 4.0, 7.0, 130.0)] == [
+        1.0,
+        1.0,
+        2.0,
+        2.0,
+        2.5,
+        5.0,
+        10.0,
+        200.0,
+    ]
 
 
 def test_start_is_visible_without_scrolling_in_a_small_window(qtbot, make_window):
@@ -322,7 +343,7 @@ def test_start_is_visible_without_scrolling_in_a_small_window(qtbot, make_window
     button = window.start_button
     top_left = button.mapTo(window, button.rect().topLeft())
     assert button.isVisible()
-    assert 0 <= top_left.y() and top_left.y() + button.height() <= window.height()
+    assert top_left.y() >= 0 and top_left.y() + button.height() <= window.height()
     assert window.dashboard.tabs.height() >= 140  # the last run's table, not one row of it
 
 
@@ -331,7 +352,9 @@ def test_messages_of_different_kinds_stay_side_by_side(make_window):
     window.show_error("Sessions won't be saved: X is not a tpw-desktop database", kind="database")
     window.show_warning("No power sensor in use", kind="power")
     window.show_warning("No power sensor in use, still", kind="power")  # replaces its own kind only
-    assert window.banner.text().splitlines() == ["Sessions won't be saved: X is not a tpw-desktop database",
-                                                 "No power sensor in use, still"]
+    assert window.banner.text().splitlines() == [
+        "Sessions won't be saved: X is not a tpw-desktop database",
+        "No power sensor in use, still",
+    ]
     window.banner.clear("power")
     assert window.banner.text() == "Sessions won't be saved: X is not a tpw-desktop database"

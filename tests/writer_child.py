@@ -5,14 +5,15 @@ Prints "session N" once the session exists, writes samples (a replay
 source) and a token every 10 ms for SECONDS, then finishes the session.
 The crash test kills it with SIGKILL before it gets that far.
 """
+
 import sys
 import time
 
 import numpy as np
 from store_meta import meta_for
 
-from tpw_desktop.engine.llama_engine import TokenEvent
 from tpw_desktop.power import PowerTrace, ReplaySource, Sampler
+from tpw_desktop.record.token import TokenEvent
 from tpw_desktop.store import SessionWriter
 
 

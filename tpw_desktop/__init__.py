@@ -3,6 +3,7 @@
 The core (engine, power, metrics, store, session, cli) never imports Qt;
 only ``tpw_desktop.ui`` does.
 """
+
 from importlib.metadata import PackageNotFoundError, version
 
 try:

@@ -3,6 +3,7 @@
 An export or a results file that fails halfway (a missing folder, a full
 disk, an unknown session) must not truncate what was there before.
 """
+
 from __future__ import annotations
 
 import os

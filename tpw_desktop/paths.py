@@ -1,4 +1,5 @@
 """Where things live: the bundled model, the user's data folder, shipped resources."""
+
 from __future__ import annotations
 
 import importlib.resources

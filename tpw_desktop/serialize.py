@@ -4,6 +4,7 @@ Python's json writes float NaN as a bare `NaN`, which is not JSON. A figure
 that can't be computed (the peak power of a window too short to hold a
 sample, a rate with nothing to divide by) is NaN in numpy, and null in JSON.
 """
+
 from __future__ import annotations
 
 import json

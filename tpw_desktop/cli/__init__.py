@@ -4,6 +4,7 @@ Every user error ends as one line on stderr naming the thing and the
 problem, with exit status 2 and no traceback. The commands live in
 ``bench``, ``sweep``, ``sessions``, ``machine`` and ``exporter``; this module assembles the group.
 """
+
 from __future__ import annotations
 
 import logging
@@ -31,8 +32,19 @@ def cli(ctx, verbose):
         logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
 
 
-for command in (bench, sweep_cli, quantize_command, models, workloads, power, watch, sessions, sweeps_command,
-                exporter, fleet):
+for command in (
+    bench,
+    sweep_cli,
+    quantize_command,
+    models,
+    workloads,
+    power,
+    watch,
+    sessions,
+    sweeps_command,
+    exporter,
+    fleet,
+):
     cli.add_command(command)
 
 

@@ -5,6 +5,7 @@ stop (Ctrl-C, SIGTERM) prints what finished, a second Ctrl-C too, and a
 database that stops taking writes gets the results written to a JSON file
 instead, with the reason.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -23,8 +24,8 @@ from ..power import (
     Sampler,
     open_sources,
 )
-from ..results import RunReport
-from ..session import MeasuredRun, RunOptions
+from ..run.results import RunReport
+from ..run.session import MeasuredRun, RunOptions
 from .common import (
     EXIT_CANCELLED,
     EXIT_PARTIAL,
@@ -43,34 +44,72 @@ from .measure_options import MeasureSpec, build_spec, measure_options
 @click.command()
 @click.argument("models", nargs=-1, type=click.Path(path_type=Path))
 @click.option("-r", "--repetitions", default=RunOptions.repetitions, show_default=True, type=click.IntRange(1, 1000))
-@click.option("--delay", "delay_s", type=click.FloatRange(min=0), default=RunOptions.delay_s, show_default=True,
-              help="Cool-down between tests, as llama-bench's --delay; power is then checked against idle.")
+@click.option(
+    "--delay",
+    "delay_s",
+    type=click.FloatRange(min=0),
+    default=RunOptions.delay_s,
+    show_default=True,
+    help="Cool-down between tests, as llama-bench's --delay; power is then checked against idle.",
+)
 @measure_options
 @click.option("--no-save", is_flag=True, help="Don't record a session in the database.")
-@click.option("--save-failed-to", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Where to write the results as JSON if the database can't take them (default: tpw-results-TIME.json here).")
+@click.option(
+    "--save-failed-to",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Where to write the results as JSON if the database can't take them (default: tpw-results-TIME.json here).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable results on stdout.")
 @metrics_port_option
 @bind_option
 @endpoint_options
 @db_option
 @click.pass_obj
-def bench(obj, models, repetitions, delay_s, shared, no_save, save_failed_to, as_json, metrics_port, bind, endpoint,
-          api_model, concurrency, timeout_s):
+def bench(
+    obj,
+    models,
+    repetitions,
+    delay_s,
+    shared,
+    no_save,
+    save_failed_to,
+    as_json,
+    metrics_port,
+    bind,
+    endpoint,
+    api_model,
+    concurrency,
+    timeout_s,
+):
     """Benchmark speed and energy, llama-bench style (default: the bundled model), or a server's (--endpoint)."""
     if endpoint:
         if models:
             raise click.UsageError("--endpoint measures the server's model: give no model file")
-        spec = build_spec({**shared, "n_prompt": "0", "n_gen": "0", "workloads": shared["workloads"] or ("chat",)},
-                          repetitions, delay_s)
+        spec = build_spec(
+            {**shared, "n_prompt": "0", "n_gen": "0", "workloads": shared["workloads"] or ("chat",)},
+            repetitions,
+            delay_s,
+        )
         writer, db_path = (None, None)
         if not no_save:
             from ..store import open_recorder
 
             writer, db_path = open_recorder(obj.get("db"))
         with stop_on_signals() as signals:
-            bench_endpoint(endpoint, api_model, concurrency, timeout_s, spec, repetitions, writer, db_path, as_json,
-                           shared["workloads"], signals.stop)
+            bench_endpoint(
+                endpoint,
+                api_model,
+                concurrency,
+                timeout_s,
+                spec,
+                repetitions,
+                writer,
+                db_path,
+                as_json,
+                shared["workloads"],
+                signals.stop,
+            )
         return
     spec = build_spec(shared, repetitions, delay_s)
     paths = list(models) or [None]
@@ -89,8 +128,14 @@ def bench(obj, models, repetitions, delay_s, shared, no_save, save_failed_to, as
         _report(reports, interrupted, failure, as_json, db_path, save_failed_to)
 
 
-def _report(reports: list[RunReport], interrupted: bool, failure: TpwError | None, as_json: bool,
-            db_path: Path | None, save_failed_to: Path | None) -> None:
+def _report(
+    reports: list[RunReport],
+    interrupted: bool,
+    failure: TpwError | None,
+    as_json: bool,
+    db_path: Path | None,
+    save_failed_to: Path | None,
+) -> None:
     """Print what was measured, save it elsewhere if the database didn't take it, exit accordingly."""
     if failure and not any(r.results for r in reports):
         raise failure  # nothing was measured: one line, status 2
@@ -111,8 +156,9 @@ def _report(reports: list[RunReport], interrupted: bool, failure: TpwError | Non
         sys.exit(EXIT_CANCELLED)
 
 
-def _run_all(paths, spec: MeasureSpec, writer, stop, metrics: tuple[int, str] | None = None
-             ) -> tuple[list[RunReport], bool, TpwError | None]:
+def _run_all(
+    paths, spec: MeasureSpec, writer, stop, metrics: tuple[int, str] | None = None
+) -> tuple[list[RunReport], bool, TpwError | None]:
     """Each model in turn; what finished is returned even when a failure or a second Ctrl-C cuts it short."""
     sources = open_sources(spec.power_spec, PowerEnvironment(tdp_w=spec.tdp_w))
     reports: list[RunReport] = []
@@ -126,14 +172,18 @@ def _run_all(paths, spec: MeasureSpec, writer, stop, metrics: tuple[int, str] | 
             for path in paths:
                 if stop.is_set():
                     break
-                progress = Progress(Path(path).name if path else "bundled SmolLM2-135M-Instruct Q4_1",
-                                    enabled=not spec.quiet)
+                progress = Progress(
+                    Path(path).name if path else "bundled SmolLM2-135M-Instruct Q4_1", enabled=not spec.quiet
+                )
                 progress.status("loading the model")
                 engine = load_engine(path, spec.settings, on_warning=lambda m: err(f"warning: {m}"))
                 listener = progress
                 if exporter is not None:
-                    exporter.set_model(engine.facts.file_name, engine.facts.quantization,
-                                       "GPU" if engine.settings.n_gpu_layers else "CPU")
+                    exporter.set_model(
+                        engine.facts.file_name,
+                        engine.facts.quantization,
+                        "GPU" if engine.settings.n_gpu_layers else "CPU",
+                    )
                     listener = lambda event, progress=progress: (progress(event), exporter.listener(event))  # noqa: E731
                 run = MeasuredRun(engine, sampler, spec.options, recorder=writer, listener=listener, stop=stop)
                 try:
@@ -197,25 +247,30 @@ def print_bench_table(reports: list[RunReport]) -> None:
         for s in report.summaries:
             single_phase = s.test.startswith(("pp", "tg")) and s.phase == s.test[:2]
             p, why = s.pooled, s.pooled.unknown.get
-            rows.append([
-                f"{model['architecture']} {model['quantization']}",
-                format_size(model["size_bytes"]),
-                format_params(model["n_params"]),
-                _backend(report),
-                str(settings["n_gpu_layers"]),
-                str(settings["n_threads"]),
-                "on" if settings["flash_attn"] else "off",
-                s.test if single_phase else f"{s.test}/{s.phase}",
-                _cell(s.tokens_per_s[0], 2, notes, why("tokens_per_s"), s.tokens_per_s[1]),
-                _cell(p.average_w, 1, notes, why("average_w")),
-                _cell(p.tokens_per_j, 3, notes, why("tokens_per_j"), s.spread_sd.get("tokens_per_j")),
-                _cell(p.tokens_per_j_above_idle, 3, notes, why("tokens_per_j_above_idle")),
-                _cell(p.j_per_token, 4, notes, why("j_per_token")),
-                p.method + ("" if p.confident else " (low confidence)"),
-            ])
+            rows.append(
+                [
+                    f"{model['architecture']} {model['quantization']}",
+                    format_size(model["size_bytes"]),
+                    format_params(model["n_params"]),
+                    _backend(report),
+                    str(settings["n_gpu_layers"]),
+                    str(settings["n_threads"]),
+                    "on" if settings["flash_attn"] else "off",
+                    s.test if single_phase else f"{s.test}/{s.phase}",
+                    _cell(s.tokens_per_s[0], 2, notes, why("tokens_per_s"), s.tokens_per_s[1]),
+                    _cell(p.average_w, 1, notes, why("average_w")),
+                    _cell(p.tokens_per_j, 3, notes, why("tokens_per_j"), s.spread_sd.get("tokens_per_j")),
+                    _cell(p.tokens_per_j_above_idle, 3, notes, why("tokens_per_j_above_idle")),
+                    _cell(p.j_per_token, 4, notes, why("j_per_token")),
+                    p.method + ("" if p.confident else " (low confidence)"),
+                ]
+            )
     if rows:
-        click.echo(tabulate(rows, header, tablefmt="github", disable_numparse=True,
-                            colalign=["left"] * 8 + ["right"] * 5 + ["left"]))
+        click.echo(
+            tabulate(
+                rows, header, tablefmt="github", disable_numparse=True, colalign=["left"] * 8 + ["right"] * 5 + ["left"]
+            )
+        )
     else:
         click.echo("no repetition finished: nothing to report")
     for reason, number in notes.items():
@@ -228,8 +283,10 @@ def _print_notes(report: RunReport) -> None:
     if report.idle is not None:
         idle = report.idle
         settle = f" after {idle.settle_s:g} s settling" if idle.settle_s else ""
-        click.echo(f"\nidle baseline: {idle.power_w:.1f} W over {idle.seconds:.1f} s{settle} "
-                   f"({idle.method}{'' if idle.confident else ', low confidence'})")
+        click.echo(
+            f"\nidle baseline: {idle.power_w:.1f} W over {idle.seconds:.1f} s{settle} "
+            f"({idle.method}{'' if idle.confident else ', low confidence'})"
+        )
     elif report.idle_reason:
         click.echo(f"\nidle baseline: none ({report.idle_reason})")
     for c in report.cooldowns:
@@ -241,5 +298,7 @@ def _print_notes(report: RunReport) -> None:
     if report.status in ("cancelled", "interrupted"):
         click.echo(f"run {report.status}: the table holds the repetitions that finished")
     if any(s["method"] == "estimated" for s in report.meta["power_sources"]):
-        click.echo("note: 'estimated' figures come from CPU busy time x TDP, not a sensor: "
-                   "treat them as rough (errors of -60% to +190% are reported for this method).")
+        click.echo(
+            "note: 'estimated' figures come from CPU busy time x TDP, not a sensor: "
+            "treat them as rough (errors of -60% to +190% are reported for this method)."
+        )

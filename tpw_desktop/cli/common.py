@@ -4,6 +4,7 @@ Output options follow sqlite-utils' ``output_options``: one decorator gives a
 listing command ``--json``, ``--csv`` and ``--fmt`` (any tabulate format),
 and one function prints rows accordingly.
 """
+
 from __future__ import annotations
 
 import csv
@@ -20,7 +21,7 @@ import click
 
 from .. import serialize
 from ..errors import TpwError
-from ..events import RunEvent, SaveProblem, Status
+from ..run.events import RunEvent, SaveProblem, Status
 
 EXIT_USAGE = 2
 EXIT_PARTIAL = 1  # measured, but the session could not be saved where asked
@@ -70,18 +71,33 @@ def db_path(ctx_obj: dict) -> Path | None:
 
 def output_options(fn):
     """``--json`` / ``--csv`` / ``--fmt`` for a command that prints rows."""
-    for option in reversed([
-        click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON on stdout."),
-        click.option("--csv", "as_csv", is_flag=True, help="CSV on stdout."),
-        click.option("--fmt", "table_format", default="simple", show_default=True,
-                     help="Table format (any of tabulate's: simple, github, grid, ...)."),
-    ]):
+    for option in reversed(
+        [
+            click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON on stdout."),
+            click.option("--csv", "as_csv", is_flag=True, help="CSV on stdout."),
+            click.option(
+                "--fmt",
+                "table_format",
+                default="simple",
+                show_default=True,
+                help="Table format (any of tabulate's: simple, github, grid, ...).",
+            ),
+        ]
+    ):
         fn = option(fn)
     return fn
 
 
-def print_rows(rows: list[dict[str, Any]], columns: Sequence[tuple[str, str]], *, as_json: bool, as_csv: bool,
-               table_format: str, empty: str, raw: list | None = None) -> None:
+def print_rows(
+    rows: list[dict[str, Any]],
+    columns: Sequence[tuple[str, str]],
+    *,
+    as_json: bool,
+    as_csv: bool,
+    table_format: str,
+    empty: str,
+    raw: list | None = None,
+) -> None:
     """Rows as JSON (``raw`` when given: every field), CSV or a table of ``columns`` (key, header)."""
     if as_json:
         click.echo(serialize.dumps(raw if raw is not None else rows, indent=2))
@@ -96,8 +112,14 @@ def print_rows(rows: list[dict[str, Any]], columns: Sequence[tuple[str, str]], *
         return
     from tabulate import tabulate
 
-    click.echo(tabulate([[_plain(row.get(key)) for key, _ in columns] for row in rows],
-                        [header for _, header in columns], tablefmt=table_format, disable_numparse=True))
+    click.echo(
+        tabulate(
+            [[_plain(row.get(key)) for key, _ in columns] for row in rows],
+            [header for _, header in columns],
+            tablefmt=table_format,
+            disable_numparse=True,
+        )
+    )
 
 
 def _plain(value) -> str:
@@ -111,15 +133,18 @@ def parse_day(_ctx, param, value: str | None) -> str | None:
     try:
         return dt.datetime.fromisoformat(value).isoformat()
     except ValueError:
-        raise click.BadParameter(f"expected a date like 2026-11-27 or 2026-11-27T14:30, got {value!r}",
-                                 param=param) from None
+        raise click.BadParameter(
+            f"expected a date like 2026-11-27 or 2026-11-27T14:30, got {value!r}", param=param
+        ) from None
 
 
 def parse_counts(value: str, option: str) -> list[int]:
     try:
         counts = [int(v) for v in value.split(",") if v.strip()]
     except ValueError:
-        raise click.BadParameter(f"expected token counts like 512 or 128,256, got {value!r}", param_hint=option) from None
+        raise click.BadParameter(
+            f"expected token counts like 512 or 128,256, got {value!r}", param_hint=option
+        ) from None
     if any(c < 0 for c in counts):
         raise click.BadParameter("token counts can't be negative", param_hint=option)
     return [c for c in counts if c > 0]

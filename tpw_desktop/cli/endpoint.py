@@ -1,4 +1,5 @@
 """``tpw bench --endpoint URL``: a server tpw didn't start, at 1..N clients, against this machine's power."""
+
 from __future__ import annotations
 
 import sys
@@ -12,13 +13,27 @@ from ..power import PowerEnvironment, Sampler, open_sources
 from .common import EXIT_CANCELLED, EXIT_PARTIAL, Progress, err
 
 _OPTIONS = [
-    click.option("--endpoint", help="An OpenAI-compatible server to measure instead of a local model "
-                                    "(llama-server, vLLM, Ollama, LM Studio), e.g. http://127.0.0.1:8080."),
+    click.option(
+        "--endpoint",
+        help="An OpenAI-compatible server to measure instead of a local model "
+        "(llama-server, vLLM, Ollama, LM Studio), e.g. http://127.0.0.1:8080.",
+    ),
     click.option("--api-model", help="The model name the server expects (default: the first it lists)."),
-    click.option("--concurrency", type=click.IntRange(1, 256), default=1, show_default=True,
-                 help="Measure 1, 2, 4 … up to this many clients at once: tokens/J against concurrency."),
-    click.option("--timeout", "timeout_s", type=click.FloatRange(min=0.1), default=60.0, show_default=True,
-                 help="Seconds without an answer before a request fails."),
+    click.option(
+        "--concurrency",
+        type=click.IntRange(1, 256),
+        default=1,
+        show_default=True,
+        help="Measure 1, 2, 4 … up to this many clients at once: tokens/J against concurrency.",
+    ),
+    click.option(
+        "--timeout",
+        "timeout_s",
+        type=click.FloatRange(min=0.1),
+        default=60.0,
+        show_default=True,
+        help="Seconds without an answer before a request fails.",
+    ),
 ]
 
 
@@ -29,10 +44,21 @@ def endpoint_options(fn):
     return fn
 
 
-def bench_endpoint(url: str, api_model: str | None, most: int, timeout_s: float, spec, repetitions: int,
-                   writer, db_path, as_json: bool, workloads: tuple[str, ...], stop) -> None:
-    from ..endpoint.bench import EndpointBench, concurrency_levels, cut_short_note
-    from ..endpoint.client import Endpoint
+def bench_endpoint(
+    url: str,
+    api_model: str | None,
+    most: int,
+    timeout_s: float,
+    spec,
+    repetitions: int,
+    writer,
+    db_path,
+    as_json: bool,
+    workloads: tuple[str, ...],
+    stop,
+) -> None:
+    from ..peers.openai_server import Endpoint
+    from ..run.server import EndpointBench, concurrency_levels, cut_short_note
 
     if len(workloads) > 1:
         raise TpwError("--endpoint measures one workload at a time: give one --workload")
@@ -46,8 +72,18 @@ def bench_endpoint(url: str, api_model: str | None, most: int, timeout_s: float,
         progress = Progress(f"{model} at {url}", enabled=not spec.quiet)
         try:
             with Sampler(sources, rate_hz=spec.rate_hz) as sampler:
-                report = EndpointBench(endpoint, model, workload, concurrency_levels(most), sampler, spec.options,
-                                       repetitions=repetitions, recorder=writer, listener=progress, stop=stop).run()
+                report = EndpointBench(
+                    endpoint,
+                    model,
+                    workload,
+                    concurrency_levels(most),
+                    sampler,
+                    spec.options,
+                    repetitions=repetitions,
+                    recorder=writer,
+                    listener=progress,
+                    stop=stop,
+                ).run()
         finally:
             progress.done()
             for source in sources:
@@ -69,13 +105,23 @@ def bench_endpoint(url: str, api_model: str | None, most: int, timeout_s: float,
 
 
 def _print(report, as_json: bool) -> None:
-    from ..endpoint.bench import levels_table
+    from ..run.server import levels_table
 
     if as_json:
-        click.echo(serialize.dumps({"tpw_version": __version__, "endpoint": report.url, "model": report.model,
-                                    "status": report.status, "error": report.error, "session_id": report.session_id,
-                                    "levels": [lv.as_dict() for lv in report.levels]},
-                                   indent=2))
+        click.echo(
+            serialize.dumps(
+                {
+                    "tpw_version": __version__,
+                    "endpoint": report.url,
+                    "model": report.model,
+                    "status": report.status,
+                    "error": report.error,
+                    "session_id": report.session_id,
+                    "levels": [lv.as_dict() for lv in report.levels],
+                },
+                indent=2,
+            )
+        )
         return
     if report.levels:
         click.echo(levels_table([lv.as_dict() for lv in report.levels]))

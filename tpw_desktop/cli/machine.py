@@ -1,4 +1,5 @@
 """What this machine offers: models, workloads, power sources, and live watts."""
+
 from __future__ import annotations
 
 import time
@@ -29,23 +30,33 @@ def models(folders, as_json, as_csv, table_format):
     Folders searched: those given, those in TPW_MODEL_DIRS (separated by
     the OS path separator), and ~/models if it exists.
     """
-    from ..models import find_models
+    from ..engine.finder import find_models
 
     bundled = bundled_model_path()
     rows = [
         {"path": str(path), "bundled": path == bundled, **(facts.as_dict() if facts else {}), "problem": problem}
         for path, facts, problem in find_models(list(folders))
     ]
-    shown = [{
-        "name": Path(r["path"]).name + (" (bundled default)" if r["bundled"] else ""),
-        "model": "unusable" if r["problem"] else f"{r['architecture']} {r['quantization']}",
-        "params": "" if r["problem"] else format_params(r["n_params"]),
-        "size": "" if r["problem"] else format_size(r["size_bytes"]),
-        "context": r.get("n_ctx_train"),
-        "path or problem": r["problem"] or r["path"],
-    } for r in rows]
-    print_rows(shown, [(k, k) for k in ("name", "model", "params", "size", "context", "path or problem")],
-               as_json=as_json, as_csv=as_csv, table_format=table_format, empty="no GGUF models found", raw=rows)
+    shown = [
+        {
+            "name": Path(r["path"]).name + (" (bundled default)" if r["bundled"] else ""),
+            "model": "unusable" if r["problem"] else f"{r['architecture']} {r['quantization']}",
+            "params": "" if r["problem"] else format_params(r["n_params"]),
+            "size": "" if r["problem"] else format_size(r["size_bytes"]),
+            "context": r.get("n_ctx_train"),
+            "path or problem": r["problem"] or r["path"],
+        }
+        for r in rows
+    ]
+    print_rows(
+        shown,
+        [(k, k) for k in ("name", "model", "params", "size", "context", "path or problem")],
+        as_json=as_json,
+        as_csv=as_csv,
+        table_format=table_format,
+        empty="no GGUF models found",
+        raw=rows,
+    )
 
 
 @click.command()
@@ -63,18 +74,31 @@ def power(tdp_w, as_json, as_csv, table_format):
     """Which power sources this machine has, and why the others are unavailable."""
     report = [r.__dict__ for r in availability(PowerEnvironment(tdp_w=tdp_w))]
     shown = [{**r, "available": "yes" if r["available"] else "no"} for r in report]
-    print_rows(shown, [("kind", "source"), ("available", "available"), ("detail", "what it measures, or why not")],
-               as_json=as_json, as_csv=as_csv, table_format=table_format, empty="", raw=report)
+    print_rows(
+        shown,
+        [("kind", "source"), ("available", "available"), ("detail", "what it measures, or why not")],
+        as_json=as_json,
+        as_csv=as_csv,
+        table_format=table_format,
+        empty="",
+        raw=report,
+    )
     if not (as_json or as_csv):
-        click.echo("\nauto picks the first available of nvml, rapl, estimate. Choose with --power, e.g. --power nvml:0,rapl")
+        click.echo(
+            "\nauto picks the first available of nvml, rapl, estimate. Choose with --power, e.g. --power nvml:0,rapl"
+        )
 
 
 @click.command()
 @click.option("--power", "power_spec", default="auto", show_default=True)
 @click.option("--tdp-w", type=click.FloatRange(min=1), default=DEFAULT_TDP_W, show_default=True)
-@click.option("--interval", type=click.FloatRange(min=0.05), default=0.5, show_default=True, help="Seconds between lines.")
+@click.option(
+    "--interval", type=click.FloatRange(min=0.05), default=0.5, show_default=True, help="Seconds between lines."
+)
 @click.option("--rate-hz", type=click.FloatRange(min=1, max=1000), default=DEFAULT_RATE_HZ, show_default=True)
-@click.option("--count", type=click.IntRange(min=1), default=None, help="Stop after this many lines (default: until Ctrl-C).")
+@click.option(
+    "--count", type=click.IntRange(min=1), default=None, help="Stop after this many lines (default: until Ctrl-C)."
+)
 def watch(power_spec, tdp_w, interval, rate_hz, count):
     """Print live watts per source (each interval's energy over its length) until Ctrl-C."""
     sources = open_sources(power_spec, PowerEnvironment(tdp_w=tdp_w))

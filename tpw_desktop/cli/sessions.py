@@ -3,6 +3,7 @@
 Reading commands work on a read-only database too; writing ones (delete)
 say it is read-only. An export is written whole or not at all.
 """
+
 from __future__ import annotations
 
 import sys
@@ -47,14 +48,22 @@ def _headline(summary: list | None) -> str:
 def sessions_list(obj, model, quantization, status, since, until, limit, as_json, as_csv, table_format):
     """Recorded sessions, newest first."""
     with _reading(obj) as store:
-        rows = store.list_sessions(model=model, quantization=quantization, status=status, since=since,
-                                   until=until, limit=limit)
-    shown = [{**r, "started": r["started_at"][:19].replace("T", " "), "headline": _headline(r.get("summary"))}
-             for r in rows]
-    columns = [("id", "id"), ("started", "started (UTC)"), ("status", "status"), ("model", "model"),
-               ("quantization", "quant"), ("method", "method"), ("headline", "headline")]
-    print_rows(shown, columns, as_json=as_json, as_csv=as_csv, table_format=table_format, empty="no sessions",
-               raw=rows)
+        rows = store.list_sessions(
+            model=model, quantization=quantization, status=status, since=since, until=until, limit=limit
+        )
+    shown = [
+        {**r, "started": r["started_at"][:19].replace("T", " "), "headline": _headline(r.get("summary"))} for r in rows
+    ]
+    columns = [
+        ("id", "id"),
+        ("started", "started (UTC)"),
+        ("status", "status"),
+        ("model", "model"),
+        ("quantization", "quant"),
+        ("method", "method"),
+        ("headline", "headline"),
+    ]
+    print_rows(shown, columns, as_json=as_json, as_csv=as_csv, table_format=table_format, empty="no sessions", raw=rows)
 
 
 @sessions.command("show")
@@ -71,10 +80,14 @@ def sessions_show(obj, session_id, as_json):
         click.echo(serialize.dumps({**s, "n_samples": n_samples}, indent=2))
         return
     click.echo(f"session {s['id']}: {s['status']}, {s['started_at']} -> {s['ended_at'] or '...'}")
-    click.echo(f"model:   {s['model']} ({s['architecture']} {s['quantization']}, {format_params(s['n_params'] or 0)} "
-               f"params, {format_size(s['size_bytes'] or 0)})  sha256 {s['model_sha256'] or 'not yet computed'}")
-    click.echo(f"engine:  llama-cpp-python {s['llama_cpp_version']}; " + ", ".join(
-        f"{k}={v}" for k, v in (s["settings"] or {}).items()))
+    click.echo(
+        f"model:   {s['model']} ({s['architecture']} {s['quantization']}, {format_params(s['n_params'] or 0)} "
+        f"params, {format_size(s['size_bytes'] or 0)})  sha256 {s['model_sha256'] or 'not yet computed'}"
+    )
+    click.echo(
+        f"engine:  llama-cpp-python {s['llama_cpp_version']}; "
+        + ", ".join(f"{k}={v}" for k, v in (s["settings"] or {}).items())
+    )
     click.echo(f"machine: {s['cpu']}, {s['ram_gib']} GiB, {s['os']}")
     for src in s["sources"]:
         click.echo(f"power:   {src['name']} [{src['method']}] {src['measures']}")
@@ -86,10 +99,12 @@ def sessions_show(obj, session_id, as_json):
     if s["error"]:
         click.echo(f"error:   {s['error']}")
     for row in s.get("summary") or []:
-        click.echo(f"  {row['test']}/{row['phase']:5}  {fmt(row['tokens_per_s_mean'])} t/s  "
-                   f"{fmt(row.get('average_w'), 1)} W  {fmt(row.get('tokens_per_j'), 3)} tok/J  "
-                   f"{fmt(row.get('j_per_token'), 4)} J/tok  [{row['method']}"
-                   f"{'' if row['confident'] else ', low confidence'}]")
+        click.echo(
+            f"  {row['test']}/{row['phase']:5}  {fmt(row['tokens_per_s_mean'])} t/s  "
+            f"{fmt(row.get('average_w'), 1)} W  {fmt(row.get('tokens_per_j'), 3)} tok/J  "
+            f"{fmt(row.get('j_per_token'), 4)} J/tok  [{row['method']}"
+            f"{'' if row['confident'] else ', low confidence'}]"
+        )
         for figure, why in (row.get("unknown") or {}).items():
             click.echo(f"      {figure}: unknown, {why}")
 
@@ -100,21 +115,27 @@ def sessions_show(obj, session_id, as_json):
 @click.option("--model", help="Instead of ids: sessions whose model name contains this.")
 @click.option("--quant", "quantization", help="Instead of ids: sessions of this quantization.")
 @click.option("--baseline", help="The variant the ratios are against (default: the first).")
-@click.option("--report", type=click.Path(dir_okay=False, path_type=Path), help="Write the comparison (.html, .csv, .json).")
-@click.option("--charts", "charts_dir", type=click.Path(file_okay=False, path_type=Path), help="Write its charts (SVG) here.")
+@click.option(
+    "--report", type=click.Path(dir_okay=False, path_type=Path), help="Write the comparison (.html, .csv, .json)."
+)
+@click.option(
+    "--charts", "charts_dir", type=click.Path(file_okay=False, path_type=Path), help="Write its charts (SVG) here."
+)
 @click.option("--json", "as_json", is_flag=True)
 @db_option
 @click.pass_obj
 def sessions_compare(obj, session_ids, sweep_id, model, quantization, baseline, report, charts_dir, as_json):
     """Sessions or a sweep side by side: mean ± sd per figure, ratios against a baseline (e.g. Q4_K_M vs Q8_0)."""
-    from ..compare import compare
+    from ..analysis.compare import compare
     from .sweep import show_comparison, write_charts
 
     if not session_ids and sweep_id is None and not (model or quantization):
         raise click.UsageError("give session ids, --sweep ID, or --model / --quant to pick sessions")
     with _reading(obj) as store:
         if not session_ids and sweep_id is None:
-            session_ids = [s["id"] for s in store.list_sessions(model=model, quantization=quantization, limit=None)][::-1]
+            session_ids = [s["id"] for s in store.list_sessions(model=model, quantization=quantization, limit=None)][
+                ::-1
+            ]
         comparison = compare(store, list(session_ids) or None, sweep_id=sweep_id, baseline=baseline)
     show_comparison(comparison, as_json, report)
     if charts_dir is not None:
@@ -130,17 +151,38 @@ def sweeps_command(obj, as_json, as_csv, table_format):
     """Recorded sweeps, newest first (compare one with `tpw sessions compare --sweep ID`)."""
     with _reading(obj) as store:
         rows = store.sweeps()
-    shown = [{**r, "started": r["started_at"][:19].replace("T", " "),
-              "variants": ", ".join(v["label"] for v in (r.get("plan") or {}).get("variants", []))} for r in rows]
-    print_rows(shown, [("id", "id"), ("started", "started (UTC)"), ("status", "status"), ("kind", "kind"),
-                       ("n_sessions", "runs"), ("variants", "variants")],
-               as_json=as_json, as_csv=as_csv, table_format=table_format, empty="no sweeps", raw=rows)
+    shown = [
+        {
+            **r,
+            "started": r["started_at"][:19].replace("T", " "),
+            "variants": ", ".join(v["label"] for v in (r.get("plan") or {}).get("variants", [])),
+        }
+        for r in rows
+    ]
+    print_rows(
+        shown,
+        [
+            ("id", "id"),
+            ("started", "started (UTC)"),
+            ("status", "status"),
+            ("kind", "kind"),
+            ("n_sessions", "runs"),
+            ("variants", "variants"),
+        ],
+        as_json=as_json,
+        as_csv=as_csv,
+        table_format=table_format,
+        empty="no sweeps",
+        raw=rows,
+    )
 
 
 @sessions.command("export")
 @click.argument("session_id", type=int)
 @click.option("--format", "export_format", type=click.Choice(["csv", "json"]), default="json", show_default=True)
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="File to write (default: stdout).")
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="File to write (default: stdout)."
+)
 @db_option
 @click.pass_obj
 def sessions_export(obj, session_id, export_format, output):

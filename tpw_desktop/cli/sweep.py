@@ -1,4 +1,5 @@
 """``tpw sweep`` and ``tpw quantize``: variants of a model, and the same tests over each, interleaved."""
+
 from __future__ import annotations
 
 import sys
@@ -11,7 +12,7 @@ from ..engine.gguf_info import read_model_facts
 from ..engine.quantize import TYPES, describe, quantize
 from ..errors import TpwError
 from ..power import PowerEnvironment, Sampler, open_sources
-from ..sweep import SweepProgress, SweepRunner, plan_sweep, sweep_command
+from ..run.sweep import SweepProgress, SweepRunner, plan_sweep, sweep_command
 from .common import EXIT_CANCELLED, Progress, db_option, err, stop_on_signals
 from .measure_options import build_spec, measure_options
 
@@ -19,8 +20,12 @@ from .measure_options import build_spec, measure_options
 @click.command("quantize")
 @click.argument("source", type=click.Path(path_type=Path))
 @click.option("--type", "qtype", required=True, help=f"The quantization: {', '.join(TYPES)}.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
-              help="The new file (default: beside SOURCE, named by type, e.g. model-Q4_K_M.gguf).")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The new file (default: beside SOURCE, named by type, e.g. model-Q4_K_M.gguf).",
+)
 @click.option("--allow-requantize", is_flag=True, help="Quantize a file that is already quantized (loses quality).")
 @click.option("-t", "--threads", type=click.IntRange(0), default=0, help="Threads (0: all cores).")
 def quantize_command(source, qtype, output, allow_requantize, threads):
@@ -29,8 +34,10 @@ def quantize_command(source, qtype, output, allow_requantize, threads):
     from ..engine.quantize import is_quantized
 
     if is_quantized(facts) and not allow_requantize and sys.stdin.isatty():
-        allow_requantize = click.confirm(f"{facts.file_name} is already {facts.quantization}: quantizing it again "
-                                         "loses quality twice. Go on?", err=True)
+        allow_requantize = click.confirm(
+            f"{facts.file_name} is already {facts.quantization}: quantizing it again loses quality twice. Go on?",
+            err=True,
+        )
     tty = sys.stderr.isatty()
 
     def progress(i: int, n: int) -> None:
@@ -45,15 +52,28 @@ def quantize_command(source, qtype, output, allow_requantize, threads):
 
 @click.command("sweep")
 @click.argument("models", nargs=-1, type=click.Path(path_type=Path))
-@click.option("-r", "--rounds", default=3, show_default=True, type=click.IntRange(1, 1000),
-              help="Runs per variant; every round runs each variant once, interleaved.")
+@click.option(
+    "-r",
+    "--rounds",
+    default=3,
+    show_default=True,
+    type=click.IntRange(1, 1000),
+    help="Runs per variant; every round runs each variant once, interleaved.",
+)
 @click.option("--setting", help="A setting to vary: threads=1,2 | batch=512,2048 | ngl=0,99 | flash-attn=on,off.")
 @click.option("--power-limit", "power_limits", help="GPU power limits to sweep, in W, comma-separated (needs root).")
 @click.option("--gpu", type=click.IntRange(0), default=0, show_default=True, help="The GPU whose limit is swept.")
-@click.option("--settle-timeout", type=click.FloatRange(min=0), default=60.0, show_default=True,
-              help="Longest wait, between runs, for power to come back near idle.")
+@click.option(
+    "--settle-timeout",
+    type=click.FloatRange(min=0),
+    default=60.0,
+    show_default=True,
+    help="Longest wait, between runs, for power to come back near idle.",
+)
 @measure_options
-@click.option("--report", type=click.Path(dir_okay=False, path_type=Path), help="Write the comparison (.html, .csv, .json).")
+@click.option(
+    "--report", type=click.Path(dir_okay=False, path_type=Path), help="Write the comparison (.html, .csv, .json)."
+)
 @click.option("--json", "as_json", is_flag=True, help="The comparison as JSON on stdout.")
 @db_option
 @click.pass_obj
@@ -63,10 +83,27 @@ def sweep_cli(obj, models, rounds, setting, power_limits, gpu, settle_timeout, s
     for path in models:
         read_model_facts(path)
     limits = _limits(power_limits)
-    command = sweep_command(list(models), spec.tests, rounds, setting=setting, power_limits_w=limits,
-                            settle_timeout_s=settle_timeout, power_spec=spec.power_spec, settings=spec.settings)
-    plan = plan_sweep(list(models), spec.settings, spec.tests, rounds, spec.options, setting=setting,
-                      power_limits_w=limits, settle_timeout_s=settle_timeout, command=command)
+    command = sweep_command(
+        list(models),
+        spec.tests,
+        rounds,
+        setting=setting,
+        power_limits_w=limits,
+        settle_timeout_s=settle_timeout,
+        power_spec=spec.power_spec,
+        settings=spec.settings,
+    )
+    plan = plan_sweep(
+        list(models),
+        spec.settings,
+        spec.tests,
+        rounds,
+        spec.options,
+        setting=setting,
+        power_limits_w=limits,
+        settle_timeout_s=settle_timeout,
+        command=command,
+    )
     limiter = None
     if limits:
         from ..power.limits import PowerLimiter
@@ -89,9 +126,12 @@ def sweep_cli(obj, models, rounds, setting, power_limits, gpu, settle_timeout, s
         if limiter is not None:
             limiter.close()
         writer.close()
-    click.echo(f"sweep {result.sweep_id}: {len(result.runs)} runs of {len(plan.variants)} variants, {result.status}; "
-               f"in {db_path}", err=True)
-    from ..compare import compare
+    click.echo(
+        f"sweep {result.sweep_id}: {len(result.runs)} runs of {len(plan.variants)} variants, {result.status}; "
+        f"in {db_path}",
+        err=True,
+    )
+    from ..analysis.compare import compare
     from ..store import Store
 
     with Store(db_path) as store:
@@ -133,24 +173,41 @@ def show_comparison(comparison, as_json: bool, report: Path | None) -> None:
     """The comparison as a table (or JSON), and as a report file when asked."""
     from tabulate import tabulate
 
-    from ..report import json_text, write_report
+    from ..analysis.report import json_text, write_report
 
     if as_json:
         click.echo(json_text(comparison))
     else:
-        from ..compare import plus_minus, ratio_text
+        from ..analysis.compare import plus_minus, ratio_text
 
-        rows = [[r.variant, f"{r.test}/{r.phase}", r.runs, plus_minus(r.tokens_per_s, 2), plus_minus(r.tokens_per_j, 3),
-                 ratio_text(r.ratio_tokens_per_j), r.method + ("" if r.confident else " (low confidence)")]
-                for r in comparison.rows]
-        click.echo(tabulate(rows, ["variant", "test/phase", "runs", "t/s", "tok/J", f"tok/J vs {comparison.baseline}",
-                                   "method"], tablefmt="github", disable_numparse=True))
+        rows = [
+            [
+                r.variant,
+                f"{r.test}/{r.phase}",
+                r.runs,
+                plus_minus(r.tokens_per_s, 2),
+                plus_minus(r.tokens_per_j, 3),
+                ratio_text(r.ratio_tokens_per_j),
+                r.method + ("" if r.confident else " (low confidence)"),
+            ]
+            for r in comparison.rows
+        ]
+        click.echo(
+            tabulate(
+                rows,
+                ["variant", "test/phase", "runs", "t/s", "tok/J", f"tok/J vs {comparison.baseline}", "method"],
+                tablefmt="github",
+                disable_numparse=True,
+            )
+        )
         for warning in comparison.differences:
             click.echo(f"warning: {warning}")
         best = comparison.best_power_limit()
         if best:
-            click.echo(f"most tokens per joule at {best.power_limit_w:g} W: {best.tokens_per_j.mean:.3f} tok/J, "
-                       f"{best.tokens_per_s.mean:.1f} tok/s")
+            click.echo(
+                f"most tokens per joule at {best.power_limit_w:g} W: {best.tokens_per_j.mean:.3f} tok/J, "
+                f"{best.tokens_per_s.mean:.1f} tok/s"
+            )
     if report is not None:
         write_report(comparison, report)
         err(f"wrote {report}")
@@ -158,7 +215,7 @@ def show_comparison(comparison, as_json: bool, report: Path | None) -> None:
 
 def write_charts(comparison, folder: Path) -> list[Path]:
     """The report's charts as SVG files (the window also saves PNG)."""
-    from ..report import charts
+    from ..analysis.report import charts
 
     if not folder.is_dir():
         raise TpwError(f"{folder}: no such folder")
@@ -169,4 +226,3 @@ def write_charts(comparison, folder: Path) -> list[Path]:
             f.write(svg)
         paths.append(path)
     return paths
-

@@ -7,6 +7,7 @@ file before loading must be instant. This scanner walks the header with
 the tensor data the header promises is really in the file, which is how a
 truncated download is caught before llama.cpp sees it.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -233,16 +234,18 @@ def _scan(path: Path, buf, size: int) -> ModelFacts:
     if data_start + data_end > size:
         raise ModelFileError(
             path,
-            f"truncated GGUF: tensor data ends at byte {data_start + data_end:,} "
-            f"but the file has {size:,} bytes",
+            f"truncated GGUF: tensor data ends at byte {data_start + data_end:,} but the file has {size:,} bytes",
         )
 
     arch = str(metadata.get("general.architecture", "unknown"))
     if n_tensors == 0:
         raise ModelFileError(path, "holds no weights (a vocabulary-only GGUF, as llama.cpp's tests use): not a model")
     if arch not in KNOWN_ARCHITECTURES:
-        raise ModelFileError(path, f"unknown model architecture {arch!r}: llama.cpp can't run it "
-                                   f"(the installed gguf package knows {len(KNOWN_ARCHITECTURES)} architectures)")
+        raise ModelFileError(
+            path,
+            f"unknown model architecture {arch!r}: llama.cpp can't run it "
+            f"(the installed gguf package knows {len(KNOWN_ARCHITECTURES)} architectures)",
+        )
 
     def arch_int(suffix: str) -> int | None:
         value = metadata.get(f"{arch}.{suffix}")

@@ -11,6 +11,7 @@ thread that loaded it and refuses calls from any other.
 Every timestamp is ``time.monotonic_ns()``, the clock the power sampler uses,
 so token events and power samples line up without conversion.
 """
+
 from __future__ import annotations
 
 import codecs
@@ -25,15 +26,27 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import TpwError
+from ..record.token import TokenEvent
 from .gguf_info import ModelFacts, read_model_facts
+from .llama_handles import llama_handles
 from .llama_log import LLAMA_LOG
 from .memory import free_gpu_bytes, free_ram_bytes, kv_cache_bytes, memory_problem
 from .settings import BuildFacts, EngineSettings, build_facts, physical_cores
-from .types import Generation, PerfCounters, PromptEval, StopReason, TokenEvent
+from .types import Generation, PerfCounters, PromptEval, StopReason
 from .workloads import TestSpec
 
-__all__ = ["BuildFacts", "Engine", "EngineSettings", "Generation", "PerfCounters", "PromptEval", "StopReason",
-           "TokenEvent", "build_facts", "load_engine", "physical_cores"]
+__all__ = [
+    "BuildFacts",
+    "Engine",
+    "EngineSettings",
+    "Generation",
+    "PerfCounters",
+    "PromptEval",
+    "StopReason",
+    "build_facts",
+    "load_engine",
+    "physical_cores",
+]
 
 # llama_decode's return codes (llama.h)
 _DECODE_ABORTED = 2
@@ -76,24 +89,26 @@ class Engine:
         flash_attn = self.settings.flash_attn
         mark = LLAMA_LOG.mark()
         try:
-            self._llm = self._load(flash_attn is not False)
+            self._llama = self._load(flash_attn is not False)
         except (ValueError, RuntimeError) as exc:
             if flash_attn is None:
                 # "auto": retry without flash attention before giving up.
                 try:
-                    self._llm = self._load(False)
+                    self._llama = self._load(False)
                 except (ValueError, RuntimeError):
                     raise self._load_error(exc, mark) from None
                 self._warn("flash attention is not available here: running without it", on_warning)
             else:
                 raise self._load_error(exc, mark) from None
-        # The only place llama-cpp-python's private attributes are reached:
-        # the raw context and vocabulary pointers the token loop calls with.
         self._lib = llama_cpp
-        self._ctx = self._llm._ctx.ctx
-        self._vocab = self._llm._model.vocab
+        try:
+            self._handles = llama_handles(self._llama)
+        except TpwError:
+            self.close()
+            raise
+        self._context, self._vocab = self._handles.context, self._handles.vocab
         self._piece_buf = ctypes.create_string_buffer(64)
-        self.load_ms = float(llama_cpp.llama_perf_context(self._ctx).t_load_ms)
+        self.load_ms = float(llama_cpp.llama_perf_context(self._context).t_load_ms)
 
         self._stop_event: threading.Event | None = None
         # Lets a Stop interrupt a long prompt evaluation on the CPU backend.
@@ -147,7 +162,7 @@ class Engine:
         return self._stop_event is not None and self._stop_event.is_set()
 
     def _interruptible(self, on: bool) -> None:
-        self._lib.llama_set_abort_callback(self._ctx, self._abort_cb if on else self._no_abort_cb, None)
+        self._lib.llama_set_abort_callback(self._context, self._abort_cb if on else self._no_abort_cb, None)
 
     def _check_thread(self) -> None:
         if threading.get_ident() != self._owner:
@@ -157,21 +172,21 @@ class Engine:
 
     @property
     def n_ctx(self) -> int:
-        return self._llm.n_ctx()
+        return self._llama.n_ctx()
 
     @property
     def n_vocab(self) -> int:
-        return self._llm.n_vocab()
+        return self._llama.n_vocab()
 
     @property
     def chat_template(self) -> str | None:
-        return self._llm.metadata.get("tokenizer.chat_template")
+        return self._llama.metadata.get("tokenizer.chat_template")
 
     def tokenize(self, text: str, *, add_bos: bool = True) -> list[int]:
-        return self._llm.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True)
+        return self._llama.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True)
 
     def token_bos(self) -> int:
-        return self._llm.token_bos()
+        return self._llama.token_bos()
 
     def format_chat(self, messages: Sequence[dict]) -> str:
         """Apply the model's own chat template; a plain transcript when it has none."""
@@ -179,11 +194,11 @@ class Engine:
         if template:
             from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-            vocab = self._llm._model  # llama-cpp-python's vocabulary wrapper: token texts for the template
+            token_text = self._handles.token_text
             formatter = Jinja2ChatFormatter(
                 template=template,
-                eos_token=vocab.token_get_text(self._llm.token_eos()),
-                bos_token=vocab.token_get_text(self._llm.token_bos()),
+                eos_token=token_text(self._llama.token_eos()),
+                bos_token=token_text(self._llama.token_bos()),
             )
             return formatter(messages=list(messages)).prompt
         lines = [f"{m['role']}: {m['content']}" for m in messages]
@@ -199,17 +214,17 @@ class Engine:
 
     def _synchronize(self) -> None:
         """Wait for queued GPU work; llama.cpp also books its perf counters here."""
-        self._lib.llama_synchronize(self._ctx)
+        self._lib.llama_synchronize(self._context)
 
     def _begin_call(self) -> None:
         """An empty context and zeroed counters: every call measures all of its own work."""
         lib = self._lib
         self._synchronize()  # book anything still queued (an aborted batch) before zeroing
-        lib.llama_memory_clear(lib.llama_get_memory(self._ctx), True)
-        lib.llama_perf_context_reset(self._ctx)
+        lib.llama_memory_clear(lib.llama_get_memory(self._context), True)
+        lib.llama_perf_context_reset(self._context)
 
     def perf(self) -> PerfCounters:
-        p = self._lib.llama_perf_context(self._ctx)
+        p = self._lib.llama_perf_context(self._context)
         return PerfCounters(
             load_ms=self.load_ms,
             prompt_tokens=int(p.n_p_eval),
@@ -220,13 +235,11 @@ class Engine:
 
     def _check_fits(self, n_tokens: int) -> None:
         if n_tokens > self.n_ctx:
-            raise TpwError(
-                f"{n_tokens} tokens do not fit in the {self.n_ctx}-token context: raise the context size"
-            )
+            raise TpwError(f"{n_tokens} tokens do not fit in the {self.n_ctx}-token context: raise the context size")
 
     def _decode(self, tokens, n: int) -> bool:
         """One ``llama_decode`` of ``n`` tokens from a ctypes array, waited for; False if aborted."""
-        rc = self._lib.llama_decode(self._ctx, self._lib.llama_batch_get_one(tokens, n))
+        rc = self._lib.llama_decode(self._context, self._lib.llama_batch_get_one(tokens, n))
         if rc == _DECODE_ABORTED:
             return False
         if rc != 0:
@@ -297,8 +310,9 @@ class Engine:
             if stop is not None and stop.is_set():
                 stop_reason = "stopped"
                 break
-        return Generation(0, t_start, t_start, t_last, time.monotonic_ns(), len(events), stop_reason, self.perf(),
-                          events)
+        return Generation(
+            0, t_start, t_start, t_last, time.monotonic_ns(), len(events), stop_reason, self.perf(), events
+        )
 
     def _sampler_chain(self, temperature: float):
         """llama.cpp's sampler chain, as llama-cpp-python builds it: greedy at 0, else top-k/p, min-p, temp."""
@@ -307,9 +321,13 @@ class Engine:
         if temperature <= 0:
             lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_greedy())
         else:
-            for sampler in (lib.llama_sampler_init_top_k(40), lib.llama_sampler_init_top_p(0.95, 1),
-                            lib.llama_sampler_init_min_p(0.05, 1), lib.llama_sampler_init_temp(temperature),
-                            lib.llama_sampler_init_dist(self.settings.seed)):
+            for sampler in (
+                lib.llama_sampler_init_top_k(40),
+                lib.llama_sampler_init_top_p(0.95, 1),
+                lib.llama_sampler_init_min_p(0.05, 1),
+                lib.llama_sampler_init_temp(temperature),
+                lib.llama_sampler_init_dist(self.settings.seed),
+            ):
                 lib.llama_sampler_chain_add(chain, sampler)
         return chain
 
@@ -341,7 +359,7 @@ class Engine:
         if not tokens:
             raise TpwError("the prompt is empty")
         self._check_fits(len(tokens) + max_tokens)
-        lib, ctx, vocab = self._lib, self._ctx, self._vocab
+        lib, ctx, vocab = self._lib, self._context, self._vocab
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         events: list[TokenEvent] = []
         stop_reason: StopReason = "length"
@@ -383,11 +401,10 @@ class Engine:
         tail = decoder.decode(b"", final=True)
         if tail and events:
             events[-1] = replace(events[-1], text=events[-1].text + tail)
-        return Generation(len(tokens), t_start, t_prompt_done, t_last, t_end, decodes, stop_reason, self.perf(),
-                          events)
+        return Generation(len(tokens), t_start, t_prompt_done, t_last, t_end, decodes, stop_reason, self.perf(), events)
 
     def close(self) -> None:
-        llm, self._llm = getattr(self, "_llm", None), None
+        llm, self._llama = getattr(self, "_llama", None), None
         if llm is not None:
             llm.close()
 

@@ -5,6 +5,7 @@ line goes to the ``tpw.llama`` Python logger (silent unless asked for, e.g.
 ``tpw -v``) and the last lines are kept, so a model that fails to load can
 say why ("unknown model architecture: 'foo'") instead of "could not load".
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -56,7 +57,7 @@ class LlamaLog:
     def problems_since(self, mark: int) -> list[str]:
         """Warning and error lines logged since ``mark`` (those still kept), oldest first."""
         new = min(self.total - mark, len(self.lines))
-        recent = list(self.lines)[len(self.lines) - new:] if new else []
+        recent = list(self.lines)[len(self.lines) - new :] if new else []
         return [line for level, line in recent if level >= logging.WARNING]
 
 

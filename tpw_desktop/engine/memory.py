@@ -5,6 +5,7 @@ context of a million tokens asks a 135 M model for ~23 GB. Checking first
 turns an out-of-memory kill (or a swapping machine) into one line with the
 numbers.
 """
+
 from __future__ import annotations
 
 from .gguf_info import ModelFacts, format_size
@@ -43,8 +44,10 @@ def memory_problem(kv_bytes: int | None, free_bytes: int | None, where: str, n_c
     """Why a context of ``n_ctx`` tokens won't fit, or None when it does (or can't be told)."""
     if kv_bytes is None or free_bytes is None or kv_bytes <= MAX_SHARE_OF_FREE * free_bytes:
         return None
-    return (f"a context of {n_ctx:,} tokens needs a {format_size(kv_bytes)} KV cache, but only "
-            f"{format_size(free_bytes)} of {where} is free: lower the context size (--ctx)")
+    return (
+        f"a context of {n_ctx:,} tokens needs a {format_size(kv_bytes)} KV cache, but only "
+        f"{format_size(free_bytes)} of {where} is free: lower the context size (--ctx)"
+    )
 
 
 def free_ram_bytes() -> int:

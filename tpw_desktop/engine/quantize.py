@@ -6,6 +6,7 @@ quantized loses quality twice, so it needs ``allow_requantize``; an
 importance-matrix type (IQ*) or an unknown name is refused with the list
 of what can be made.
 """
+
 from __future__ import annotations
 
 import re
@@ -19,8 +20,24 @@ from .gguf_info import ModelFacts, format_size, read_model_facts
 from .llama_log import LLAMA_LOG
 
 # What llama.cpp can make without an importance matrix, by the names people use.
-TYPES = ("Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q2_K", "Q3_K_S", "Q3_K_M", "Q3_K_L", "Q4_K_S", "Q4_K_M",
-         "Q5_K_S", "Q5_K_M", "Q6_K", "F16", "BF16")
+TYPES = (
+    "Q4_0",
+    "Q4_1",
+    "Q5_0",
+    "Q5_1",
+    "Q8_0",
+    "Q2_K",
+    "Q3_K_S",
+    "Q3_K_M",
+    "Q3_K_L",
+    "Q4_K_S",
+    "Q4_K_M",
+    "Q5_K_S",
+    "Q5_K_M",
+    "Q6_K",
+    "F16",
+    "BF16",
+)
 UNQUANTIZED = ("F32", "F16", "BF16")
 _PROGRESS = re.compile(r"\[\s*(\d+)\s*/\s*(\d+)\s*\]")
 
@@ -36,8 +53,10 @@ def check_type(name: str) -> str:
     """The type's canonical name, or a TpwError saying what can be made (no llama.cpp needed)."""
     upper = name.upper()
     if upper.startswith("IQ") or upper.startswith("TQ"):
-        raise TpwError(f"--type {name}: {upper} needs an importance matrix (llama-imatrix), which tpw doesn't make; "
-                       f"choose from {', '.join(TYPES)}")
+        raise TpwError(
+            f"--type {name}: {upper} needs an importance matrix (llama-imatrix), which tpw doesn't make; "
+            f"choose from {', '.join(TYPES)}"
+        )
     if upper not in TYPES:
         raise TpwError(f"--type {name}: not a quantization llama.cpp can make here; choose from {', '.join(TYPES)}")
     return upper
@@ -64,8 +83,15 @@ def is_quantized(facts: ModelFacts) -> bool:
     return facts.quantization.upper() not in UNQUANTIZED
 
 
-def quantize(source: str | Path, qtype: str, output: str | Path | None = None, *, allow_requantize: bool = False,
-             threads: int = 0, progress: Callable[[int, int], None] | None = None) -> Quantized:
+def quantize(
+    source: str | Path,
+    qtype: str,
+    output: str | Path | None = None,
+    *,
+    allow_requantize: bool = False,
+    threads: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+) -> Quantized:
     """Write ``output`` (default: beside ``source``, named by type); never overwrites an existing file."""
     import llama_cpp
 
@@ -77,9 +103,11 @@ def quantize(source: str | Path, qtype: str, output: str | Path | None = None, *
     if not out.parent.is_dir():
         raise TpwError(f"{out}: the folder {out.parent} does not exist")
     if is_quantized(facts) and not allow_requantize:
-        raise TpwError(f"{facts.path}: already quantized ({facts.quantization}); quantizing it again to "
-                       f"{qtype.upper()} loses quality twice. Start from an F16/F32 file, or confirm "
-                       "(--allow-requantize)")
+        raise TpwError(
+            f"{facts.path}: already quantized ({facts.quantization}); quantizing it again to "
+            f"{qtype.upper()} loses quality twice. Start from an F16/F32 file, or confirm "
+            "(--allow-requantize)"
+        )
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = file_type
     params.nthread = threads
@@ -98,8 +126,10 @@ def quantize(source: str | Path, qtype: str, output: str | Path | None = None, *
     if code != 0:
         out.unlink(missing_ok=True)
         said = LLAMA_LOG.problems_since(mark)
-        raise TpwError(f"{facts.path}: llama.cpp could not quantize it to {qtype.upper()}"
-                       + (f": {said[-1].strip()}" if said else f" (code {code})"))
+        raise TpwError(
+            f"{facts.path}: llama.cpp could not quantize it to {qtype.upper()}"
+            + (f": {said[-1].strip()}" if said else f" (code {code})")
+        )
     return Quantized(facts, read_model_facts(out), time.monotonic() - started)
 
 
@@ -117,5 +147,7 @@ class _ProgressReader:
 
 def describe(result: Quantized) -> str:
     s, o = result.source, result.output
-    return (f"{o.path}: {s.quantization} -> {o.quantization}, {format_size(s.size_bytes)} -> "
-            f"{format_size(o.size_bytes)} in {result.seconds:.1f} s")
+    return (
+        f"{o.path}: {s.quantization} -> {o.quantization}, {format_size(s.size_bytes)} -> "
+        f"{format_size(o.size_bytes)} in {result.seconds:.1f} s"
+    )

@@ -1,4 +1,5 @@
 """How an engine is loaded: the user's settings (llama-bench's defaults) and the build's facts."""
+
 from __future__ import annotations
 
 import os

@@ -4,22 +4,15 @@ Every timestamp is ``time.monotonic_ns()``, the clock the power sampler
 uses, taken right after the ``llama_decode`` that produced it returned (and
 synchronized, so on a GPU the work is done, not just queued).
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
+from ..record.token import TokenEvent
+
 StopReason = Literal["eos", "length", "stopped"]
-
-
-@dataclass(frozen=True, slots=True)
-class TokenEvent:
-    """One generated token: when its logits were ready, which it is, its text."""
-
-    t_ns: int
-    index: int
-    token_id: int
-    text: str
 
 
 @dataclass(frozen=True)

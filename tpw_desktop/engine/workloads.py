@@ -6,6 +6,7 @@ end-of-text if need be (what llama-bench's tg measures).
 A named workload (``resources/workloads/*.json``) is a list of chat calls,
 each with its own token budget: the shape of real use.
 """
+
 from __future__ import annotations
 
 import json
@@ -33,16 +34,16 @@ class Workload:
     def from_file(cls, path: Path) -> Workload:
         try:
             data = json.loads(path.read_text())
-            calls = tuple(
-                Call(tuple(c["messages"]), int(c["max_tokens"])) for c in data["calls"]
-            )
+            calls = tuple(Call(tuple(c["messages"]), int(c["max_tokens"])) for c in data["calls"])
             return cls(data.get("name", path.stem), data["title"], data["description"], calls)
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise TpwError(f"{path}: not a valid workload file ({exc})") from None
 
     @classmethod
     def single_prompt(cls, prompt: str, max_tokens: int, title: str = "Custom prompt") -> Workload:
-        return cls("prompt", title, "A prompt typed by the user", (Call(({"role": "user", "content": prompt},), max_tokens),))
+        return cls(
+            "prompt", title, "A prompt typed by the user", (Call(({"role": "user", "content": prompt},), max_tokens),)
+        )
 
 
 def workloads_dir() -> Path:

@@ -1,4 +1,5 @@
 """Pure functions for every number tpw-desktop shows: no I/O, no clocks, no Qt."""
+
 from .efficiency import (
     IdleBaseline,
     Latency,

@@ -7,6 +7,7 @@ A figure is either a number or ``None`` with the reason in ``unknown``
 (a counter that didn't move, no idle baseline, a run within noise of idle):
 never NaN, never a huge residue of a division by almost nothing.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -23,8 +24,7 @@ J_PER_KWH = 3.6e6
 # than the error bounds of both windows, to be a figure and not noise.
 MIN_ABOVE_IDLE_SHARE = 0.05
 
-ENERGY_FIGURES = ("joules", "average_w", "tokens_per_j", "j_per_token", "wh_per_1k_tokens",
-                  "cost_per_1m_tokens")
+ENERGY_FIGURES = ("joules", "average_w", "tokens_per_j", "j_per_token", "wh_per_1k_tokens", "cost_per_1m_tokens")
 ABOVE_IDLE_FIGURES = ("joules_above_idle", "tokens_per_j_above_idle", "j_per_token_above_idle")
 
 
@@ -103,8 +103,10 @@ def above_idle_j(window: WindowEnergy, idle: IdleBaseline) -> tuple[float | None
     bound = (window.error_j or 0.0) + (idle.error_w or 0.0) * window.seconds
     floor = max(MIN_ABOVE_IDLE_SHARE * window.joules, bound)
     if above <= floor:
-        return None, (f"not measurable: {window.average_w:.1f} W during the window is within noise of the "
-                      f"{idle.power_w:.1f} W idle baseline")
+        return None, (
+            f"not measurable: {window.average_w:.1f} W during the window is within noise of the "
+            f"{idle.power_w:.1f} W idle baseline"
+        )
     return above, None
 
 
@@ -120,7 +122,8 @@ def phase_figures(
     unknown: dict[str, str] = {}
     seconds = window.seconds
     energy_reason = window.unknown_reason or (
-        None if window.joules > 0 else "the source measured no energy in this window (0 J)")
+        None if window.joules > 0 else "the source measured no energy in this window (0 J)"
+    )
     if window.peak_w is None:
         unknown["peak_w"] = "no power reading in or around the window"
     if energy_reason:
@@ -128,8 +131,14 @@ def phase_figures(
             if key != "peak_w":  # the power reading may be there when the counter says nothing
                 unknown[key] = energy_reason
     if tokens <= 0:
-        for key in ("tokens_per_j", "j_per_token", "wh_per_1k_tokens", "cost_per_1m_tokens",
-                    "tokens_per_j_above_idle", "j_per_token_above_idle"):
+        for key in (
+            "tokens_per_j",
+            "j_per_token",
+            "wh_per_1k_tokens",
+            "cost_per_1m_tokens",
+            "tokens_per_j_above_idle",
+            "j_per_token_above_idle",
+        ):
             unknown.setdefault(key, "no tokens in this window")
     if seconds <= 0:
         unknown.setdefault("tokens_per_s", "the window has no length")
@@ -189,8 +198,13 @@ def pooled_figures(
     """
     if not parts:
         raise ValueError("nothing to pool")
-    return phase_figures(sum(n for n, _ in parts), concat([w for _, w in parts]), idle=idle,
-                         idle_reason=idle_reason, price_per_kwh=price_per_kwh)
+    return phase_figures(
+        sum(n for n, _ in parts),
+        concat([w for _, w in parts]),
+        idle=idle,
+        idle_reason=idle_reason,
+        price_per_kwh=price_per_kwh,
+    )
 
 
 @dataclass(frozen=True)

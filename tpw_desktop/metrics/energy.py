@@ -13,6 +13,7 @@ local power, per span. Confidence follows from that bound, so a phase made
 of many short spans is judged by the sum of their errors, not by its total
 length (see docs/methodology.md, "Confidence").
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ METHOD_RANK: dict[str, int] = {"counter": 3, "sampled": 2, "replayed": 1, "estim
 def weakest_method(methods) -> str:
     """The least trustworthy of ``methods``; "estimated" when there are none (nothing measured it)."""
     return min(methods, key=METHOD_RANK.__getitem__, default="estimated")
+
 
 # A window is confident when it lasts at least this long (sensors that watch
 # part of the time, such as the H100's, need it to average out) ...
@@ -113,8 +115,10 @@ def low_confidence_reason(w: WindowEnergy) -> str | None:
         return "no error bound: the energy is zero or the source's resolution is unknown"
     if relative > MAX_CONFIDENT_RELATIVE_ERROR * (1 + 1e-9):  # 10.000000000000002% is 10%
         spans = f" over {w.n_spans} spans" if w.n_spans > 1 else ""
-        return (f"resolution error up to {relative:.0%}{spans} (over {MAX_CONFIDENT_RELATIVE_ERROR:.0%}): "
-                "measure longer or with fewer, longer calls")
+        return (
+            f"resolution error up to {relative:.0%}{spans} (over {MAX_CONFIDENT_RELATIVE_ERROR:.0%}): "
+            "measure longer or with fewer, longer calls"
+        )
     if w.seconds < MIN_CONFIDENT_WINDOW_S:
         return f"{w.seconds:.3g} s of measurement, under {MIN_CONFIDENT_WINDOW_S:g} s"
     return None
@@ -204,8 +208,17 @@ def counter_window_energy(
 
 def failed_window(seconds: float, method: Method, n_spans: int, reason: str) -> WindowEnergy:
     """The window of a source that stopped answering: unknown, and no part of any sum."""
-    return WindowEnergy(joules=0.0, seconds=seconds, method=method, error_j=None, n_spans=n_spans, n_samples=0,
-                        n_updates=0, peak_w=None, unknown_reason=reason)
+    return WindowEnergy(
+        joules=0.0,
+        seconds=seconds,
+        method=method,
+        error_j=None,
+        n_spans=n_spans,
+        n_samples=0,
+        n_updates=0,
+        peak_w=None,
+        unknown_reason=reason,
+    )
 
 
 def _local_counter_power_w(t: np.ndarray, e: np.ndarray, t0_ns: int, t1_ns: int) -> float | None:
@@ -280,8 +293,6 @@ def _check_window(t: np.ndarray, t0_ns: int, t1_ns: int) -> None:
         raise ValueError("window is not covered by the samples")
 
 
-
-
 def _sum_errors(windows: list[WindowEnergy]) -> float | None:
     errors = [w.error_j for w in windows]
     return None if None in errors else float(sum(errors))
@@ -331,8 +342,11 @@ def concat(windows: list[WindowEnergy]) -> WindowEnergy:
     hard = [w.unknown_reason for w in windows if not w.known and not w.stalled]
     all_stalled = all(w.stalled for w in windows)
     seconds = sum(w.seconds for w in windows)
-    reason = hard[0] if hard else (
-        f"no counter update in {seconds * 1e3:.0f} ms over {len(windows)} spans" if all_stalled else None)
+    reason = (
+        hard[0]
+        if hard
+        else (f"no counter update in {seconds * 1e3:.0f} ms over {len(windows)} spans" if all_stalled else None)
+    )
     return WindowEnergy(
         joules=sum(w.joules for w in windows),
         seconds=seconds,

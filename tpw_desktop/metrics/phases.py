@@ -13,6 +13,7 @@ generation (tg): from the end of the prompt's decode to the end of the last
     llama.cpp's own ``n_eval`` counts the same way.
 total: from the request to the end of the last decode; prompt + generated tokens.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

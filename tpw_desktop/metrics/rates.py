@@ -5,6 +5,7 @@ they are spread over the bins that span covers in proportion to the
 overlap; a generated token counts in the bin of its timestamp. Rolling
 rates are ratios of trailing sums, never means of ratios.
 """
+
 from __future__ import annotations
 
 import numpy as np

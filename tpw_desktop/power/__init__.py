@@ -5,6 +5,7 @@ estimate. An explicit spec combines sources: ``nvml:0,rapl``,
 ``estimate:95`` (TDP in watts), ``estimate-process`` (this process's CPU
 time only), ``replay:trace.csv``.
 """
+
 from __future__ import annotations
 
 import time
@@ -84,8 +85,9 @@ def _open_one(kind: str, arg: str | None, env: PowerEnvironment) -> list[PowerSo
         from .prometheus import PrometheusSource
 
         return [PrometheusSource(arg, env.clock_ns)]
-    raise TpwError(f"--power {kind}: unknown source (choose from auto, nvml, rapl, estimate, estimate-process, "
-                   "replay, prometheus)")
+    raise TpwError(
+        f"--power {kind}: unknown source (choose from auto, nvml, rapl, estimate, estimate-process, replay, prometheus)"
+    )
 
 
 def open_sources(spec: str | None = "auto", env: PowerEnvironment | None = None) -> list[PowerSource]:

@@ -6,6 +6,7 @@ the CPU) and says how: ``counter`` (an energy counter we difference),
 measurement) or ``replayed`` (a recorded trace). That label travels with
 every figure to the screen, the database and exports.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -11,6 +11,7 @@ never staler than the samples at its edges. In ``process`` scope it counts
 only the measuring process's CPU time (PowerJoular's and CodeCarbon's
 process mode): another program's load is then not booked to the model.
 """
+
 from __future__ import annotations
 
 import os
@@ -94,8 +95,12 @@ class EstimateSource:
         return PowerReading(t_ns, power_w, round(self.energy_j(busy) * 1e6))
 
     def info(self) -> dict[str, Any]:
-        return {"tdp_w": self.tdp_w, "scope": self.scope, "n_cpus": self.n_cpus,
-                "model": "energy = busy CPU-seconds / CPUs x TDP"}
+        return {
+            "tdp_w": self.tdp_w,
+            "scope": self.scope,
+            "n_cpus": self.n_cpus,
+            "model": "energy = busy CPU-seconds / CPUs x TDP",
+        }
 
     def close(self) -> None:
         pass

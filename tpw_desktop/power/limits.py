@@ -6,14 +6,17 @@ before anything changes, says plainly when setting isn't permitted, and
 restores the original on ``restore()`` (the sweep calls it at the end and
 on any failure; it is also a context manager).
 """
+
 from __future__ import annotations
 
 from ..errors import TpwError
 from .base import NA
 from .nvml import NvmlDevice, NvmlLibrary, _code
 
-NOT_PERMITTED = ("setting a GPU power limit needs root: run the sweep with sudo, or have an administrator allow it "
-                 "(nvidia-smi -pl works only as root too)")
+NOT_PERMITTED = (
+    "setting a GPU power limit needs root: run the sweep with sudo, or have an administrator allow it "
+    "(nvidia-smi -pl works only as root too)"
+)
 
 
 class PowerLimiter:
@@ -39,8 +42,10 @@ class PowerLimiter:
         low, high = self.range_w
         bad = [w for w in limits_w if not low <= w <= high]
         if bad:
-            raise TpwError(f"power limits {', '.join(f'{w:g} W' for w in bad)} are outside what GPU {self.index} "
-                           f"accepts ({low:g} to {high:g} W)")
+            raise TpwError(
+                f"power limits {', '.join(f'{w:g} W' for w in bad)} are outside what GPU {self.index} "
+                f"accepts ({low:g} to {high:g} W)"
+            )
 
     def set(self, watts: float) -> None:
         nvml = self.library.nvml

@@ -13,6 +13,7 @@ fallback and is a 1-second average on Ampere and newer, so it is labelled so.
 The pynvml module is passed in, so tests hand in an autospec'd fake that
 can only be called the way the real module can.
 """
+
 from __future__ import annotations
 
 import re
@@ -93,7 +94,7 @@ def _code(exc) -> int | None:
 def _describe(exc) -> str:
     try:
         return str(exc)
-    except Exception:  # pynvml's __str__ itself calls into the library
+    except Exception:  # noqa: BLE001 - pynvml's __str__ itself calls into the library
         return f"NVML error {_code(exc)}"
 
 
@@ -201,8 +202,9 @@ class NvmlSource:
             raise
         # Energy integrated from a 1 s average is smeared at both edges; a counter
         # (or the instant field) is judged by its own update interval instead.
-        self.resolution_s = (ONE_SECOND_AVERAGE_RESOLUTION_S
-                             if not self.has_counter and self.power_field == "1s-average" else None)
+        self.resolution_s = (
+            ONE_SECOND_AVERAGE_RESOLUTION_S if not self.has_counter and self.power_field == "1s-average" else None
+        )
 
     def _pick_power_field(self) -> str:
         if self.device.power_instant_mw() is not NA:
@@ -223,26 +225,30 @@ class NvmlSource:
 
     def info(self) -> dict[str, Any]:
         d = self.device
-        return _available({
-            "gpu_name": d.name(),
-            "gpu_uuid": d.uuid(),
-            "architecture": d.architecture(),
-            "driver": d.lib.driver_version(),
-            "power_limit_w": d.power_limit_w(),
-            "persistence_mode": d.persistence_mode(),
-            "power_field": self.power_field,
-        })
+        return _available(
+            {
+                "gpu_name": d.name(),
+                "gpu_uuid": d.uuid(),
+                "architecture": d.architecture(),
+                "driver": d.lib.driver_version(),
+                "power_limit_w": d.power_limit_w(),
+                "persistence_mode": d.persistence_mode(),
+                "power_field": self.power_field,
+            }
+        )
 
     def telemetry(self) -> dict[str, Any]:
         """Conditions that change during a run: clocks, temperature, load, memory."""
         d = self.device
-        return _available({
-            "sm_clock_mhz": d.sm_clock_mhz(),
-            "memory_clock_mhz": d.memory_clock_mhz(),
-            "temperature_c": d.temperature_c(),
-            "utilization_percent": d.utilization_percent(),
-            "memory_used_mib": d.memory_used_mib(),
-        })
+        return _available(
+            {
+                "sm_clock_mhz": d.sm_clock_mhz(),
+                "memory_clock_mhz": d.memory_clock_mhz(),
+                "temperature_c": d.temperature_c(),
+                "utilization_percent": d.utilization_percent(),
+                "memory_used_mib": d.memory_used_mib(),
+            }
+        )
 
     def close(self) -> None:
         self.device.lib.shutdown()

@@ -5,6 +5,7 @@
 readable by root only; we say so and how to fix it instead of failing.
 The sysfs root is a parameter, so tests run against a fake tree.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable

@@ -6,6 +6,7 @@ It plays in real time (optionally faster) against the engine's clock, or
 all at once through ``iter_readings``. Every figure it yields is labelled
 ``replayed``, even when the trace was recorded from a counter.
 """
+
 from __future__ import annotations
 
 import csv
@@ -44,8 +45,10 @@ class PowerTrace:
         table = np.array([[_number(origin, where, r, key) for key in keys] for where, r in rows])
         t, p = table[:, 0], table[:, 1]
         e = table[:, 2] if has_energy else None
-        for values, rule, what in ((t, np.diff(t) <= 0, "t_s must be strictly increasing"),
-                                   (e, np.diff(e) < 0 if e is not None else None, "energy_j went backwards")):
+        for rule, what in (
+            (np.diff(t) <= 0, "t_s must be strictly increasing"),
+            (np.diff(e) < 0 if e is not None else None, "energy_j went backwards"),
+        ):
             if rule is not None and rule.any():
                 where = rows[int(np.argmax(rule)) + 1][0]
                 raise TpwError(f"{origin}, {where}: {what}")
@@ -62,8 +65,9 @@ class PowerTrace:
             text = data.decode("utf-8")
         except UnicodeDecodeError as exc:
             line = data[: exc.start].count(b"\n") + 1
-            raise TpwError(f"{path}, line {line}: not UTF-8 text (byte {data[exc.start]:#04x}): "
-                           "is this a power trace?") from None
+            raise TpwError(
+                f"{path}, line {line}: not UTF-8 text (byte {data[exc.start]:#04x}): is this a power trace?"
+            ) from None
         if path.suffix.lower() == ".json":
             try:
                 doc = json.loads(text)
@@ -71,16 +75,21 @@ class PowerTrace:
                 raise TpwError(f"{path}, line {exc.lineno}: not valid JSON ({exc.msg})") from None
             samples = doc["samples"] if isinstance(doc, dict) and "samples" in doc else doc
             if not isinstance(samples, list) or not all(isinstance(r, dict) for r in samples):
-                raise TpwError(f"{path}: expected a list of samples like {{\"t_s\": 0, \"power_w\": 50}}")
+                raise TpwError(f'{path}: expected a list of samples like {{"t_s": 0, "power_w": 50}}')
             rows = [(f"sample {i + 1}", r) for i, r in enumerate(samples)]
         else:
-            numbered = [(n, line) for n, line in enumerate(text.splitlines(), 1)
-                        if line.strip() and not line.lstrip().startswith("#")]
+            numbered = [
+                (n, line)
+                for n, line in enumerate(text.splitlines(), 1)
+                if line.strip() and not line.lstrip().startswith("#")
+            ]
             if not numbered:
                 raise TpwError(f"{path}: no samples (expected a header like t_s,power_w and then rows)")
             header = next(csv.reader([numbered[0][1]]))
-            rows = [(f"line {n}", dict(zip(header, values)))
-                    for n, values in ((n, next(csv.reader([line]))) for n, line in numbered[1:])]
+            rows = [
+                (f"line {n}", dict(zip(header, values)))
+                for n, values in ((n, next(csv.reader([line]))) for n, line in numbered[1:])
+            ]
         return cls.from_rows(rows, str(path))
 
     def energy_at(self, t_s: float) -> float:

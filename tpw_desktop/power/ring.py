@@ -5,6 +5,7 @@ As in friture, every row is written twice (at ``i`` and ``i + capacity``) so
 the last ``n`` rows are always one contiguous slice: a snapshot is a single
 numpy copy, never a concatenation.
 """
+
 from __future__ import annotations
 
 import threading

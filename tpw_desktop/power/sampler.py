@@ -6,6 +6,7 @@ takes. Samples carry ``time.monotonic_ns()``, the engine's clock. A source
 that raises gets a NaN sample (a gap) and is polled again next time: one
 flaky sensor never stops the others.
 """
+
 from __future__ import annotations
 
 import math
@@ -238,6 +239,17 @@ class Sampler:
     def ring(self, index: int) -> RingBuffer:
         return self._channels[index].ring
 
+    def source_names(self) -> list[str]:
+        return [c.source.name for c in self._channels]
+
+    def samples_written(self, index: int) -> int:
+        """How many samples source ``index`` has taken so far (a cursor for ``samples_since``)."""
+        return self._channels[index].ring.total_written
+
+    def samples_since(self, index: int, written_before: int) -> tuple[int, dict[str, np.ndarray]]:
+        """Source ``index``'s samples after the first ``written_before``, and the new total (the store's feed)."""
+        return self._channels[index].ring.since(written_before)
+
     def wait_until(self, t_ns: int, timeout_s: float = WAIT_FOR_VALID_S) -> bool:
         """Block until every source has a *valid* sample at or after ``t_ns``.
 
@@ -310,8 +322,12 @@ class Sampler:
         for t0_ns, t1_ns in spans:
             try:
                 if channel.has_counter:
-                    w = replace(counter_window_energy(t, e, p, t0_ns, t1_ns, update_s=resolution_s,
-                                                      still_means_zero=still_means_zero), method=method)
+                    w = replace(
+                        counter_window_energy(
+                            t, e, p, t0_ns, t1_ns, update_s=resolution_s, still_means_zero=still_means_zero
+                        ),
+                        method=method,
+                    )
                 else:
                     w = sampled_window_energy(t, p, t0_ns, t1_ns, method=method, resolution_s=resolution_s)
             except ValueError:
@@ -333,21 +349,24 @@ class Sampler:
                 continue
             data = channel.ring.snapshot()
             known = np.isfinite(data["energy_j"])
-            counter = counter_window_energy(data["t_ns"][known], data["energy_j"][known], data["power_w"][known],
-                                            t0_ns, t1_ns)
+            counter = counter_window_energy(
+                data["t_ns"][known], data["energy_j"][known], data["power_w"][known], t0_ns, t1_ns
+            )
             integrated = sampled_window_energy(data["t_ns"], data["power_w"], t0_ns, t1_ns)
-            rows.append({
-                "source": channel.source.name,
-                "seconds": counter.seconds,
-                "counter_j": counter.joules if counter.known else None,
-                "counter_error_j": counter.error_j,
-                "integrated_power_j": integrated.joules,
-                "ratio": integrated.joules / counter.joules if counter.known and counter.joules > 0 else None,
-                "counter_updates": counter.n_updates,
-                "power_samples": integrated.n_updates,
-                "confident": counter.confident,
-                "low_confidence": counter.low_confidence_reason,
-            })
+            rows.append(
+                {
+                    "source": channel.source.name,
+                    "seconds": counter.seconds,
+                    "counter_j": counter.joules if counter.known else None,
+                    "counter_error_j": counter.error_j,
+                    "integrated_power_j": integrated.joules,
+                    "ratio": integrated.joules / counter.joules if counter.known and counter.joules > 0 else None,
+                    "counter_updates": counter.n_updates,
+                    "power_samples": integrated.n_updates,
+                    "confident": counter.confident,
+                    "low_confidence": counter.low_confidence_reason,
+                }
+            )
         return rows
 
     def _why_uncovered(self, channel: _Channel, t0_ns: int, t1_ns: int) -> str:

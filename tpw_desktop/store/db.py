@@ -7,6 +7,7 @@ the ``tpw`` set), or empty. A file stamped by a newer tpw (more migrations
 than this version knows) is refused before any model loads, rather than
 failing after a whole run.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -78,9 +79,13 @@ def _inspect(path: Path) -> tuple[int, int, list[str], list[str]]:
         tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
         applied = []
         if schema.migrations.migrations_table in tables:
-            applied = [r[0] for r in conn.execute(
-                f"SELECT name FROM {schema.migrations.migrations_table} WHERE migration_set = ? ORDER BY rowid",
-                [schema.migrations.name])]
+            applied = [
+                r[0]
+                for r in conn.execute(
+                    f"SELECT name FROM {schema.migrations.migrations_table} WHERE migration_set = ? ORDER BY rowid",
+                    [schema.migrations.name],
+                )
+            ]
         return app_id, version, tables, applied
     finally:
         conn.close()
@@ -96,12 +101,16 @@ def check_ours(path: Path) -> None:
     tables = [t for t in tables if t != schema.migrations.migrations_table and not t.startswith("sqlite_")]
     if app_id not in (0, APPLICATION_ID) or (app_id == 0 and tables and not applied):
         shown = ", ".join(sorted(tables)[:5]) + (" ..." if len(tables) > 5 else "")
-        raise TpwError(f"{path} is not a tpw-desktop database (it holds other tables: {shown or 'none'}); "
-                       "tpw leaves it untouched: use --db to choose another file")
+        raise TpwError(
+            f"{path} is not a tpw-desktop database (it holds other tables: {shown or 'none'}); "
+            "tpw leaves it untouched: use --db to choose another file"
+        )
     unknown = [name for name in applied if name not in known]
     if version > len(known) or unknown:
-        raise TpwError(f"{path}: this database was written by a newer tpw-desktop (schema {max(version, len(applied))}, "
-                       f"this version knows {len(known)}); upgrade tpw-desktop, or use --db for a new file")
+        raise TpwError(
+            f"{path}: this database was written by a newer tpw-desktop (schema {max(version, len(applied))}, "
+            f"this version knows {len(known)}); upgrade tpw-desktop, or use --db for a new file"
+        )
 
 
 def writable(path: Path) -> str | None:

@@ -1,4 +1,5 @@
 """The rows a session writes: the session itself, its machine, its model, its idle baseline, its sweep."""
+
 from __future__ import annotations
 
 import hashlib
@@ -21,30 +22,34 @@ def insert_session(db: Database, meta: dict[str, Any], t0_ns: int) -> tuple[int,
     machine_id = _machine_id(db, meta)
     model_id = _model_id(db, meta["model"])
     options = meta["options"]
-    session_id = db["sessions"].insert(
-        {
-            "started_at": utc_now(),
-            "heartbeat_at": utc_now(),
-            "status": "running",
-            "tool_version": meta["tool_version"],
-            "hostname": platform.node(),
-            "pid": os.getpid(),
-            "t0_ns": t0_ns,
-            "machine_id": machine_id,
-            "model_id": model_id,
-            "llama_cpp_version": meta["build"]["llama_cpp_python_version"],
-            "gpu_offload": int(meta["build"]["gpu_offload_supported"]),
-            "settings": as_json(meta["settings"]),
-            "options": as_json(options),
-            "tests": as_json(meta["tests"]),
-            "workload": as_json(meta.get("workload")) if options.get("store_text", True) else None,
-            "method": meta["method"],
-            "price_per_kwh": options.get("price_per_kwh"),
-            "currency": options.get("currency"),
-            "warnings": as_json(meta.get("warnings", [])),
-            **sweep_columns(meta.get("sweep")),
-        }
-    ).last_pk
+    session_id = (
+        db["sessions"]
+        .insert(
+            {
+                "started_at": utc_now(),
+                "heartbeat_at": utc_now(),
+                "status": "running",
+                "tool_version": meta["tool_version"],
+                "hostname": platform.node(),
+                "pid": os.getpid(),
+                "t0_ns": t0_ns,
+                "machine_id": machine_id,
+                "model_id": model_id,
+                "llama_cpp_version": meta["build"]["llama_cpp_python_version"],
+                "gpu_offload": int(meta["build"]["gpu_offload_supported"]),
+                "settings": as_json(meta["settings"]),
+                "options": as_json(options),
+                "tests": as_json(meta["tests"]),
+                "workload": as_json(meta.get("workload")) if options.get("store_text", True) else None,
+                "method": meta["method"],
+                "price_per_kwh": options.get("price_per_kwh"),
+                "currency": options.get("currency"),
+                "warnings": as_json(meta.get("warnings", [])),
+                **sweep_columns(meta.get("sweep")),
+            }
+        )
+        .last_pk
+    )
     db["session_sources"].insert_all(
         [
             {
@@ -60,13 +65,16 @@ def insert_session(db: Database, meta: dict[str, Any], t0_ns: int) -> tuple[int,
     return session_id, db["models"].get(model_id)["sha256"]
 
 
-
 def sweep_columns(sweep: dict[str, Any] | None) -> dict[str, Any]:
     """Which sweep, variant and round a session belongs to, when it does."""
     if not sweep:
         return {}
-    return {"sweep_id": sweep["id"], "sweep_variant": sweep["variant"], "sweep_round": sweep["round"],
-            "power_limit_w": sweep.get("power_limit_w")}
+    return {
+        "sweep_id": sweep["id"],
+        "sweep_variant": sweep["variant"],
+        "sweep_round": sweep["round"],
+        "power_limit_w": sweep.get("power_limit_w"),
+    }
 
 
 def idle_columns(summary: dict[str, Any]) -> dict[str, Any]:
@@ -100,5 +108,8 @@ def _model_id(db: Database, model: dict[str, Any]) -> int:
     else:
         stat = os.stat(model["path"])
         keys = {"path": model["path"], "size_bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns}
-    extra = {k: model.get(k) for k in ("file_name", "architecture", "name", "n_params", "quantization", "n_layers", "n_ctx_train")}
+    extra = {
+        k: model.get(k)
+        for k in ("file_name", "architecture", "name", "n_params", "quantization", "n_layers", "n_ctx_train")
+    }
     return db["models"].lookup(keys, extra)

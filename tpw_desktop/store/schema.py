@@ -3,6 +3,7 @@
 Never ALTER a table anywhere else: add a migration at the end of this file,
 and a database of any earlier version is brought up to date on open.
 """
+
 from __future__ import annotations
 
 import json

@@ -2,6 +2,7 @@
 
 The library the CLI and the GUI share; each thread opens its own ``Store``.
 """
+
 from __future__ import annotations
 
 import csv
@@ -20,8 +21,22 @@ from .db import DatabaseReadOnly, connect
 
 HEARTBEAT_STALE_S = 30.0
 
-_JSON_COLUMNS = ("settings", "options", "tests", "workload", "sampler", "summary", "warnings", "info", "gpus", "perf",
-                 "unknown", "cooldowns", "plan", "settles")
+_JSON_COLUMNS = (
+    "settings",
+    "options",
+    "tests",
+    "workload",
+    "sampler",
+    "summary",
+    "warnings",
+    "info",
+    "gpus",
+    "perf",
+    "unknown",
+    "cooldowns",
+    "plan",
+    "settles",
+)
 RESULT_COLUMNS = (
     "test", "repetition", "phase", "t_start_ns", "t_end_ns", "tokens", "seconds", "joules", "joules_error",
     "joules_above_idle", "average_w", "peak_w", "tokens_per_s", "tokens_per_j", "j_per_token", "wh_per_1k_tokens",
@@ -137,13 +152,16 @@ class Store:
 
     def session(self, session_id: int) -> dict[str, Any]:
         """A session with its model, machine and power sources."""
-        row = next(self.db.query(
-            "SELECT s.*, m.path AS model_path, m.file_name AS model, m.sha256 AS model_sha256, "
-            "m.architecture, m.name AS model_name, m.n_params, m.quantization, m.size_bytes, "
-            "h.cpu, h.ram_gib, h.os, h.gpus FROM sessions s "
-            "LEFT JOIN models m ON m.id = s.model_id LEFT JOIN machines h ON h.id = s.machine_id WHERE s.id = ?",
-            [session_id],
-        ), None)
+        row = next(
+            self.db.query(
+                "SELECT s.*, m.path AS model_path, m.file_name AS model, m.sha256 AS model_sha256, "
+                "m.architecture, m.name AS model_name, m.n_params, m.quantization, m.size_bytes, "
+                "h.cpu, h.ram_gib, h.os, h.gpus FROM sessions s "
+                "LEFT JOIN models m ON m.id = s.model_id LEFT JOIN machines h ON h.id = s.machine_id WHERE s.id = ?",
+                [session_id],
+            ),
+            None,
+        )
         if row is None:
             raise TpwError(f"no session {session_id} in {self.path}")
         session = _decode(dict(row))
@@ -153,22 +171,34 @@ class Store:
     def sources(self, session_id: int) -> list[dict[str, Any]]:
         return [
             _decode(dict(r))
-            for r in self.db.query("SELECT name, method, measures, info FROM session_sources WHERE session_id = ?",
-                                   [session_id])
+            for r in self.db.query(
+                "SELECT name, method, measures, info FROM session_sources WHERE session_id = ?", [session_id]
+            )
         ]
 
     def results(self, session_id: int) -> list[dict[str, Any]]:
-        return [_decode(dict(r)) for r in self.db.query(
-            "SELECT * FROM results WHERE session_id = ? ORDER BY id", [session_id])]
+        return [
+            _decode(dict(r))
+            for r in self.db.query("SELECT * FROM results WHERE session_id = ? ORDER BY id", [session_id])
+        ]
 
     def calls(self, session_id: int) -> list[dict[str, Any]]:
-        return [_decode(dict(r)) for r in self.db.query(
-            "SELECT * FROM calls WHERE session_id = ? ORDER BY test, repetition, call", [session_id])]
+        return [
+            _decode(dict(r))
+            for r in self.db.query(
+                "SELECT * FROM calls WHERE session_id = ? ORDER BY test, repetition, call", [session_id]
+            )
+        ]
 
     def tokens(self, session_id: int) -> list[dict[str, Any]]:
-        return [dict(r) for r in self.db.query(
-            "SELECT test, repetition, call, idx, t_ns, token_id, text FROM tokens WHERE session_id = ? ORDER BY t_ns",
-            [session_id])]
+        return [
+            dict(r)
+            for r in self.db.query(
+                "SELECT test, repetition, call, idx, t_ns, token_id, text FROM tokens "
+                "WHERE session_id = ? ORDER BY t_ns",
+                [session_id],
+            )
+        ]
 
     def token_times_ns(self, session_id: int) -> np.ndarray:
         """When each generated token was ready, in order: what a chart of a stored run needs."""
@@ -231,22 +261,26 @@ class Store:
         for session_id in ids:
             session = self.session(session_id)
             for s in session.get("summary") or []:
-                rows.append({
-                    "session_id": session_id,
-                    "started_at": session["started_at"],
-                    "status": session["status"],
-                    "model": session["model"],
-                    "quantization": session["quantization"],
-                    "idle_power_w": session["idle_power_w"],
-                    **s,
-                })
+                rows.append(
+                    {
+                        "session_id": session_id,
+                        "started_at": session["started_at"],
+                        "status": session["status"],
+                        "model": session["model"],
+                        "quantization": session["quantization"],
+                        "idle_power_w": session["idle_power_w"],
+                        **s,
+                    }
+                )
         return rows
 
     def sweeps(self, limit: int | None = 50) -> list[dict[str, Any]]:
         """Sweeps, newest first, with how many sessions each holds."""
         rows = self.db.query(
             "SELECT w.*, (SELECT count(*) FROM sessions s WHERE s.sweep_id = w.id) AS n_sessions FROM sweeps w "
-            "ORDER BY w.started_at DESC, w.id DESC" + (" LIMIT ?" if limit else ""), [limit] if limit else [])
+            "ORDER BY w.started_at DESC, w.id DESC" + (" LIMIT ?" if limit else ""),
+            [limit] if limit else [],
+        )
         return [_decode(dict(r)) for r in rows]
 
     def sweep(self, sweep_id: int) -> dict[str, Any]:
@@ -254,8 +288,10 @@ class Store:
         if row is None:
             raise TpwError(f"no sweep {sweep_id} in {self.path}")
         sweep = _decode(dict(row))
-        sweep["session_ids"] = [r["id"] for r in self.db.query(
-            "SELECT id FROM sessions WHERE sweep_id = ? ORDER BY sweep_round, id", [sweep_id])]
+        sweep["session_ids"] = [
+            r["id"]
+            for r in self.db.query("SELECT id FROM sessions WHERE sweep_id = ? ORDER BY sweep_round, id", [sweep_id])
+        ]
         return sweep
 
     def delete(self, session_id: int) -> None:

@@ -7,6 +7,7 @@ in one transaction every 250 ms, so a crash or ``kill -9`` loses at most the
 last commit interval. It also touches the session's heartbeat, which lets
 another process tell a live session from one whose process died.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -19,14 +20,14 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
+import numpy as np
 from sqlite_utils import Database
 
-from ..engine.types import TokenEvent
 from ..errors import TpwError
 from ..paths import default_db_path
-from ..power import Sampler
+from ..record.token import TokenEvent
 from .db import connect, describe_sqlite_error, utc_now
 from .rows import as_json, idle_columns, insert_session
 
@@ -35,14 +36,26 @@ COMMIT_INTERVAL_S = 0.25
 
 class SaveFailed(TpwError):
     """The database refused a write the run was waiting on (disk full, I/O error, read-only)."""
+
+
 HEARTBEAT_INTERVAL_S = 1.0
+
+
+class SampleFeed(Protocol):
+    """Where a running session's power samples come from (the sampler): per source, everything appended so far."""
+
+    def source_names(self) -> list[str]: ...
+
+    def samples_written(self, index: int) -> int: ...
+
+    def samples_since(self, index: int, written_before: int) -> tuple[int, dict[str, np.ndarray]]: ...
 
 
 @dataclass
 class _Attached:
-    """A running session's sampler and how far into each ring we've written."""
+    """A running session's sample feed and how far into each source's samples we've written."""
 
-    sampler: Sampler
+    sampler: SampleFeed
     names: list[str]
     cursors: list[int]
     finished: bool = False  # detached once the commit holding its last samples succeeds
@@ -81,14 +94,15 @@ class SessionWriter:
 
     # --- Recorder protocol -------------------------------------------------------
 
-    def begin(self, meta: dict[str, Any], sampler: Sampler) -> int:
+    def begin(self, meta: dict[str, Any], sampler: SampleFeed) -> int:
         """Create the session row; from now on its samples are written as they come."""
-        cursors = [sampler.ring(i).total_written for i in range(len(sampler.sources))]
+        names = sampler.source_names()
+        cursors = [sampler.samples_written(i) for i in range(len(names))]
         t0_ns = time.monotonic_ns()
 
         def create(db: Database) -> tuple[int, str | None]:
             session_id, sha256 = insert_session(db, meta, t0_ns)
-            self._attached[session_id] = _Attached(sampler, [s.name for s in sampler.sources], cursors)
+            self._attached[session_id] = _Attached(sampler, names, cursors)
             return session_id, sha256
 
         session_id, sha256 = self._call(create)
@@ -96,7 +110,9 @@ class SessionWriter:
             self._hash_model_later(meta["model"]["path"])
         return session_id
 
-    def token(self, session_id: int, test: str, repetition: int, call: int, event: TokenEvent, store_text: bool) -> None:
+    def token(
+        self, session_id: int, test: str, repetition: int, call: int, event: TokenEvent, store_text: bool
+    ) -> None:
         text = event.text if store_text else None
         self._token_rows.put((session_id, test, repetition, call, event.index, event.t_ns, event.token_id, text))
 
@@ -134,12 +150,20 @@ class SessionWriter:
 
     def begin_sweep(self, kind: str, plan: dict[str, Any]) -> int:
         """The sweep's row: its sessions point at it."""
-        return self._call(lambda db: db["sweeps"].insert({"started_at": utc_now(), "status": "running", "kind": kind,
-                                                          "plan": as_json(plan)}).last_pk)
+        return self._call(
+            lambda db: (
+                db["sweeps"]
+                .insert({"started_at": utc_now(), "status": "running", "kind": kind, "plan": as_json(plan)})
+                .last_pk
+            )
+        )
 
     def finish_sweep(self, sweep_id: int, status: str, settles: list[dict], error: str | None = None) -> None:
-        self._call(lambda db: db["sweeps"].update(sweep_id, {"status": status, "ended_at": utc_now(),
-                                                            "settles": as_json(settles), "error": error}))
+        self._call(
+            lambda db: db["sweeps"].update(
+                sweep_id, {"status": status, "ended_at": utc_now(), "settles": as_json(settles), "error": error}
+            )
+        )
 
     def idle(self, session_id: int, summary: dict[str, Any]) -> None:
         """The idle baseline as soon as it is measured: a killed run keeps it."""
@@ -192,8 +216,9 @@ class SessionWriter:
         try:
             return self._submit(fn, urgent=True).result(timeout=60)
         except sqlite3.Error as exc:
-            raise SaveFailed(f"the session database {self.path} took no write: "
-                             f"{describe_sqlite_error(exc, self.path)}") from None
+            raise SaveFailed(
+                f"the session database {self.path} took no write: {describe_sqlite_error(exc, self.path)}"
+            ) from None
 
     def problem(self) -> str | None:
         """Why writes are failing right now (disk full ...), or None when the last commit succeeded."""
@@ -278,7 +303,7 @@ class SessionWriter:
         for session_id, att in self._attached.items():
             moved = []
             for i, name in enumerate(att.names):
-                total, data = att.sampler.ring(i).since(att.cursors[i])
+                total, data = att.sampler.samples_since(i, att.cursors[i])
                 moved.append(total)
                 rows.extend(
                     (session_id, name, int(t), _finite(p), _finite(e))

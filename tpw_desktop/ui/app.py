@@ -1,4 +1,5 @@
 """``tpw-desktop``: start the measuring process, build the window's parts, run the Qt event loop."""
+
 from __future__ import annotations
 
 import argparse
@@ -9,10 +10,10 @@ from pathlib import Path
 # pyqtgraph picks PyQt6 over PySide6 when both are installed: say which before it loads.
 os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
 
-from .. import __version__  # noqa: E402
-from ..errors import TpwError  # noqa: E402
-from ..paths import bundled_model_path, resources_dir  # noqa: E402
-from ..power import DEFAULT_TDP_W, PowerEnvironment, availability  # noqa: E402
+from .. import __version__
+from ..errors import TpwError
+from ..paths import bundled_model_path, resources_dir
+from ..power import DEFAULT_TDP_W, PowerEnvironment, availability
 
 DEMO_TRACE = "traces/demo-gpu.csv"
 DEFAULT_SIZE = (1440, 900)
@@ -48,12 +49,20 @@ def lower_priority(nice: int = VIEWER_NICE) -> None:
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="tpw-desktop", description="Live tokens per joule of a local llama.cpp model.")
-    parser.add_argument("model", nargs="?", type=Path, help="a .gguf model (default: the last one used, else the bundled SmolLM2)")
+    parser = argparse.ArgumentParser(
+        prog="tpw-desktop", description="Live tokens per joule of a local llama.cpp model."
+    )
+    parser.add_argument(
+        "model", nargs="?", type=Path, help="a .gguf model (default: the last one used, else the bundled SmolLM2)"
+    )
     parser.add_argument("--db", type=Path, default=os.environ.get("TPW_DB"), help="session database (env TPW_DB)")
     parser.add_argument("--no-save", action="store_true", help="don't record sessions")
-    parser.add_argument("--power", help="power sources, as for `tpw bench --power` (default: the last choice, else auto)")
-    parser.add_argument("--tdp-w", type=float, default=None, help=f"CPU TDP for the estimate source (default {DEFAULT_TDP_W:g})")
+    parser.add_argument(
+        "--power", help="power sources, as for `tpw bench --power` (default: the last choice, else auto)"
+    )
+    parser.add_argument(
+        "--tdp-w", type=float, default=None, help=f"CPU TDP for the estimate source (default {DEFAULT_TDP_W:g})"
+    )
     parser.add_argument("--demo", action="store_true", help="replay the shipped demo power trace (labelled 'replayed')")
     parser.add_argument("--presentation", action="store_true", help="start in presentation mode (F11 toggles)")
     parser.add_argument("--theme", choices=["dark", "light"], help="colour theme (default: dark)")
@@ -79,7 +88,9 @@ def main(argv: list[str] | None = None) -> int:
     app.setApplicationVersion(__version__)
     app.setDesktopFileName("tpw-desktop")
     app.setWindowIcon(QIcon(str(resources_dir() / "icon.svg")))
-    settings = QSettings(str(args.settings), QSettings.IniFormat) if args.settings else QSettings("tpw-desktop", "tpw-desktop")
+    settings = (
+        QSettings(str(args.settings), QSettings.IniFormat) if args.settings else QSettings("tpw-desktop", "tpw-desktop")
+    )
     if args.theme:
         settings.setValue("theme", args.theme)
     if args.demo:
@@ -102,8 +113,13 @@ def main(argv: list[str] | None = None) -> int:
     record = not args.no_save and db_problem is None
     controller = RunController(db_path or args.db or default_db_path(), record=record)
     lower_priority()
-    window = MainWindow(controller=controller, power_choices=choices, settings=settings,
-                        bundled_model=bundled_model_path(), tdp_w=args.tdp_w)
+    window = MainWindow(
+        controller=controller,
+        power_choices=choices,
+        settings=settings,
+        bundled_model=bundled_model_path(),
+        tdp_w=args.tdp_w,
+    )
     if not window.has_saved_geometry():
         window.resize(*DEFAULT_SIZE)
     window.show()

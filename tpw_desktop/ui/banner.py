@@ -5,6 +5,7 @@ newer message of a kind replaces the older one, and a message of another
 kind doesn't hide it (a database that can't be written stays said while the
 power-sensor warning comes and goes).
 """
+
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal

@@ -6,6 +6,7 @@ Both were the costliest part of a frame at full screen: pyqtgraph's grid
 rest. These draw a few opaque lines and rectangles instead (~5 ms), so a
 presentation-mode frame no longer takes CPU from the model being measured.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -20,8 +21,9 @@ def opaque(color: str, background: str) -> QColor:
     """A translucent theme colour (#RRGGBBAA) flattened onto the background: same look, no blending per pixel."""
     c, bg = pg.mkColor(color), pg.mkColor(background)
     a = c.alphaF()
-    return QColor.fromRgbF(c.redF() * a + bg.redF() * (1 - a), c.greenF() * a + bg.greenF() * (1 - a),
-                           c.blueF() * a + bg.blueF() * (1 - a))
+    return QColor.fromRgbF(
+        c.redF() * a + bg.redF() * (1 - a), c.greenF() * a + bg.greenF() * (1 - a), c.blueF() * a + bg.blueF() * (1 - a)
+    )
 
 
 class _InView(pg.GraphicsObject):
@@ -93,6 +95,7 @@ class GridLines(_InView):
 
     def _ticks(self, axis: str, low: float, high: float) -> list[float]:
         item = self.plot.getAxis(axis)
-        levels = item.tickValues(min(low, high), max(low, high), item.geometry().width() if axis == "bottom"
-                                 else item.geometry().height())
+        levels = item.tickValues(
+            min(low, high), max(low, high), item.geometry().width() if axis == "bottom" else item.geometry().height()
+        )
         return list(levels[0][1]) if levels else []

@@ -6,6 +6,7 @@ large); phase regions are added as they appear and only the open one is
 moved. Right-click any chart for tpw's menu: export (PNG, SVG, CSV), follow
 live, whole history.
 """
+
 from __future__ import annotations
 
 import math
@@ -19,7 +20,7 @@ from PySide6.QtWidgets import QGraphicsItem, QMenu
 
 from ..atomic import atomic_writer
 from ..errors import TpwError
-from ..live import LiveSeries
+from ..view.live import LiveSeries
 from .chart_items import PHASE_KINDS, GridLines, PhaseBands, opaque
 from .svg_export import export_svg
 from .theme import Theme
@@ -100,8 +101,13 @@ class LiveCharts(pg.GraphicsLayoutWidget):
         self.eff_rolling = self._curve(self.eff_plot, "rolling 2 s", "eff_rolling", width=1)
         self.eff_run = self._curve(self.eff_plot, "this run", "eff_run", width=2)
         self.eff_run_above = self._curve(self.eff_plot, "this run, above idle", "eff_above", width=2, dash=True)
-        self.idle_line = pg.InfiniteLine(angle=0, movable=False, pen=pg.mkPen(theme.colors["idle"], width=1, style=Qt.DashLine),
-                                         label="idle {value:.1f} W", labelOpts={"position": 0.05, "color": theme.colors["idle"]})
+        self.idle_line = pg.InfiniteLine(
+            angle=0,
+            movable=False,
+            pen=pg.mkPen(theme.colors["idle"], width=1, style=Qt.DashLine),
+            label="idle {value:.1f} W",
+            labelOpts={"position": 0.05, "color": theme.colors["idle"]},
+        )
         self.idle_line.setVisible(False)
         self.power_plot.addItem(self.idle_line)
         self.apply_theme(theme)
@@ -122,8 +128,9 @@ class LiveCharts(pg.GraphicsLayoutWidget):
         self._power_curves = []
         for i, (name, method) in enumerate(series.sources):
             key = f"source{i % 4}"
-            curve = self.power_plot.plot([], [], name=f"{name} ({method})", pen=pg.mkPen(self.theme.colors[key], width=1),
-                                         connect="finite")
+            curve = self.power_plot.plot(
+                [], [], name=f"{name} ({method})", pen=pg.mkPen(self.theme.colors[key], width=1), connect="finite"
+            )
             curve.color_key, curve.base_width, curve.dash = key, 1, False
             self._power_curves.append(curve)
         self._span_x = (np.zeros(0), np.zeros(0), np.zeros(0, dtype=np.int8))
@@ -153,10 +160,21 @@ class LiveCharts(pg.GraphicsLayoutWidget):
                 ax.setTickFont(font)
                 ax.label.setFont(font)
         self.idle_line.label.setFont(font)
-        for curve in [self.rate_instant, self.rate_rolling, self.eff_rolling, self.eff_run, self.eff_run_above,
-                      *self._power_curves]:
-            curve.setPen(pg.mkPen(theme.colors[curve.color_key], width=curve.base_width,
-                                  style=Qt.DashLine if curve.dash else Qt.SolidLine))
+        for curve in [
+            self.rate_instant,
+            self.rate_rolling,
+            self.eff_rolling,
+            self.eff_run,
+            self.eff_run_above,
+            *self._power_curves,
+        ]:
+            curve.setPen(
+                pg.mkPen(
+                    theme.colors[curve.color_key],
+                    width=curve.base_width,
+                    style=Qt.DashLine if curve.dash else Qt.SolidLine,
+                )
+            )
         for bands in getattr(self, "bands", []):
             bands.brushes = self._phase_brushes(theme)
             bands.update()
@@ -244,8 +262,11 @@ class LiveCharts(pg.GraphicsLayoutWidget):
         new_x0 = np.array([series.seconds(p.t0_ns) for p in fresh])
         new_x1 = np.array([series.seconds(p.t1_ns if p.t1_ns is not None else series.latest_ns) for p in fresh])
         new_kind = np.array([PHASE_KINDS.index(p.kind) for p in fresh], dtype=np.int8)
-        self._span_x = (np.concatenate((x0[:keep], new_x0)), np.concatenate((x1[:keep], new_x1)),
-                        np.concatenate((kind[:keep], new_kind)))
+        self._span_x = (
+            np.concatenate((x0[:keep], new_x0)),
+            np.concatenate((x1[:keep], new_x1)),
+            np.concatenate((kind[:keep], new_kind)),
+        )
         for bands in self.bands:
             bands.set_spans(*self._span_x)
 

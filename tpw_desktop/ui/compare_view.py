@@ -6,6 +6,7 @@ baseline, and a warning when the sessions ran on different machines,
 builds or power-measuring methods. A power-limit sweep also gets its
 efficiency curve, with the best cap marked.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -27,9 +28,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..compare import ComparedRow, Comparison, compare, plus_minus, ratio_text
+from ..analysis.compare import ComparedRow, Comparison, compare, plus_minus, ratio_text
+from ..analysis.report import write_report
 from ..errors import TpwError
-from ..report import write_report
 from ..store import Store
 from .svg_export import export_svg
 from .theme import Theme
@@ -131,8 +132,9 @@ class CompareView(QWidget):
             self.problem.emit(f"compare: {exc}")
             return
         for s in sweeps:
-            self.sweep_box.addItem(f"sweep {s['id']}: {s.get('kind')}, {s.get('status')}, {s.get('started_at', '')[:16]}",
-                                   s["id"])
+            self.sweep_box.addItem(
+                f"sweep {s['id']}: {s.get('kind')}, {s.get('status')}, {s.get('started_at', '')[:16]}", s["id"]
+            )
         if self.comparison is None and sweeps:  # nothing picked yet: the newest sweep
             self.show_sweep(int(sweeps[0]["id"]))
 
@@ -165,11 +167,16 @@ class CompareView(QWidget):
 
     def show_comparison(self, comparison: Comparison) -> None:
         self.comparison = comparison
-        what = (f"sweep {comparison.sweep['id']} ({comparison.sweep['kind']})" if comparison.sweep
-                else f"{len(comparison.sessions)} sessions")
-        self.title.setText(f"<b>{what}</b>: {len(comparison.variants)} variants, ratios against "
-                           f"<b>{comparison.baseline}</b>. Speeds are means of runs ± sd; energy pools every run's "
-                           "tokens over its joules.")
+        what = (
+            f"sweep {comparison.sweep['id']} ({comparison.sweep['kind']})"
+            if comparison.sweep
+            else f"{len(comparison.sessions)} sessions"
+        )
+        self.title.setText(
+            f"<b>{what}</b>: {len(comparison.variants)} variants, ratios against "
+            f"<b>{comparison.baseline}</b>. Speeds are means of runs ± sd; energy pools every run's "
+            "tokens over its joules."
+        )
         self.warnings.setText("".join(f"⚠ {w}<br>" for w in comparison.differences))
         self.warnings.setStyleSheet(f"background: {self.theme.colors['warning']}; padding: 4px")
         self.warnings.setVisible(bool(comparison.differences))
@@ -190,9 +197,18 @@ class CompareView(QWidget):
     def _fill_table(self, rows: list[ComparedRow]) -> None:
         self.table.setRowCount(len(rows))
         for i, r in enumerate(rows):
-            cells = (r.variant, f"{r.test}/{r.phase}", str(r.runs), plus_minus(r.tokens_per_s, 2), plus_minus(r.tokens_per_j, 3),
-                     plus_minus(r.j_per_token, 4), plus_minus(r.average_w, 1), ratio_text(r.ratio_tokens_per_s),
-                     ratio_text(r.ratio_tokens_per_j), r.method + ("" if r.confident else " (low confidence)"))
+            cells = (
+                r.variant,
+                f"{r.test}/{r.phase}",
+                str(r.runs),
+                plus_minus(r.tokens_per_s, 2),
+                plus_minus(r.tokens_per_j, 3),
+                plus_minus(r.j_per_token, 4),
+                plus_minus(r.average_w, 1),
+                ratio_text(r.ratio_tokens_per_s),
+                ratio_text(r.ratio_tokens_per_j),
+                r.method + ("" if r.confident else " (low confidence)"),
+            )
             for j, text in enumerate(cells):
                 item = QTableWidgetItem(text)
                 if text == "unknown" and r.unknown:
@@ -212,8 +228,11 @@ class CompareView(QWidget):
         plot.addItem(bars)
         self.bars[figure] = bars
         sds = np.array([s.sd or 0.0 for s in stats])
-        plot.addItem(pg.ErrorBarItem(x=x, y=heights, top=sds, bottom=sds, beam=0.2,
-                                     pen=pg.mkPen(self.theme.colors["foreground"], width=1.5)))
+        plot.addItem(
+            pg.ErrorBarItem(
+                x=x, y=heights, top=sds, bottom=sds, beam=0.2, pen=pg.mkPen(self.theme.colors["foreground"], width=1.5)
+            )
+        )
         for xi, s in zip(x, stats):
             if s.mean is None:
                 label = pg.TextItem("unknown", color=self.theme.colors["foreground"], anchor=(0.5, 1))
@@ -230,8 +249,14 @@ class CompareView(QWidget):
         known = [r for r in rows if r.tokens_per_s.mean is not None and r.tokens_per_j.mean is not None]
         if not known:
             return
-        plot.addItem(pg.ScatterPlotItem([r.tokens_per_s.mean for r in known], [r.tokens_per_j.mean for r in known],
-                                        size=10, brush=pg.mkBrush(self.theme.colors["eff_run"])))
+        plot.addItem(
+            pg.ScatterPlotItem(
+                [r.tokens_per_s.mean for r in known],
+                [r.tokens_per_j.mean for r in known],
+                size=10,
+                brush=pg.mkBrush(self.theme.colors["eff_run"]),
+            )
+        )
         right = max(r.tokens_per_s.mean for r in known) * 1.25
         for i, r in enumerate(sorted(known, key=lambda r: r.tokens_per_j.mean)):
             # left of the point in the right half, and alternately below and above, so close points stay legible
@@ -245,19 +270,37 @@ class CompareView(QWidget):
     def _limit_curve(self, rows: list[ComparedRow], best: ComparedRow | None) -> None:
         plot = self.limit_plot
         plot.clear()
-        limited = sorted((r for r in rows if r.power_limit_w is not None and r.tokens_per_j.mean is not None),
-                         key=lambda r: r.power_limit_w)
+        limited = sorted(
+            (r for r in rows if r.power_limit_w is not None and r.tokens_per_j.mean is not None),
+            key=lambda r: r.power_limit_w,
+        )
         plot.setVisible(bool(limited))
         if not limited:
             return
         pen = pg.mkPen(self.theme.colors["eff_run"], width=2)
-        plot.plot([r.power_limit_w for r in limited], [r.tokens_per_j.mean for r in limited], pen=pen, symbol="o",
-                  symbolBrush=pg.mkBrush(self.theme.colors["eff_run"]))
+        plot.plot(
+            [r.power_limit_w for r in limited],
+            [r.tokens_per_j.mean for r in limited],
+            pen=pen,
+            symbol="o",
+            symbolBrush=pg.mkBrush(self.theme.colors["eff_run"]),
+        )
         if best is not None:
-            plot.addItem(pg.ScatterPlotItem([best.power_limit_w], [best.tokens_per_j.mean], symbol="star", size=18,
-                                            brush=pg.mkBrush(self.theme.colors["eff_above"])))
-            label = pg.TextItem(f"best: {best.power_limit_w:g} W, {best.tokens_per_j.mean:.3f} tok/J, "
-                                f"{best.tokens_per_s.mean:.1f} tok/s", color=self.theme.colors["foreground"], anchor=(0.5, 1.2))
+            plot.addItem(
+                pg.ScatterPlotItem(
+                    [best.power_limit_w],
+                    [best.tokens_per_j.mean],
+                    symbol="star",
+                    size=18,
+                    brush=pg.mkBrush(self.theme.colors["eff_above"]),
+                )
+            )
+            label = pg.TextItem(
+                f"best: {best.power_limit_w:g} W, {best.tokens_per_j.mean:.3f} tok/J, "
+                f"{best.tokens_per_s.mean:.1f} tok/s",
+                color=self.theme.colors["foreground"],
+                anchor=(0.5, 1.2),
+            )
             label.setPos(best.power_limit_w, best.tokens_per_j.mean)
             plot.addItem(label)
 
@@ -278,8 +321,12 @@ class CompareView(QWidget):
         if self.comparison is None:
             return
         if path is None:
-            path, _ = QFileDialog.getSaveFileName(self, "Export the comparison", str(Path.home() / "tpw-comparison.html"),
-                                                  "HTML report (*.html);;CSV (*.csv);;JSON (*.json)")
+            path, _ = QFileDialog.getSaveFileName(
+                self,
+                "Export the comparison",
+                str(Path.home() / "tpw-comparison.html"),
+                "HTML report (*.html);;CSV (*.csv);;JSON (*.json)",
+            )
             if not path:
                 return
         try:
@@ -293,8 +340,12 @@ class CompareView(QWidget):
         if self.comparison is None:
             return
         if path is None:
-            path, _ = QFileDialog.getSaveFileName(self, "Export the charts", str(Path.home() / "tpw-comparison.png"),
-                                                  "PNG image (*.png);;SVG drawing (*.svg)")
+            path, _ = QFileDialog.getSaveFileName(
+                self,
+                "Export the charts",
+                str(Path.home() / "tpw-comparison.png"),
+                "PNG image (*.png);;SVG drawing (*.svg)",
+            )
             if not path:
                 return
         target = Path(path)

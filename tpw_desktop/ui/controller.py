@@ -5,6 +5,7 @@ the measuring process's pipe on a timer, feeds the live series, and turns
 what arrives into Qt signals. When the process dies it says so, marks the
 run's session interrupted (its data stays), and can start a new process.
 """
+
 from __future__ import annotations
 
 import time
@@ -16,10 +17,14 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from ..engine.settings import EngineSettings
 from ..engine.workloads import TestSpec
 from ..errors import TpwError
-from ..events import IdleMeasured, SaveProblem, Status
-from ..live import LiveSeries
-from ..measure.client import MeasureClient, ProcessGone
-from ..measure.protocol import (
+from ..power import DEFAULT_RATE_HZ, DEFAULT_TDP_W
+from ..run.events import IdleMeasured, SaveProblem, Status
+from ..run.results import RunReport
+from ..run.session import RunOptions
+from ..run.sweep import SweepPlan, SweepProgress
+from ..view.live import LiveSeries
+from ..worker.client import MeasureClient, ProcessGone
+from ..worker.protocol import (
     Batch,
     EndpointFinished,
     Loaded,
@@ -46,10 +51,6 @@ from ..measure.protocol import (
     SweepFinished,
     SweepStarted,
 )
-from ..power import DEFAULT_RATE_HZ, DEFAULT_TDP_W
-from ..results import RunReport
-from ..session import RunOptions
-from ..sweep import SweepPlan, SweepProgress
 
 # The pipe is read this often: the process sends 4 batches a second while a run streams, 2 otherwise
 # (and a state change at once).
@@ -352,12 +353,26 @@ class RunController(QObject):
         self._set_state(self._at_rest())
         self.quantize_failed.emit(item.message)
 
-    _HANDLERS = {Started: _on_started, PowerReady: _on_power_ready, PowerFailed: _on_power_failed,
-                 Loading: _on_loading, Loaded: _on_loaded, LoadFailed: _on_load_failed, RunStarted: _on_run_started,
-                 RunFinished: _on_run_finished, RunFailed: _on_run_failed, SourcesFailing: _on_sources_failing,
-                 SweepStarted: _on_sweep_started, SweepProgress: _on_sweep_progress, SweepFinished: _on_sweep_finished,
-                 QuantizeProgress: _on_quantize_progress, QuantizeFinished: _on_quantize_finished,
-                 QuantizeFailed: _on_quantize_failed, EndpointFinished: _on_endpoint_finished, MetricsServing: lambda self, item: self.metrics_serving.emit(item)}
+    _HANDLERS = {
+        Started: _on_started,
+        PowerReady: _on_power_ready,
+        PowerFailed: _on_power_failed,
+        Loading: _on_loading,
+        Loaded: _on_loaded,
+        LoadFailed: _on_load_failed,
+        RunStarted: _on_run_started,
+        RunFinished: _on_run_finished,
+        RunFailed: _on_run_failed,
+        SourcesFailing: _on_sources_failing,
+        SweepStarted: _on_sweep_started,
+        SweepProgress: _on_sweep_progress,
+        SweepFinished: _on_sweep_finished,
+        QuantizeProgress: _on_quantize_progress,
+        QuantizeFinished: _on_quantize_finished,
+        QuantizeFailed: _on_quantize_failed,
+        EndpointFinished: _on_endpoint_finished,
+        MetricsServing: lambda self, item: self.metrics_serving.emit(item),
+    }
 
     def _end_run(self) -> None:
         self._close_live_run()
@@ -385,14 +400,18 @@ class RunController(QObject):
                 ids = store.recover_interrupted()
         except TpwError as exc:
             return f"its session could not be marked ({exc})"
-        return (f"session {', '.join(map(str, ids))} was saved as interrupted, with what it measured" if ids
-                else "no session was open")
+        return (
+            f"session {', '.join(map(str, ids))} was saved as interrupted, with what it measured"
+            if ids
+            else "no session was open"
+        )
 
     def _set_state(self, state: str) -> None:
         if state != self.state:
             self.state = state
-            self.timer.setInterval(STREAMING_POLL_MS if state in ("running", "stopping", "loading", "starting")
-                                   else IDLE_POLL_MS)
+            self.timer.setInterval(
+                STREAMING_POLL_MS if state in ("running", "stopping", "loading", "starting") else IDLE_POLL_MS
+            )
             self.state_changed.emit(state)
 
     @property

@@ -4,6 +4,7 @@ It is fed: one ``DashboardFigures`` snapshot for the tiles (computed in
 ``metrics.dashboard``), text as it streams, a finished report for the
 table. It does no arithmetic on figures of its own.
 """
+
 from __future__ import annotations
 
 import html
@@ -20,15 +21,22 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..live import LiveSeries
-from ..metrics.dashboard import DashboardFigures, live_dashboard
-from ..results import RunReport
+from ..run.results import RunReport
+from ..view.dashboard import DashboardFigures, live_dashboard
+from ..view.live import LiveSeries
 from .charts import LiveCharts
 from .theme import Theme
 from .tiles import TileBoard
 
-_TILES = (("tok_s", "speed_tok_s"), ("power_w", "power_w"), ("tok_j", "tokens_per_j"), ("j_tok", "j_per_token"),
-          ("wh_1k", "wh_per_1k_tokens"), ("cost_1m", "cost_per_1m_tokens"), ("ttft", "first_token_s"))
+_TILES = (
+    ("tok_s", "speed_tok_s"),
+    ("power_w", "power_w"),
+    ("tok_j", "tokens_per_j"),
+    ("j_tok", "j_per_token"),
+    ("wh_1k", "wh_per_1k_tokens"),
+    ("cost_1m", "cost_per_1m_tokens"),
+    ("ttft", "first_token_s"),
+)
 
 
 class DashboardView(QWidget):
@@ -69,8 +77,17 @@ class DashboardView(QWidget):
     def show_live(self, live: LiveSeries, price_per_kwh: float | None, currency: str) -> None:
         """The tiles during a run: the live series' latest figures, through ``metrics.dashboard``."""
         f = live.live_figures()
-        self.show_figures(live_dashboard(f["tok_s"], f["power_w"], f["tok_j"], f["ttft_s"], method=live.method,
-                                         price_per_kwh=price_per_kwh, currency=currency))
+        self.show_figures(
+            live_dashboard(
+                f["tok_s"],
+                f["power_w"],
+                f["tok_j"],
+                f["ttft_s"],
+                method=live.method,
+                price_per_kwh=price_per_kwh,
+                currency=currency,
+            )
+        )
 
     def new_call(self) -> None:
         if self.output.document().characterCount() > 1:
@@ -104,7 +121,8 @@ class DashboardView(QWidget):
         self.charts.apply_theme(theme)
         self.tiles.setStyleSheet(
             f"QFrame#tile {{ background: {theme.colors['panel']}; border: 1px solid {theme.colors['axis']}; "
-            f"border-radius: 6px; }}")
+            f"border-radius: 6px; }}"
+        )
 
     def save(self, s: QSettings) -> None:
         s.setValue("window/dashboard_split", self.split.saveState())
@@ -133,23 +151,41 @@ def summary_html(report: RunReport, db_path: Path | None) -> str:
         rows.append(
             f"<tr><td>{html.escape(s.test)}/{s.phase}</td><td align=right>{s.tokens_per_repetition}</td>"
             f"<td align=right>{cell(mean, 2)} ± {cell(sd, 2)}</td>"
-            + "".join(f"<td align=right>{cell(getattr(p, name), digits, p.unknown.get(name))}</td>"
-                      for name, digits in (("average_w", 1), ("tokens_per_j", 3), ("tokens_per_j_above_idle", 3),
-                                           ("j_per_token", 4), ("wh_per_1k_tokens", 4), ("cost_per_1m_tokens", 4)))
-            + f"<td>{html.escape(method)}</td></tr>")
+            + "".join(
+                f"<td align=right>{cell(getattr(p, name), digits, p.unknown.get(name))}</td>"
+                for name, digits in (
+                    ("average_w", 1),
+                    ("tokens_per_j", 3),
+                    ("tokens_per_j_above_idle", 3),
+                    ("j_per_token", 4),
+                    ("wh_per_1k_tokens", 4),
+                    ("cost_per_1m_tokens", 4),
+                )
+            )
+            + f"<td>{html.escape(method)}</td></tr>"
+        )
     idle = report.idle
-    idle_text = (f"{idle.power_w:.1f} W over {idle.seconds:.1f} s ({idle.method})" if idle
-                 else html.escape(report.idle_reason or "not measured"))
+    idle_text = (
+        f"{idle.power_w:.1f} W over {idle.seconds:.1f} s ({idle.method})"
+        if idle
+        else html.escape(report.idle_reason or "not measured")
+    )
     if report.save_error:
         saved = f"<b>Not saved: {html.escape(report.save_error)}</b> (File ▸ Save results as…)."
     else:
-        saved = f"Saved as session {report.session_id} in {html.escape(str(db_path))}." if report.session_id else "Not saved."
+        saved = (
+            f"Saved as session {report.session_id} in {html.escape(str(db_path))}."
+            if report.session_id
+            else "Not saved."
+        )
     footnotes = "".join(f"<br>[{n}] {html.escape(reason)}" for reason, n in notes.items())
     table = (
         "<table cellspacing=0 cellpadding=3 border=1><tr><th>test/phase</th><th>tokens</th><th>tok/s</th><th>W</th>"
         "<th>tok/J</th><th>tok/J above idle</th><th>J/token</th><th>Wh/1k tok</th>"
         f"<th>cost/1M tok ({html.escape(currency)})</th><th>method</th></tr>{''.join(rows)}</table>"
-        if rows else "<p>No repetition finished.</p>")
+        if rows
+        else "<p>No repetition finished.</p>"
+    )
     return (
         f"<p><b>{html.escape(model['file_name'])}</b> ({html.escape(model['quantization'])}) · run {report.status} · "
         f"idle baseline {idle_text} · {saved}</p>{table}"

@@ -4,6 +4,7 @@ Both only gather choices and check them; the work runs in the measuring
 process (quantizing and sweeping load llama.cpp, which the window never
 does), and its progress comes back through the run controller.
 """
+
 from __future__ import annotations
 
 import html
@@ -33,8 +34,8 @@ from PySide6.QtWidgets import (
 from ..engine.gguf_info import read_model_facts
 from ..engine.quantize import TYPES, check_type, default_output, is_quantized
 from ..errors import TpwError
-from ..sweep import SETTINGS, plan_sweep, sweep_command
-from .panels import spin_box
+from ..run.sweep import SETTINGS, plan_sweep, sweep_command
+from .form import spin_box
 
 DEFAULT_TYPE = "Q4_K_M"
 
@@ -59,10 +60,13 @@ def _file_row(edit: QLineEdit, browse) -> QWidget:
 def ask_requantize(parent, facts) -> bool:
     """The user's confirmation to quantize a file that is already quantized (quality is lost twice)."""
     answer = QMessageBox.warning(
-        parent, "Already quantized",
+        parent,
+        "Already quantized",
         f"{facts.file_name} is already quantized ({facts.quantization}). Quantizing it again loses quality twice: "
         "the result is worse than quantizing the original F16/F32 file.\n\nQuantize it anyway?",
-        QMessageBox.Yes | QMessageBox.No, QMessageBox.No)
+        QMessageBox.Yes | QMessageBox.No,
+        QMessageBox.No,
+    )
     return answer == QMessageBox.Yes
 
 
@@ -192,16 +196,22 @@ class SweepDialog(QDialog):
         self.limits = QLineEdit()
         self.limits.setPlaceholderText("watts, e.g. 150,200,250 (NVIDIA GPU; needs root)")
         self.rounds = spin_box(QSpinBox, 1, 100, 3, tip="Every round runs each variant once; rounds are interleaved")
-        self.settle = spin_box(QDoubleSpinBox, 0, 600, 60, suffix=" s",
-                               tip="Longest wait, between runs, for power to come back near idle")
+        self.settle = spin_box(
+            QDoubleSpinBox, 0, 600, 60, suffix=" s", tip="Longest wait, between runs, for power to come back near idle"
+        )
         self.plan_label = QLabel()
         self.plan_label.setWordWrap(True)
         self.buttons = QDialogButtonBox(QDialogButtonBox.Cancel)
         self.go = self.buttons.addButton("Start sweep", QDialogButtonBox.AcceptRole)
         self.go.clicked.connect(self.start)
         self.buttons.rejected.connect(self.reject)
-        for signal in (self.models.itemChanged, self.setting.currentTextChanged, self.values.textChanged,
-                       self.limits.textChanged, self.rounds.valueChanged):
+        for signal in (
+            self.models.itemChanged,
+            self.setting.currentTextChanged,
+            self.values.textChanged,
+            self.limits.textChanged,
+            self.rounds.valueChanged,
+        ):
             signal.connect(lambda *_: self.plan())
         form = QFormLayout()
         form.addRow("models", self.models)
@@ -237,8 +247,11 @@ class SweepDialog(QDialog):
             self._add_model(Path(path), checked=True)
 
     def chosen_models(self) -> list[Path]:
-        return [Path(self.models.item(i).data(Qt.UserRole)) for i in range(self.models.count())
-                if self.models.item(i).checkState() == Qt.Checked]
+        return [
+            Path(self.models.item(i).data(Qt.UserRole))
+            for i in range(self.models.count())
+            if self.models.item(i).checkState() == Qt.Checked
+        ]
 
     def plan(self):
         """The plan for what is chosen now (shown below), or None with the reason shown instead."""
@@ -249,24 +262,43 @@ class SweepDialog(QDialog):
                 raise TpwError("tick at least one model")
             for model in models:
                 read_model_facts(model)
-            setting = None if self.setting.currentText() == "none" else f"{self.setting.currentText()}={self.values.text()}"
+            setting = (
+                None if self.setting.currentText() == "none" else f"{self.setting.currentText()}={self.values.text()}"
+            )
             limits = [float(v) for v in self.limits.text().split(",") if v.strip()]
             tests, _ = w.workload_panel.tests()
-            command = sweep_command(models, tests, self.rounds.value(), setting=setting, power_limits_w=limits,
-                                    settle_timeout_s=self.settle.value(), power_spec=w.power_panel.spec,
-                                    settings=w.engine_panel.settings())
-            plan = plan_sweep(models, w.engine_panel.settings(), tests, self.rounds.value(), w.run_options(),
-                              setting=setting, power_limits_w=limits, settle_timeout_s=self.settle.value(),
-                              command=command)
+            command = sweep_command(
+                models,
+                tests,
+                self.rounds.value(),
+                setting=setting,
+                power_limits_w=limits,
+                settle_timeout_s=self.settle.value(),
+                power_spec=w.power_panel.spec,
+                settings=w.engine_panel.settings(),
+            )
+            plan = plan_sweep(
+                models,
+                w.engine_panel.settings(),
+                tests,
+                self.rounds.value(),
+                w.run_options(),
+                setting=setting,
+                power_limits_w=limits,
+                settle_timeout_s=self.settle.value(),
+                command=command,
+            )
         except ValueError:
             return self._refuse("power limits are watts, comma-separated: 150,200,250")
         except TpwError as exc:
             return self._refuse(str(exc))
         runs = len(plan.variants) * plan.rounds
-        self.plan_label.setText(f"{len(plan.variants)} variants × {plan.rounds} rounds = {runs} runs of "
-                                f"{', '.join(t.name for t in plan.tests)}:<br>"
-                                + html.escape(", ".join(v.label for v in plan.variants))
-                                + f"<br><small>same as: <code>{html.escape(plan.command)}</code></small>")
+        self.plan_label.setText(
+            f"{len(plan.variants)} variants × {plan.rounds} rounds = {runs} runs of "
+            f"{', '.join(t.name for t in plan.tests)}:<br>"
+            + html.escape(", ".join(v.label for v in plan.variants))
+            + f"<br><small>same as: <code>{html.escape(plan.command)}</code></small>"
+        )
         self.plan_label.setStyleSheet("")
         self.go.setEnabled(True)
         return plan

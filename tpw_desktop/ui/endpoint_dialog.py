@@ -5,6 +5,7 @@ clients; the measuring process sends the requests (``tpw bench
 --endpoint``'s core), and the live view streams the server's tokens
 against the sampled power as for a local model.
 """
+
 from __future__ import annotations
 
 from PySide6.QtWidgets import (
@@ -21,12 +22,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..endpoint.bench import concurrency_levels
-from ..endpoint.client import Endpoint
 from ..errors import TpwError
-from ..measure.protocol import StartEndpoint
+from ..peers.openai_server import Endpoint
+from ..run.server import concurrency_levels
+from ..worker.protocol import StartEndpoint
 from .dialogs import side_button
-from .panels import spin_box
+from .form import spin_box
 
 LIST_TIMEOUT_S = 3.0  # listing models happens on the window's thread: keep a dead server from freezing it long
 
@@ -46,13 +47,20 @@ class EndpointDialog(QDialog):
         self.workload = QComboBox()
         for name, workload in window.workload_panel.workloads.items():
             self.workload.addItem(workload.title, name)
-        self.concurrency = spin_box(QSpinBox, 1, 256, int(s.value("endpoint/concurrency", 4)),
-                                    tip="Measures 1, 2, 4 … up to this many clients at once")
+        self.concurrency = spin_box(
+            QSpinBox,
+            1,
+            256,
+            int(s.value("endpoint/concurrency", 4)),
+            tip="Measures 1, 2, 4 … up to this many clients at once",
+        )
         self.repetitions = spin_box(QSpinBox, 1, 100, 2, tip="Times each client sends the workload at each level")
         self.timeout = spin_box(QDoubleSpinBox, 1, 3600, 60, suffix=" s")
-        self.message = QLabel("Only this machine's power is measured: run the server here, or watch a remote one "
-                              "in the Fleet view. Without a power sensor the whole machine's CPU is estimated, the "
-                              "server's included.")
+        self.message = QLabel(
+            "Only this machine's power is measured: run the server here, or watch a remote one "
+            "in the Fleet view. Without a power sensor the whole machine's CPU is estimated, the "
+            "server's included."
+        )
         self.message.setWordWrap(True)
         self.buttons = QDialogButtonBox(QDialogButtonBox.Cancel)
         self.go = self.buttons.addButton("Start", QDialogButtonBox.AcceptRole)
@@ -97,8 +105,15 @@ class EndpointDialog(QDialog):
             return
         levels = tuple(concurrency_levels(self.concurrency.value()))
         options = self.window_.run_options(repetitions=self.repetitions.value())
-        job = StartEndpoint(self.url.text().strip(), self.model.currentText().strip(), self.workload.currentData(),
-                            levels, self.repetitions.value(), options, self.timeout.value())
+        job = StartEndpoint(
+            self.url.text().strip(),
+            self.model.currentText().strip(),
+            self.workload.currentData(),
+            levels,
+            self.repetitions.value(),
+            options,
+            self.timeout.value(),
+        )
         try:
             Endpoint(job.url)  # a malformed URL is said here, not after the idle baseline
         except TpwError as exc:

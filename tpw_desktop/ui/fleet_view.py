@@ -6,6 +6,7 @@ window, every few seconds while the view is watching. Each figure shows
 its method and the scrape interval it is resolved to; a node that stopped
 reporting is marked, and left out of the fleet's sums.
 """
+
 from __future__ import annotations
 
 import time
@@ -29,8 +30,8 @@ from PySide6.QtWidgets import (
 )
 
 from ..errors import TpwError
-from ..fleet import FleetFigures, PrometheusApi, fleet_figures
-from .panels import spin_box
+from ..prometheus.fleet import FleetFigures, PrometheusApi, fleet_figures
+from .form import spin_box
 from .theme import Theme
 
 HEADERS = ("node", "engine", "tok/s", "W", "tok/J", "method", "resolution", "status")
@@ -130,9 +131,16 @@ class FleetView(QWidget):
                 status = n.unknown.get("tokens_per_j", "unknown")
             elif not n.reporting:
                 status = n.unknown.get("tokens_per_j", status)
-            cells = (n.node, ", ".join(n.engines) or "-", _fig(n.tokens_per_s, 1), _fig(n.watts, 1),
-                     _fig(n.tokens_per_j, 3), n.method + ("" if n.confident or not n.reporting else " (low confidence)"),
-                     f"{n.resolution_s:g} s scrapes" if n.resolution_s else "?", status)
+            cells = (
+                n.node,
+                ", ".join(n.engines) or "-",
+                _fig(n.tokens_per_s, 1),
+                _fig(n.watts, 1),
+                _fig(n.tokens_per_j, 3),
+                n.method + ("" if n.confident or not n.reporting else " (low confidence)"),
+                f"{n.resolution_s:g} s scrapes" if n.resolution_s else "?",
+                status,
+            )
             for j, text in enumerate(cells):
                 item = QTableWidgetItem(text)
                 if n is figures.fleet:
@@ -142,17 +150,22 @@ class FleetView(QWidget):
                 self.table.setItem(i, j, item)
             self._plot_point(n.node if n is not figures.fleet else "fleet", n.tokens_per_j)
         down = [n.node for n in figures.nodes if not n.reporting]
-        self.state.setText(f"{len(figures.nodes)} nodes, {figures.window_s:g} s windows, every {POLL_S:g} s"
-                           + (f" · stopped reporting: {', '.join(down)}" if down else ""))
+        self.state.setText(
+            f"{len(figures.nodes)} nodes, {figures.window_s:g} s windows, every {POLL_S:g} s"
+            + (f" · stopped reporting: {', '.join(down)}" if down else "")
+        )
 
     def _plot_point(self, name: str, tok_j: float | None) -> None:
         xs, ys = self.history.setdefault(name, ([], []))
         xs.append(time.monotonic() - self._started)
         ys.append(float("nan") if tok_j is None else tok_j)  # a gap, never a zero
         if name not in self.curves:
-            color = self.theme.colors["eff_run"] if name == "fleet" else self.theme.colors[f"source{len(self.curves) % 4}"]
-            self.curves[name] = self.plot.plot([], [], name=name, pen=pg.mkPen(color, width=3 if name == "fleet" else 1),
-                                               connect="finite")
+            color = (
+                self.theme.colors["eff_run"] if name == "fleet" else self.theme.colors[f"source{len(self.curves) % 4}"]
+            )
+            self.curves[name] = self.plot.plot(
+                [], [], name=name, pen=pg.mkPen(color, width=3 if name == "fleet" else 1), connect="finite"
+            )
         self.curves[name].setData(xs, ys)
 
     def apply_theme(self, theme: Theme) -> None:

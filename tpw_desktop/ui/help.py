@@ -1,4 +1,5 @@
 """Help menu texts: keyboard shortcuts, how to read the numbers, and About with every version."""
+
 from __future__ import annotations
 
 import html
@@ -54,11 +55,16 @@ def versions(build=None) -> list[tuple[str, str]]:
 
     rows = [("tpw-desktop", __version__)]
     if build is not None:
-        rows += [("llama-cpp-python", build.llama_cpp_python_version),
-                 ("llama.cpp build", build.system_info),
-                 ("GPU offload", "yes" if build.gpu_offload_supported else "no (CPU build)")]
-    rows += [("Qt", f"{qVersion()} (PySide6 {pyside})"), ("pyqtgraph", pyqtgraph.__version__),
-             ("NVIDIA driver", _driver() or "none found")]
+        rows += [
+            ("llama-cpp-python", build.llama_cpp_python_version),
+            ("llama.cpp build", build.system_info),
+            ("GPU offload", "yes" if build.gpu_offload_supported else "no (CPU build)"),
+        ]
+    rows += [
+        ("Qt", f"{qVersion()} (PySide6 {pyside})"),
+        ("pyqtgraph", pyqtgraph.__version__),
+        ("NVIDIA driver", _driver() or "none found"),
+    ]
     return rows
 
 
@@ -79,6 +85,9 @@ def _driver() -> str | None:
 
 def show_about(parent: QWidget, build=None) -> None:
     rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(v)}</td></tr>" for k, v in versions(build))
-    QMessageBox.about(parent, "About tpw-desktop",
-                      "<p><b>tpw-desktop</b>: how many tokens does this machine produce per joule?</p>"
-                      f"<table cellpadding=3>{rows}</table>")
+    QMessageBox.about(
+        parent,
+        "About tpw-desktop",
+        "<p><b>tpw-desktop</b>: how many tokens does this machine produce per joule?</p>"
+        f"<table cellpadding=3>{rows}</table>",
+    )

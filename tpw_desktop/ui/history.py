@@ -5,6 +5,7 @@ stored samples (downsampled per bucket by the store), next to its summary
 and what it ran on. Sessions picked here (or a whole sweep) go to the
 compare view.
 """
+
 from __future__ import annotations
 
 import html
@@ -28,17 +29,24 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..analysis.history import HistoryRow, history_rows, session_details, stored_series
 from ..errors import TpwError
-from ..history import HistoryRow, history_rows, session_details, stored_series
 from ..store import Store
 from .charts import LiveCharts
 from .theme import Theme
 
 COLUMNS = (  # (header, HistoryRow field, digits for a number or None for text)
-    ("date (UTC)", "started_at", None), ("model", "model", None), ("quant", "quantization", None),
-    ("device", "device", None), ("workload", "workload", None), ("tok/s", "tokens_per_s", 1),
-    ("tok/J", "tokens_per_j", 2), ("J/token", "j_per_token", 4), ("method", "method", None),
-    ("status", "status", None), ("sweep", "sweep", None),
+    ("date (UTC)", "started_at", None),
+    ("model", "model", None),
+    ("quant", "quantization", None),
+    ("device", "device", None),
+    ("workload", "workload", None),
+    ("tok/s", "tokens_per_s", 1),
+    ("tok/J", "tokens_per_j", 2),
+    ("J/token", "j_per_token", 4),
+    ("method", "method", None),
+    ("status", "status", None),
+    ("sweep", "sweep", None),
 )
 SORT_ROLE = Qt.UserRole + 1
 ID_ROLE = Qt.UserRole + 2
@@ -79,8 +87,11 @@ class SessionFilter(QSortFilterProxyModel):
         model = self.sourceModel()
         cells = [str(model.index(source_row, c, parent).data() or "").lower() for c in range(model.columnCount())]
         status, method = cells[_column("status")], cells[_column("method")]
-        return ((self.status == ANY or status == self.status) and (self.method == ANY or method == self.method)
-                and all(any(w in cell for cell in cells) for w in self.words))
+        return (
+            (self.status == ANY or status == self.status)
+            and (self.method == ANY or method == self.method)
+            and all(any(w in cell for cell in cells) for w in self.words)
+        )
 
 
 def _column(attr: str) -> int:
@@ -100,8 +111,10 @@ class HistoryView(QWidget):
         self.filter_edit.setPlaceholderText("Filter: words in any column (model, quant, workload…)")
         self.filter_edit.setClearButtonEnabled(True)
         self.status_box, self.method_box = QComboBox(), QComboBox()
-        for box, tip in ((self.status_box, "Only sessions with this status"),
-                         (self.method_box, "Only sessions whose power was measured this way")):
+        for box, tip in (
+            (self.status_box, "Only sessions with this status"),
+            (self.method_box, "Only sessions whose power was measured this way"),
+        ):
             box.setToolTip(tip)
             box.currentTextChanged.connect(self._refilter)
         self.filter_edit.textChanged.connect(self._refilter)
@@ -198,8 +211,9 @@ class HistoryView(QWidget):
             self.table.selectRow(0)  # the newest: Enter opens it
 
     def _refilter(self) -> None:
-        self.proxy.set_filters(self.filter_edit.text(), self.status_box.currentText() or ANY,
-                               self.method_box.currentText() or ANY)
+        self.proxy.set_filters(
+            self.filter_edit.text(), self.status_box.currentText() or ANY, self.method_box.currentText() or ANY
+        )
         shown, total = self.proxy.rowCount(), self.model.rowCount()
         self.count_label.setText(f"{shown} of {total} sessions" + ("" if self.db_path else " (sessions aren't saved)"))
 
@@ -259,8 +273,10 @@ class HistoryView(QWidget):
 
     def restore(self, s: QSettings) -> None:
         self.filter_edit.setText(str(s.value("history/filter", "")))
-        for key, restore in (("history/split", self.split.restoreState),
-                             ("history/header", self.table.horizontalHeader().restoreState)):
+        for key, restore in (
+            ("history/split", self.split.restoreState),
+            ("history/header", self.table.horizontalHeader().restoreState),
+        ):
             value = s.value(key)
             if value is not None:
                 restore(value)
@@ -271,6 +287,8 @@ def _details_html(session: dict) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in summary[0]) if summary else ""
     body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in summary[1:])
     meta = "".join(f"<tr><th align=left>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in facts)
-    return (f"<h3>Session {session['id']}: {html.escape(str(session.get('model') or '?'))}</h3>"
-            f"<table cellspacing=0 cellpadding=3 border=1>{head and '<tr>' + head + '</tr>'}{body}</table>"
-            f"<h4>Ran on</h4><table cellpadding=2>{meta}</table>")
+    return (
+        f"<h3>Session {session['id']}: {html.escape(str(session.get('model') or '?'))}</h3>"
+        f"<table cellspacing=0 cellpadding=3 border=1>{head and '<tr>' + head + '</tr>'}{body}</table>"
+        f"<h4>Ran on</h4><table cellpadding=2>{meta}</table>"
+    )

@@ -6,6 +6,7 @@ the panels hold the settings, the dashboard view shows what arrives.
 Everything it works with is handed in, so tests build one with a tiny
 model, a replayed trace and a temporary database.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -29,7 +30,7 @@ from .. import serialize
 from ..atomic import atomic_writer
 from ..engine.workloads import load_workloads
 from ..errors import TpwError
-from ..session import RunOptions
+from ..run.session import RunOptions
 from .banner import Banner
 from .compare_view import CompareView
 from .controller import RunController
@@ -46,8 +47,16 @@ from .workflows import Workflows
 class MainWindow(QMainWindow):
     run_ended = Signal(str)  # the session's status: completed, cancelled, failed, interrupted
 
-    def __init__(self, *, controller: RunController, power_choices: list[tuple[str, str]], settings: QSettings,
-                 bundled_model: Path | None = None, tdp_w: float | None = None, theme: str = "dark"):
+    def __init__(
+        self,
+        *,
+        controller: RunController,
+        power_choices: list[tuple[str, str]],
+        settings: QSettings,
+        bundled_model: Path | None = None,
+        tdp_w: float | None = None,
+        theme: str = "dark",
+    ):
         """``power_choices``: (spec, description) pairs for the power menu, "auto" first."""
         super().__init__()
         self.controller = controller
@@ -113,8 +122,12 @@ class MainWindow(QMainWindow):
         centre_layout.addWidget(self.banner)
         self.views = QTabWidget()
         self.views.setDocumentMode(True)
-        for view, name in ((self.dashboard, "Live"), (self.history, "History"), (self.compare_view, "Compare"),
-                           (self.fleet_view, "Fleet")):
+        for view, name in (
+            (self.dashboard, "Live"),
+            (self.history, "History"),
+            (self.compare_view, "Compare"),
+            (self.fleet_view, "Fleet"),
+        ):
             self.views.addTab(view, name)
         centre_layout.addWidget(self.views, 1)
         self.main_split = QSplitter()
@@ -156,8 +169,15 @@ class MainWindow(QMainWindow):
         s.sync()
 
     def _parts(self) -> tuple:
-        return (self.model_panel, self.engine_panel, self.power_panel, self.workload_panel, self.dashboard, self.history,
-                self.fleet_view)
+        return (
+            self.model_panel,
+            self.engine_panel,
+            self.power_panel,
+            self.workload_panel,
+            self.dashboard,
+            self.history,
+            self.fleet_view,
+        )
 
     def has_saved_geometry(self) -> bool:
         return self.settings.value("window/geometry") is not None
@@ -194,8 +214,11 @@ class MainWindow(QMainWindow):
     # --- runs ---------------------------------------------------------------------------------
 
     def run_options(self, **overrides) -> RunOptions:
-        options = {"repetitions": self.workload_panel.repetitions.value(),
-                   "temperature": self.engine_panel.temperature.value(), **self.power_panel.options()}
+        options = {
+            "repetitions": self.workload_panel.repetitions.value(),
+            "temperature": self.engine_panel.temperature.value(),
+            **self.power_panel.options(),
+        }
         return RunOptions(**{**options, **overrides})
 
     def start(self) -> None:
@@ -205,8 +228,11 @@ class MainWindow(QMainWindow):
                 self.show_error("Load a model first (File ▸ Open model, or drop a .gguf on the window).")
             return
         if self.engine_panel.differs_from(c.model.settings):
-            self.show_warning("Engine settings changed since the model was loaded: press 'Reload model with these "
-                              "settings' to use them. This run uses the loaded ones.", kind="settings")
+            self.show_warning(
+                "Engine settings changed since the model was loaded: press 'Reload model with these "
+                "settings' to use them. This run uses the loaded ones.",
+                kind="settings",
+            )
         try:
             tests, workload_text = self.workload_panel.tests()
         except TpwError as exc:
@@ -233,8 +259,9 @@ class MainWindow(QMainWindow):
         if report is None:
             self.show_error("No run to save yet.")
             return
-        path, _ = QFileDialog.getSaveFileName(self, "Save results as", str(Path.home() / "tpw-results.json"),
-                                              "JSON (*.json)")
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Save results as", str(Path.home() / "tpw-results.json"), "JSON (*.json)"
+        )
         if path:
             try:
                 with atomic_writer(path) as f:
@@ -287,8 +314,12 @@ class MainWindow(QMainWindow):
         return self.actions["presentation"].isChecked()
 
     def export_charts(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Export charts", str(Path.home() / "tpw-charts.png"),
-                                              "PNG image (*.png);;SVG drawing (*.svg);;CSV data (*.csv)")
+        path, _ = QFileDialog.getSaveFileName(
+            self,
+            "Export charts",
+            str(Path.home() / "tpw-charts.png"),
+            "PNG image (*.png);;SVG drawing (*.svg);;CSV data (*.csv)",
+        )
         if path:
             try:
                 self.dashboard.charts.export(path)

@@ -1,4 +1,5 @@
 """The window's menus and their shortcuts (which keep working with the menu bar hidden)."""
+
 from __future__ import annotations
 
 from PySide6.QtGui import QAction, QKeySequence
@@ -38,17 +39,34 @@ def build_menus(window) -> dict[str, QAction]:
     action(run_menu, "Measure &idle now", window.measure_idle, QKeySequence("Ctrl+I"))
     action(run_menu, "S&weep…", window.workflows.open_sweep, QKeySequence("Ctrl+Shift+W"))
     action(run_menu, "Measure a se&rver…", window.workflows.open_endpoint, QKeySequence("Ctrl+Shift+E"))
-    action(run_menu, "Serve &Prometheus metrics (127.0.0.1)",
-           lambda: window.workflows.serve_metrics(named["metrics"].isChecked()), checkable=True, name="metrics")
+    action(
+        run_menu,
+        "Serve &Prometheus metrics (127.0.0.1)",
+        lambda: window.workflows.serve_metrics(named["metrics"].isChecked()),
+        checkable=True,
+        name="metrics",
+    )
     action(run_menu, "&Restart the measuring process", window.restart, name="restart")
     view = bar.addMenu("&View")
-    for number, (name, widget) in enumerate((("&Live", window.dashboard), ("&History", window.history),
-                                             ("&Compare", window.compare_view), ("&Fleet", window.fleet_view)),
-                                            start=1):
+    for number, (name, widget) in enumerate(
+        (
+            ("&Live", window.dashboard),
+            ("&History", window.history),
+            ("&Compare", window.compare_view),
+            ("&Fleet", window.fleet_view),
+        ),
+        start=1,
+    ):
         action(view, name, lambda _=False, w=widget: window.views.setCurrentWidget(w), QKeySequence(f"Ctrl+{number}"))
     view.addSeparator()
-    action(view, "&Presentation mode", lambda: window.set_presentation(named["presentation"].isChecked()),
-           QKeySequence("F11"), checkable=True, name="presentation")
+    action(
+        view,
+        "&Presentation mode",
+        lambda: window.set_presentation(named["presentation"].isChecked()),
+        QKeySequence("F11"),
+        checkable=True,
+        name="presentation",
+    )
     action(view, "&Follow live (last 2 min)", charts.follow_live, QKeySequence("Ctrl+L"))
     action(view, "Show &whole history", charts.show_all, QKeySequence("Ctrl+H"))
     view.addSeparator()

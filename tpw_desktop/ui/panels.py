@@ -3,15 +3,15 @@
 Defaults come from the core's dataclasses (``EngineSettings``,
 ``RunOptions``), never retyped here. Each panel saves values, not widget
 indexes (friture's pattern), so a renamed or reordered choice still
-restores. Spin boxes and combo boxes ignore the mouse wheel unless they
-have focus: scrolling the panel must not change a setting under the pointer.
+restores.
 """
+
 from __future__ import annotations
 
 import html
 from pathlib import Path
 
-from PySide6.QtCore import QEvent, QObject, QSettings, Qt, Signal
+from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -32,7 +32,8 @@ from ..engine.gguf_info import ModelFacts, format_params, format_size
 from ..engine.settings import EngineSettings
 from ..engine.workloads import TestSpec, Workload
 from ..errors import TpwError
-from ..session import RunOptions
+from ..run.session import RunOptions
+from .form import guard_wheel, set_combo_value, spin_box
 
 MAX_RECENT = 8
 BENCH_CHOICE = "bench"
@@ -40,42 +41,6 @@ CUSTOM_CHOICE = "custom"
 DEFAULT_MAX_TOKENS = 256  # a custom prompt's budget (shipped workloads bring their own)
 ENGINE_DEFAULTS = EngineSettings()
 RUN_DEFAULTS = RunOptions()
-
-
-class _WheelGuard(QObject):
-    """Lets the wheel scroll the panel instead of changing an unfocused spin box or combo box."""
-
-    def eventFilter(self, watched, event) -> bool:
-        if event.type() == QEvent.Wheel and not watched.hasFocus():
-            event.ignore()
-            return True
-        return False
-
-
-def guard_wheel(*widgets) -> None:
-    guard = _WheelGuard(widgets[0])
-    for widget in widgets:
-        widget.setFocusPolicy(Qt.StrongFocus)
-        widget.installEventFilter(guard)
-
-
-def _set_combo_value(combo: QComboBox, value) -> None:
-    index = combo.findData(value)
-    if index >= 0:
-        combo.setCurrentIndex(index)
-
-
-def spin_box(cls, low, high, value, *, suffix: str = "", step=None, special: str = "", tip: str = ""):
-    """A QSpinBox or QDoubleSpinBox with its range, value, suffix and tooltip in one call."""
-    spin = cls()
-    spin.setRange(low, high)
-    if step is not None:
-        spin.setSingleStep(step)
-    spin.setValue(value)
-    spin.setSuffix(suffix)
-    spin.setSpecialValueText(special)
-    spin.setToolTip(tip)
-    return spin
 
 
 class ModelPanel(QGroupBox):
@@ -118,9 +83,11 @@ class ModelPanel(QGroupBox):
         threads = f"{settings.n_threads} thread{'s' if settings.n_threads != 1 else ''}"
         self.label.setText(
             f"<b>{html.escape(facts.file_name)}</b><br>{html.escape(facts.architecture)} · "
-            f"{format_params(facts.n_params)} params · {html.escape(facts.quantization)} · {format_size(facts.size_bytes)}"
+            f"{format_params(facts.n_params)} params · {html.escape(facts.quantization)} · "
+            f"{format_size(facts.size_bytes)}"
             f"<br><span style='color:gray'>{'GPU' if settings.n_gpu_layers else 'CPU'} · {threads} · "
-            f"flash attention {'on' if settings.flash_attn else 'off'} · context {settings.n_ctx}</span>")
+            f"flash attention {'on' if settings.flash_attn else 'off'} · context {settings.n_ctx}</span>"
+        )
         self.label.setToolTip(str(facts.path))
         self.remember(facts.path)
 
@@ -171,15 +138,27 @@ class EnginePanel(QGroupBox):
         self.fa = QComboBox()
         for label, value in (("auto (on where it works)", None), ("on", True), ("off", False)):
             self.fa.addItem(label, value)
-        self.temperature = spin_box(QDoubleSpinBox, 0.0, 2.0, RUN_DEFAULTS.temperature, step=0.1,
-                                 tip="0 = greedy: the same output every run, the fairest comparison")
+        self.temperature = spin_box(
+            QDoubleSpinBox,
+            0.0,
+            2.0,
+            RUN_DEFAULTS.temperature,
+            step=0.1,
+            tip="0 = greedy: the same output every run, the fairest comparison",
+        )
         self.seed = spin_box(QSpinBox, 0, 2**31 - 1, d.seed)
         self.reload_button = QPushButton("Reload model with these settings")
         self.reload_button.clicked.connect(self.reload_requested)
         form = QFormLayout(self)
-        for label, widget in (("GPU layers", self.ngl), ("context", self.ctx), ("batch", self.batch),
-                              ("threads", self.threads), ("flash attention", self.fa),
-                              ("temperature", self.temperature), ("seed", self.seed)):
+        for label, widget in (
+            ("GPU layers", self.ngl),
+            ("context", self.ctx),
+            ("batch", self.batch),
+            ("threads", self.threads),
+            ("flash attention", self.fa),
+            ("temperature", self.temperature),
+            ("seed", self.seed),
+        ):
             form.addRow(label, widget)
         form.addRow(self.reload_button)
         guard_wheel(self.ngl, self.ctx, self.batch, self.threads, self.fa, self.temperature, self.seed)
@@ -193,8 +172,11 @@ class EnginePanel(QGroupBox):
             self.ngl.setToolTip("Layers offloaded to the GPU (all = every layer, as llama-bench)")
         else:
             self.ngl.setValue(0)
-            self.ngl.setToolTip(why or "This llama-cpp-python build has no GPU support: every layer runs on the "
-                                "CPU.\nReinstall it with CMAKE_ARGS=-DGGML_CUDA=on to use an NVIDIA GPU.")
+            self.ngl.setToolTip(
+                why
+                or "This llama-cpp-python build has no GPU support: every layer runs on the "
+                "CPU.\nReinstall it with CMAKE_ARGS=-DGGML_CUDA=on to use an NVIDIA GPU."
+            )
 
     def settings(self) -> EngineSettings:
         ngl = self.ngl.value() if self.gpu else self._saved_ngl  # not known yet: the engine resolves "all"
@@ -210,16 +192,24 @@ class EnginePanel(QGroupBox):
     def differs_from(self, loaded: EngineSettings) -> bool:
         """Whether these settings would load differently from ``loaded`` (auto matches anything)."""
         w = self.settings()
-        return (w.n_ctx, w.n_batch, w.seed) != (loaded.n_ctx, loaded.n_batch, loaded.seed) or (
-            w.n_threads not in (None, loaded.n_threads)) or w.flash_attn not in (None, loaded.flash_attn)
+        return (
+            (w.n_ctx, w.n_batch, w.seed) != (loaded.n_ctx, loaded.n_batch, loaded.seed)
+            or (w.n_threads not in (None, loaded.n_threads))
+            or w.flash_attn not in (None, loaded.flash_attn)
+        )
 
     def save(self, s: QSettings) -> None:
         if self.gpu:
             self._saved_ngl = self.ngl.value()
-        for key, value in (("ngl", self._saved_ngl), ("ctx", self.ctx.value()), ("batch", self.batch.value()),
-                           ("threads", self.threads.value()), ("flash_attn", {None: "auto", True: "on", False: "off"}[
-                               self.fa.currentData()]), ("temperature", self.temperature.value()),
-                           ("seed", self.seed.value())):
+        for key, value in (
+            ("ngl", self._saved_ngl),
+            ("ctx", self.ctx.value()),
+            ("batch", self.batch.value()),
+            ("threads", self.threads.value()),
+            ("flash_attn", {None: "auto", True: "on", False: "off"}[self.fa.currentData()]),
+            ("temperature", self.temperature.value()),
+            ("seed", self.seed.value()),
+        ):
             s.setValue(f"engine/{key}", value)
 
     def restore(self, s: QSettings) -> None:
@@ -229,7 +219,9 @@ class EnginePanel(QGroupBox):
         self.ctx.setValue(int(s.value("engine/ctx", ENGINE_DEFAULTS.n_ctx)))
         self.batch.setValue(int(s.value("engine/batch", ENGINE_DEFAULTS.n_batch)))
         self.threads.setValue(int(s.value("engine/threads", 0)))
-        _set_combo_value(self.fa, {"auto": None, "on": True, "off": False}.get(str(s.value("engine/flash_attn", "auto"))))
+        set_combo_value(
+            self.fa, {"auto": None, "on": True, "off": False}.get(str(s.value("engine/flash_attn", "auto")))
+        )
         self.temperature.setValue(float(s.value("engine/temperature", RUN_DEFAULTS.temperature)))
         self.seed.setValue(int(s.value("engine/seed", ENGINE_DEFAULTS.seed)))
 
@@ -255,8 +247,14 @@ class PowerPanel(QGroupBox):
         self.idle = QCheckBox("measure idle power before each run")
         self.idle.setChecked(True)
         self.idle_s = spin_box(QDoubleSpinBox, 0.5, 60.0, RUN_DEFAULTS.idle_s, suffix=" s")
-        self.settle_s = spin_box(QDoubleSpinBox, 0.0, 120.0, RUN_DEFAULTS.settle_s, suffix=" s",
-                              tip="Left alone before the idle window: a GPU takes seconds to leave its high power state")
+        self.settle_s = spin_box(
+            QDoubleSpinBox,
+            0.0,
+            120.0,
+            RUN_DEFAULTS.settle_s,
+            suffix=" s",
+            tip="Left alone before the idle window: a GPU takes seconds to leave its high power state",
+        )
         self.idle_button = QPushButton("Measure idle now")
         self.idle_button.setToolTip("Re-measure the idle baseline (Ctrl+I)")
         self.idle_button.clicked.connect(self.measure_idle_requested)
@@ -283,13 +281,14 @@ class PowerPanel(QGroupBox):
     def show_spec(self, spec: str) -> None:
         if self.source.findData(spec) < 0:
             self.source.addItem(spec, spec)
-        _set_combo_value(self.source, spec)
+        set_combo_value(self.source, spec)
 
     def show_sources(self, sources, for_server: bool = False) -> None:
         """``for_server``: the machine's estimate swapped in for a server (its CPU isn't the measuring process's)."""
         note = "for the server, until the next local run: " if for_server else ""
-        self.sources_label.setText(note + "<br>".join(
-            f"{html.escape(s.name)} — <i>{s.method}</i>: {html.escape(s.measures)}" for s in sources))
+        self.sources_label.setText(
+            note + "<br>".join(f"{html.escape(s.name)} — <i>{s.method}</i>: {html.escape(s.measures)}" for s in sources)
+        )
 
     def show_idle(self, measured) -> None:
         b = measured.baseline
@@ -297,22 +296,32 @@ class PowerPanel(QGroupBox):
             self.idle_label.setText(f"idle baseline: unknown ({measured.reason})")
         else:
             settle = f" after {b.settle_s:g} s settling" if b.settle_s else ""
-            self.idle_label.setText(f"idle baseline: {b.power_w:.1f} W{settle} "
-                                    f"({b.method}{'' if b.confident else ', low confidence'})")
+            self.idle_label.setText(
+                f"idle baseline: {b.power_w:.1f} W{settle} ({b.method}{'' if b.confident else ', low confidence'})"
+            )
 
     def options(self) -> dict:
         """This panel's part of the run options."""
-        return {"idle_s": self.idle_s.value() if self.idle.isChecked() else 0.0, "settle_s": self.settle_s.value(),
-                "price_per_kwh": self.price.value(), "currency": self.currency.text().strip() or RUN_DEFAULTS.currency}
+        return {
+            "idle_s": self.idle_s.value() if self.idle.isChecked() else 0.0,
+            "settle_s": self.settle_s.value(),
+            "price_per_kwh": self.price.value(),
+            "currency": self.currency.text().strip() or RUN_DEFAULTS.currency,
+        }
 
     def save(self, s: QSettings) -> None:
-        for key, value in (("spec", self.spec), ("price", self.price.value()), ("currency", self.currency.text()),
-                           ("idle", self.idle.isChecked()), ("idle_s", self.idle_s.value()),
-                           ("settle_s", self.settle_s.value())):
+        for key, value in (
+            ("spec", self.spec),
+            ("price", self.price.value()),
+            ("currency", self.currency.text()),
+            ("idle", self.idle.isChecked()),
+            ("idle_s", self.idle_s.value()),
+            ("settle_s", self.settle_s.value()),
+        ):
             s.setValue(f"power/{key}", value)
 
     def restore(self, s: QSettings) -> None:
-        _set_combo_value(self.source, str(s.value("power/spec", self.spec)))  # a choice this machine offers
+        set_combo_value(self.source, str(s.value("power/spec", self.spec)))  # a choice this machine offers
         self.price.setValue(float(s.value("power/price", 0.30)))
         self.currency.setText(str(s.value("power/currency", RUN_DEFAULTS.currency)))
         self.idle.setChecked(s.value("power/idle", "true") in (True, "true"))
@@ -334,8 +343,14 @@ class WorkloadPanel(QGroupBox):
         self.prompt = QPlainTextEdit()
         self.prompt.setPlaceholderText("Type a prompt…")
         self.prompt.setMaximumHeight(110)
-        self.max_tokens = spin_box(QSpinBox, 1, 32_768, DEFAULT_MAX_TOKENS, suffix=" tokens",
-                                tip="Token budget for a custom prompt (shipped workloads bring their own)")
+        self.max_tokens = spin_box(
+            QSpinBox,
+            1,
+            32_768,
+            DEFAULT_MAX_TOKENS,
+            suffix=" tokens",
+            tip="Token budget for a custom prompt (shipped workloads bring their own)",
+        )
         self.repetitions = spin_box(QSpinBox, 1, 100, RUN_DEFAULTS.repetitions, suffix=" ×")
         self.repetitions.setPrefix("repeat ")
         layout = QVBoxLayout(self)
@@ -358,8 +373,10 @@ class WorkloadPanel(QGroupBox):
         if custom:
             self.prompt.setPlainText(self._custom_text)
         elif choice == BENCH_CHOICE:
-            self.prompt.setPlainText("llama-bench tests: 512 random prompt tokens (pp512), then 128 single-token "
-                                     "decodes (tg128), each after a warm-up.")
+            self.prompt.setPlainText(
+                "llama-bench tests: 512 random prompt tokens (pp512), then 128 single-token "
+                "decodes (tg128), each after a warm-up."
+            )
         else:
             w = self.workloads[choice]
             last_user = [m["content"] for m in w.calls[0].messages if m["role"] == "user"][-1]
@@ -369,7 +386,7 @@ class WorkloadPanel(QGroupBox):
     def select(self, choice: str, prompt: str | None = None) -> None:
         if prompt is not None:
             self._custom_text = prompt
-        _set_combo_value(self.choice, choice)
+        set_combo_value(self.choice, choice)
         self._changed()
 
     def tests(self) -> tuple[list[TestSpec], dict | None]:
@@ -398,4 +415,3 @@ class WorkloadPanel(QGroupBox):
         self.max_tokens.setValue(int(s.value("workload/max_tokens", DEFAULT_MAX_TOKENS)))
         self.repetitions.setValue(int(s.value("workload/repetitions", RUN_DEFAULTS.repetitions)))
         self.select(str(s.value("workload/choice", "chat")), str(s.value("workload/prompt", "")))
-

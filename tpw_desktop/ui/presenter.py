@@ -5,13 +5,14 @@ finished, the process died); the presenter updates the panels, the
 dashboard, the banner and the status bar, and redraws only what changed,
 and only while the window can be seen.
 """
+
 from __future__ import annotations
 
 import time
 
 from PySide6.QtCore import QObject, QTimer
 
-from ..metrics.dashboard import report_dashboard
+from ..view.dashboard import report_dashboard
 
 # Every redraw takes CPU from the model being measured (on a 2-core machine, from its own
 # threads: 10 frames a second cost runs from the window ~10% of their speed). So a frame is
@@ -78,8 +79,11 @@ class Presenter(QObject):
         self.w.dashboard.charts.set_series(self.w.controller.live)
         self.w.banner.clear("power")
         if any(s.method == "estimated" for s in ready.sources):
-            self.w.show_warning("No power sensor in use: watts and joules are estimated from CPU busy time × TDP and "
-                              "can be far off. They are labelled 'estimated' everywhere.", kind="power")
+            self.w.show_warning(
+                "No power sensor in use: watts and joules are estimated from CPU busy time × TDP and "
+                "can be far off. They are labelled 'estimated' everywhere.",
+                kind="power",
+            )
 
     def _on_power_failed(self, message: str) -> None:
         self.w.show_error(message, kind="power")
@@ -111,7 +115,6 @@ class Presenter(QObject):
             self.w.status_label.setText("no model loaded")
         self.w.show_error(f"Could not load the model: {failed.message}.{kept}", kind="load")
 
-
     def _on_run_started(self, started) -> None:
         self._run_label = ", ".join(started.tests) if started.tests else "idle baseline"
         self._header()
@@ -137,8 +140,9 @@ class Presenter(QObject):
             where = f" · session {report.session_id} saved in {self.w.controller.db_path}" if report.session_id else ""
             self.w.status_label.setText(f"run {report.status}{'' if report.save_error else where}")
             if report.save_error:
-                self.w.show_error(f"The run was measured but not saved: {report.save_error}.", kind="save",
-                                action="Save results as…")
+                self.w.show_error(
+                    f"The run was measured but not saved: {report.save_error}.", kind="save", action="Save results as…"
+                )
         self.w.run_ended.emit(report.status)
 
     def _on_run_failed(self, message: str, report) -> None:
@@ -154,17 +158,18 @@ class Presenter(QObject):
         self.w.status_label.setText("the measuring process stopped")
         self.w.run_ended.emit("interrupted")
 
-
     def _banner_action(self, kind: str) -> None:
         {"process": self.w.restart, "save": self.w.save_results_as}.get(kind, lambda: None)()
 
     def _on_sources_failing(self, failing) -> None:
         if failing.names:
-            self.w.show_error(f"Power source {', '.join(failing.names)} stopped answering ({failing.detail}). Its "
-                            "samples are gaps, and energy over them is unknown: the run goes on.", kind="sources")
+            self.w.show_error(
+                f"Power source {', '.join(failing.names)} stopped answering ({failing.detail}). Its "
+                "samples are gaps, and energy over them is unknown: the run goes on.",
+                kind="sources",
+            )
         else:
             self.w.banner.clear("sources")
-
 
     def update_controls(self) -> None:
         state = self.w.controller.state
@@ -174,8 +179,12 @@ class Presenter(QObject):
         self.w.stop_button.setEnabled(state == "running")
         self.w.power_panel.idle_button.setEnabled(idle)
         self.w.engine_panel.reload_button.setEnabled(idle)
-        for widget in (self.w.model_panel.open_button, self.w.model_panel.recent, self.w.power_panel.source,
-                       self.w.workload_panel.choice):
+        for widget in (
+            self.w.model_panel.open_button,
+            self.w.model_panel.recent,
+            self.w.power_panel.source,
+            self.w.workload_panel.choice,
+        ):
             widget.setEnabled(state in ("idle", "ready"))
         self.w.actions["restart"].setEnabled(state == "dead")
         if state in ("idle", "ready"):
@@ -186,7 +195,9 @@ class Presenter(QObject):
 
     def _data_arrived(self) -> None:
         self.dirty = True
-        self.w.rate_label.setText(f"sampling {self.w.controller.sampling_hz:.0f} Hz" if self.w.controller.sampling_hz else "")
+        self.w.rate_label.setText(
+            f"sampling {self.w.controller.sampling_hz:.0f} Hz" if self.w.controller.sampling_hz else ""
+        )
 
     def paint(self, force: bool = False) -> None:
         """Redraw only what changed, and nothing while the window is minimized or hidden.
@@ -222,8 +233,10 @@ class Presenter(QObject):
         model = self.w.controller.model
         name = model.facts.file_name if model else "no model"
         state = self.w.controller.state
-        doing = {"running": self._run_label or "running", "stopping": "stopping", "loading": "loading",
-                 "dead": "measuring process stopped"}.get(state, "ready")
+        doing = {
+            "running": self._run_label or "running",
+            "stopping": "stopping",
+            "loading": "loading",
+            "dead": "measuring process stopped",
+        }.get(state, "ready")
         self.w.dashboard.set_header(f"{name} · {doing}")
-
-

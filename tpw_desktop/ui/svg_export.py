@@ -5,6 +5,7 @@ format current Qt writes ("ValueError: not enough values to unpack",
 pyqtgraph issue #3485). Qt can draw a scene straight into an SVG, so that
 is what the charts' export uses instead.
 """
+
 from __future__ import annotations
 
 from PySide6.QtCore import QRectF

@@ -1,4 +1,5 @@
 """Big-number tiles: each figure with its unit and how it was obtained."""
+
 from __future__ import annotations
 
 import math
@@ -74,7 +75,9 @@ class Tile(QFrame):
         self.title.setStyleSheet(f"font-size: {round(9 * scale)}pt; color: palette(placeholder-text);")
         self.value.setStyleSheet(f"font-size: {round(20 * scale)}pt; font-weight: 600;")
         self.unit_label.setStyleSheet(f"font-size: {round(9 * scale)}pt;")
-        self.method.setStyleSheet(f"font-size: {round(8 * scale)}pt; font-style: italic; color: palette(placeholder-text);")
+        self.method.setStyleSheet(
+            f"font-size: {round(8 * scale)}pt; font-style: italic; color: palette(placeholder-text);"
+        )
 
 
 class TileBoard(QWidget):

@@ -6,14 +6,15 @@ compare view opens on it. Sessions picked in History open in Compare.
 Prometheus metrics are served by the measuring process (its sampler, its
 runs), on loopback, while *Run ▸ Serve Prometheus metrics* is on.
 """
+
 from __future__ import annotations
 
 from PySide6.QtCore import QObject
 from PySide6.QtWidgets import QLabel
 
-from ..endpoint.bench import cut_short_note, levels_table
-from ..exporter import DEFAULT_PORT
-from ..metrics.dashboard import endpoint_dashboard
+from ..prometheus.exporter import DEFAULT_PORT
+from ..run.server import cut_short_note, levels_table
+from ..view.dashboard import endpoint_dashboard
 from .dialogs import QuantizeDialog, SweepDialog
 from .endpoint_dialog import EndpointDialog
 

@@ -1,0 +1,46 @@
+"""Form helpers every panel and dialog shares.
+
+Spin boxes and combo boxes ignore the mouse wheel unless they have focus:
+scrolling a panel must not change a setting under the pointer.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QEvent, QObject, Qt
+from PySide6.QtWidgets import QComboBox
+
+
+class _WheelGuard(QObject):
+    """Lets the wheel scroll the panel instead of changing an unfocused spin box or combo box."""
+
+    def eventFilter(self, watched, event) -> bool:
+        if event.type() == QEvent.Wheel and not watched.hasFocus():
+            event.ignore()
+            return True
+        return False
+
+
+def guard_wheel(*widgets) -> None:
+    guard = _WheelGuard(widgets[0])
+    for widget in widgets:
+        widget.setFocusPolicy(Qt.StrongFocus)
+        widget.installEventFilter(guard)
+
+
+def set_combo_value(combo: QComboBox, value) -> None:
+    index = combo.findData(value)
+    if index >= 0:
+        combo.setCurrentIndex(index)
+
+
+def spin_box(cls, low, high, value, *, suffix: str = "", step=None, special: str = "", tip: str = ""):
+    """A QSpinBox or QDoubleSpinBox with its range, value, suffix and tooltip in one call."""
+    spin = cls()
+    spin.setRange(low, high)
+    if step is not None:
+        spin.setSingleStep(step)
+    spin.setValue(value)
+    spin.setSuffix(suffix)
+    spin.setSpecialValueText(special)
+    spin.setToolTip(tip)
+    return spin

@@ -1,0 +1,93 @@
+"""The measuring process's outbox: what happened, in order, plus new power samples, in batches.
+
+One batch every 250 ms while a run streams and every 500 ms otherwise (at
+once for a state change the window is waiting for), never one message per
+token: each wake-up here takes CPU the model's threads would use.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+
+from ..power import Sampler
+from .protocol import Batch, SampleBlock, SourcesFailing
+
+# As often as the window redraws while a run streams (its rate charts have 250 ms bins), and
+# every wake-up here takes the CPU the model's threads would use.
+STREAMING_BATCH_S = 0.25
+IDLE_BATCH_S = 0.5
+
+
+class Forwarder:
+    """Sends the outbox and new samples over the pipe, batched; the only thread that writes to it."""
+
+    def __init__(self, conn):
+        self.conn = conn  # the write end of the pipe to the window
+        self.outbox: deque = deque()
+        self.streaming = threading.Event()
+        self.wake = threading.Event()
+        self.closed = threading.Event()
+        self._lock = threading.Lock()  # the sampler and its cursors change together
+        self._sampler: Sampler | None = None
+        self._cursors: list[int] = []
+        self._failing: tuple[str, ...] = ()
+        self._thread = threading.Thread(target=self._run, name="tpw-forwarder", daemon=True)
+        self._thread.start()
+
+    def post(self, item, urgent: bool = False) -> None:
+        self.outbox.append(item)
+        if urgent:
+            self.wake.set()
+
+    def use_sampler(self, sampler: Sampler | None) -> None:
+        self.flush()
+        with self._lock:
+            self._sampler = sampler
+            self._cursors = [0] * len(sampler.sources) if sampler else []
+            self._failing = ()
+
+    def flush(self) -> None:
+        """Send what is waiting now (from the main thread, before it changes the sampler)."""
+        self.wake.set()
+        deadline = time.monotonic() + 2
+        while self.outbox and time.monotonic() < deadline and not self.closed.is_set():
+            time.sleep(0.005)
+
+    def _run(self) -> None:
+        while not self.closed.is_set():
+            self.wake.wait(STREAMING_BATCH_S if self.streaming.is_set() else IDLE_BATCH_S)
+            self.wake.clear()
+            try:
+                self.conn.send(self._next_batch())
+            except (OSError, EOFError, BrokenPipeError):  # the window is gone
+                self.closed.set()
+
+    def _next_batch(self) -> Batch:
+        items = []
+        while self.outbox:
+            items.append(self.outbox.popleft())
+        with self._lock:
+            return self._with_samples(items)
+
+    def _with_samples(self, items: list) -> Batch:
+        sampler, blocks = self._sampler, []
+        if sampler is not None:
+            for i in range(len(sampler.sources)):
+                self._cursors[i], data = sampler.ring(i).since(self._cursors[i])
+                if len(data["t_ns"]):
+                    blocks.append(SampleBlock(i, data["t_ns"], data["power_w"]))
+            failing = tuple(sampler.failing_sources())
+            if failing != self._failing:
+                errors = sampler.errors()
+                items.append(SourcesFailing(failing, errors[-1].message if failing and errors else None))
+                self._failing = failing
+        hz = sampler.stats().achieved_hz if sampler is not None else None
+        return Batch(tuple(items), tuple(blocks), hz)
+
+    def close(self) -> None:
+        self.flush()
+        self.closed.set()
+        self.wake.set()
+        self._thread.join(2)

@@ -1,0 +1,365 @@
+"""The measuring process: engine, power sampler and session writer, away from the window.
+
+The window's painting can't take the GIL from the token loop here, and
+this process's CPU time is what ``estimate-process`` counts. Three threads:
+
+- the main thread runs jobs (select power, load, run) one at a time; it
+  owns the engine, as llama.cpp requires;
+- a command thread reads the pipe, so Stop takes effect at once even while
+  a run holds the main thread;
+- a forwarder sends what happened, in order, plus new power samples, as one
+  batch every 250 ms while a run streams and every 500 ms otherwise (and at
+  once for a state change the window is waiting for).
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+from dataclasses import replace
+
+from ..errors import TpwError
+from ..power import PowerEnvironment, Sampler, open_sources
+from .forwarder import Forwarder
+from .protocol import (
+    EndpointFinished,
+    Loaded,
+    LoadFailed,
+    Loading,
+    LoadModel,
+    MetricsServing,
+    PowerFailed,
+    PowerReady,
+    Quantize,
+    QuantizeFailed,
+    QuantizeFinished,
+    QuantizeProgress,
+    RunFailed,
+    RunFinished,
+    RunStarted,
+    SelectPower,
+    ServeMetrics,
+    Shutdown,
+    SourceInfo,
+    Started,
+    StartEndpoint,
+    StartRun,
+    StartSweep,
+    StopRun,
+    SweepFinished,
+    SweepStarted,
+)
+
+
+class MeasuringProcess:
+    """The jobs, run on this process's main thread."""
+
+    def __init__(self, commands, events, db_path: str | None, record: bool):
+        self.commands = commands  # the read end of the window's command pipe
+        self.forward = Forwarder(events)
+        self.jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self.stop = threading.Event()
+        self.engine = None
+        self.sampler: Sampler | None = None
+        self.power: SelectPower | None = None  # the window's choice; an endpoint may swap in the machine's estimate
+        self.power_swapped = False
+        self.metrics: ServeMetrics | None = None  # what the window asked for
+        self.exporter = None  # serving while asked for and a sampler runs
+        self._exporter_lock = threading.Lock()
+        self.writer, db, problem = None, None, None
+        if record:
+            try:
+                from ..store import open_recorder
+
+                self.writer, db = open_recorder(db_path)
+            except TpwError as exc:
+                problem = str(exc)
+        from ..engine.settings import build_facts
+
+        self.forward.post(Started(os.getpid(), str(db) if db else None, problem, build_facts()), urgent=True)
+        threading.Thread(target=self._read_commands, name="tpw-commands", daemon=True).start()
+
+    def _read_commands(self) -> None:
+        while True:
+            try:
+                command = self.commands.recv()
+            except (EOFError, OSError):  # the window is gone: wind down
+                command = Shutdown()
+            if isinstance(command, StopRun):
+                self.stop.set()
+                continue
+            if isinstance(command, ServeMetrics):  # at once, even during a run
+                self.metrics = command if command.port is not None else None
+                self._restart_exporter()
+                continue
+            if isinstance(command, Shutdown):
+                self.stop.set()
+            self.jobs.put(command)
+            if isinstance(command, Shutdown):
+                return
+
+    def serve(self) -> None:
+        while True:
+            job = self.jobs.get()
+            if isinstance(job, Shutdown):
+                break
+            handler = {
+                SelectPower: self.select_power,
+                LoadModel: self.load,
+                StartRun: self.run,
+                StartSweep: self.sweep,
+                StartEndpoint: self.endpoint,
+                Quantize: self.quantize,
+            }[type(job)]
+            handler(job)
+        self.close()
+
+    def select_power(self, job: SelectPower, *, chosen: bool = True) -> None:
+        """``chosen``: the window's choice (kept to come back to), not a swap for one endpoint run."""
+        try:
+            env = PowerEnvironment(tdp_w=job.tdp_w, auto_estimate=job.auto_estimate)
+            sampler = Sampler(open_sources(job.spec, env), rate_hz=job.rate_hz)
+        except TpwError as exc:
+            self.forward.post(PowerFailed(job.spec, str(exc)), urgent=True)
+            return
+        if chosen:  # what is sampled now; a source that failed to open leaves the previous one, and its choice
+            self.power = job
+        self.power_swapped = not chosen
+        self._close_sampler()
+        sampler.start()
+        sampler.wait_until(time.monotonic_ns())
+        self.sampler = sampler
+        self.forward.use_sampler(sampler)
+        self._restart_exporter()
+        sources = tuple(SourceInfo(s.name, s.method, s.measures) for s in sampler.sources)
+        self.forward.post(PowerReady(job.spec, sources, time.monotonic_ns(), chosen), urgent=True)
+
+    def load(self, job: LoadModel) -> None:
+        """A file that isn't a usable GGUF is refused before the current model is closed."""
+        from ..engine.gguf_info import read_model_facts
+        from ..engine.llama_engine import Engine
+
+        started = time.monotonic()
+        self.forward.post(Loading(job.path, "reading the GGUF header"), urgent=True)
+        try:
+            read_model_facts(job.path)
+        except TpwError as exc:
+            self.forward.post(LoadFailed(str(exc), self._loaded_name()), urgent=True)
+            return
+        self.forward.post(Loading(job.path, "loading weights into llama.cpp"), urgent=True)
+        self._close_engine()
+        try:
+            self.engine = Engine(job.path, job.settings)
+        except Exception as exc:  # noqa: BLE001 - llama.cpp fails in many ways; the process must survive
+            message = (
+                str(exc) if isinstance(exc, TpwError) else f"{job.path}: could not load ({type(exc).__name__}: {exc})"
+            )
+            self.forward.post(LoadFailed(message, None), urgent=True)
+            return
+        e = self.engine
+        self.forward.post(
+            Loaded(e.facts, e.build, e.settings, tuple(e.warnings), time.monotonic() - started), urgent=True
+        )
+
+    def _use_chosen_power(self) -> None:
+        """After an endpoint swapped in the machine's estimate: a local run counts this process again."""
+        if self.power_swapped and self.power is not None:
+            self.select_power(self.power)
+
+    def _see_the_server(self) -> None:
+        """An estimate of this process alone can't see a server's CPU: the machine's estimate, until a local run."""
+        from ..run.server import blind_to_servers
+
+        if self.power is not None and self.sampler is not None and blind_to_servers(self.sampler.sources):
+            machine = replace(
+                self.power, spec=self.power.spec.replace("estimate-process", "estimate"), auto_estimate="estimate"
+            )
+            self.select_power(machine, chosen=False)
+
+    def run(self, job: StartRun) -> None:
+        from ..run.session import MeasuredRun
+
+        self._use_chosen_power()
+        if self.engine is None or self.sampler is None:
+            self.forward.post(
+                RunFailed("no model is loaded" if self.engine is None else "no power source", None), urgent=True
+            )
+            return
+        self.stop.clear()
+        recorder = self.writer if job.record else None
+        if self.exporter is not None:
+            self.exporter.set_model(
+                self.engine.facts.file_name,
+                self.engine.facts.quantization,
+                "GPU" if self.engine.settings.n_gpu_layers else "CPU",
+            )
+        run = MeasuredRun(
+            self.engine, self.sampler, job.options, recorder=recorder, listener=self._listener, stop=self.stop
+        )
+        self.forward.post(RunStarted(time.monotonic_ns(), tuple(t.name for t in job.tests), job.record), urgent=True)
+        self.forward.streaming.set()
+        try:
+            report = run.run(list(job.tests), job.workload_text)
+        except Exception as exc:  # noqa: BLE001 - reported in the window; saved as failed by MeasuredRun
+            message = str(exc) if isinstance(exc, TpwError) else f"{type(exc).__name__}: {exc}"
+            self.forward.post(RunFailed(message, run.report), urgent=True)
+            return
+        finally:
+            self.forward.streaming.clear()
+        self.forward.post(RunFinished(report, job.record), urgent=True)
+
+    def sweep(self, job: StartSweep) -> None:
+        """The sweep loads each variant's model itself; the window's model comes back afterwards."""
+        from ..power.limits import PowerLimiter
+        from ..run.sweep import SweepRunner
+
+        if self.sampler is None:
+            self.forward.post(SweepFinished("failed", None, 0, "no power source"), urgent=True)
+            return
+        self._use_chosen_power()
+        previous = LoadModel(self.engine.facts.path, self.engine.settings) if self.engine is not None else None
+        self._close_engine()
+        self.stop.clear()
+        limiter = None
+        status, sweep_id, runs, error = "failed", None, 0, None
+        self.forward.post(SweepStarted(time.monotonic_ns(), len(job.plan.variants) * job.plan.rounds), urgent=True)
+        if self.exporter is not None:
+            self.exporter.set_model(f"sweep of {job.plan.kind}", "various", "various")
+        self.forward.streaming.set()
+        try:
+            if any(v.power_limit_w is not None for v in job.plan.variants):
+                limiter = PowerLimiter()
+            runner = SweepRunner(
+                job.plan, self.sampler, recorder=self.writer, listener=self._listener, stop=self.stop, limiter=limiter
+            )
+            report = runner.run()
+            status, sweep_id, runs = report.status, report.sweep_id, len(report.runs)
+        except Exception as exc:  # noqa: BLE001 - said in the window; the finished runs are saved
+            error = str(exc) if isinstance(exc, TpwError) else f"{type(exc).__name__}: {exc}"
+        finally:
+            self.forward.streaming.clear()
+            if limiter is not None:
+                limiter.close()
+        self.forward.post(SweepFinished(status, sweep_id, runs, error), urgent=True)
+        if previous is not None:
+            self.load(previous)
+
+    def endpoint(self, job: StartEndpoint) -> None:
+        """A server's tokens against this process's sampler; its chunks stream to the window as tokens."""
+        from ..engine.workloads import get_workload
+        from ..peers.openai_server import Endpoint
+        from ..run.server import EndpointBench
+
+        if self.sampler is None:
+            self.forward.post(EndpointFinished("failed", None, "no power source", ()), urgent=True)
+            return
+        self._see_the_server()
+        self.stop.clear()
+        if self.exporter is not None:
+            self.exporter.set_model(job.api_model, "?", "endpoint")
+        self.forward.post(RunStarted(time.monotonic_ns(), (job.workload,), self.writer is not None), urgent=True)
+        self.forward.streaming.set()
+        try:
+            bench = EndpointBench(
+                Endpoint(job.url, job.timeout_s),
+                job.api_model,
+                get_workload(job.workload),
+                job.levels,
+                self.sampler,
+                job.options,
+                repetitions=job.repetitions,
+                recorder=self.writer,
+                listener=self._listener,
+                stop=self.stop,
+            )
+            report = bench.run()
+            levels = tuple(lv.as_dict() for lv in report.levels)
+            finished = EndpointFinished(report.status, report.session_id, report.error, levels)
+        except Exception as exc:  # noqa: BLE001 - said in the window
+            message = str(exc) if isinstance(exc, TpwError) else f"{type(exc).__name__}: {exc}"
+            finished = EndpointFinished("failed", None, message, ())
+        finally:
+            self.forward.streaming.clear()
+        self.forward.post(finished, urgent=True)
+
+    def quantize(self, job: Quantize) -> None:
+        from ..engine.quantize import describe, quantize
+
+        def progress(done: int, total: int) -> None:
+            self.forward.post(QuantizeProgress(done, total), urgent=done == total)
+
+        try:
+            result = quantize(
+                job.source, job.qtype, job.output, allow_requantize=job.allow_requantize, progress=progress
+            )
+        except Exception as exc:  # noqa: BLE001 - llama.cpp fails in many ways; the process must survive
+            message = str(exc) if isinstance(exc, TpwError) else f"{type(exc).__name__}: {exc}"
+            self.forward.post(QuantizeFailed(message), urgent=True)
+            return
+        self.forward.post(QuantizeFinished(result.output.path, describe(result)), urgent=True)
+
+    def _listener(self, event) -> None:
+        """A run's events: to the window, and to the exporter's token counters when it serves."""
+        self.forward.post(event)
+        exporter = self.exporter
+        if exporter is not None:
+            exporter.listener(event)
+
+    def _restart_exporter(self) -> None:
+        """Serve (again, for a new sampler) or stop serving, as the window last asked."""
+        from ..prometheus.exporter import MetricsExporter
+
+        with self._exporter_lock:
+            if self.exporter is not None:
+                self.exporter.close()
+                self.exporter = None
+            if self.metrics is None or self.sampler is None:
+                self.forward.post(MetricsServing(None), urgent=True)
+                return
+            exporter = MetricsExporter(self.sampler)
+            try:
+                port = exporter.serve(self.metrics.port, self.metrics.bind)
+            except OSError as exc:
+                self.forward.post(
+                    MetricsServing(
+                        None, f"can't serve metrics on {self.metrics.bind}:{self.metrics.port}: {exc.strerror or exc}"
+                    ),
+                    urgent=True,
+                )
+                return
+            self.exporter = exporter
+            self.forward.post(MetricsServing(f"http://{self.metrics.bind}:{port}/metrics"), urgent=True)
+
+    def _loaded_name(self) -> str | None:
+        return self.engine.facts.file_name if self.engine is not None else None
+
+    def _close_engine(self) -> None:
+        if self.engine is not None:
+            self.engine.close()
+            self.engine = None
+
+    def _close_sampler(self) -> None:
+        with self._exporter_lock:
+            if self.exporter is not None:  # it reads this sampler
+                self.exporter.close()
+                self.exporter = None
+        if self.sampler is not None:
+            self.forward.use_sampler(None)
+            self.sampler.stop()
+            for source in self.sampler.sources:
+                source.close()
+            self.sampler = None
+
+    def close(self) -> None:
+        self._close_engine()
+        self._close_sampler()
+        if self.writer is not None:
+            self.writer.close()
+        self.forward.close()
+
+
+def main(commands, events, db_path: str | None, record: bool) -> None:
+    """The process's entry point (multiprocessing, spawn): serve until told to stop or orphaned."""
+    MeasuringProcess(commands, events, db_path, record).serve()
