@@ -1,16 +1,21 @@
 # The two commands a fresh clone needs (see README.md):
 #   make run    install everything, then open the dashboard on the bundled model
 #   make test   install everything, then run the whole test suite
+# (make test-quick leaves out the slow tests: the inner loop while developing)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test bench install clean
+.PHONY: run test test-quick bench install clean
 
 run: $(VENV)/.installed
 	$(VENV)/bin/tpw-desktop
 
 test: $(VENV)/.installed-test
 	$(PY) -m pytest
+
+# The inner loop: everything but the slow tests (the benchmarks' smoke runs, the soak, the bundled model).
+test-quick: $(VENV)/.installed-test
+	$(PY) -m pytest -m "not slow"
 
 # Every benchmark, alternating what it compares; writes docs/performance.md and .json.
 # LLAMA_BENCH=path/to/llama-bench adds the comparison with llama-bench (README).

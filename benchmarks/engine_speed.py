@@ -104,21 +104,22 @@ class Bare:
 
 def tpw_rates(engine, sampler, db: Path, test, reps: int) -> tuple[float, float | None]:
     """Mean tokens/s of the test's main phase through MeasuredRun, and µs per token outside llama_decode."""
-    from tpw_desktop.run.session import MeasuredRun, RunOptions
+    from tpw_desktop.record.meta import RunOptions
+    from tpw_desktop.run.session import MeasuredRun
     from tpw_desktop.store import SessionWriter, Store
 
     with SessionWriter(db) as writer:
         report = MeasuredRun(engine, sampler, RunOptions(repetitions=reps, idle_s=0, settle_s=0), recorder=writer).run(
             [test]
         )
-    rates = [r.figures.tokens_per_s for r in report.results]
+    rates = [r.row.figures.tokens_per_s for r in report.results]
     outside = None
     if test.kind == "tg":
         with Store(db) as store:
             calls = store.calls(report.session_id)
             results = store.results(report.session_id)
         per_token = [
-            (r["seconds"] * 1e3 - c["perf"]["generation_ms"]) / r["tokens"] * 1e3 for r, c in zip(results, calls)
+            (r.figures.seconds * 1e3 - c.perf.generation_ms) / r.figures.tokens * 1e3 for r, c in zip(results, calls)
         ]
         outside = statistics.median(per_token)
     return statistics.mean(rates), outside
@@ -157,9 +158,10 @@ def run(
 ) -> Result:
     import numpy as np
 
-    from tpw_desktop.engine.llama_engine import EngineSettings, load_engine
+    from tpw_desktop.engine.llama_engine import load_engine
     from tpw_desktop.engine.workloads import TestSpec
     from tpw_desktop.power import PowerTrace, ReplaySource, Sampler
+    from tpw_desktop.record.meta import EngineSettings
 
     rounds = rounds or (1 if quick else 6)
     n_tg, n_pp, reps = (16, 32, 1) if quick else (128, 512, 3)
@@ -201,7 +203,8 @@ def outside_by_model_size(quick: bool) -> list[list]:
     """tpw's per-token time outside llama_decode for models of growing size: it should not grow."""
     from gguf_factory import write_tiny_llama
 
-    from tpw_desktop.engine.llama_engine import Engine, EngineSettings, load_engine
+    from tpw_desktop.engine.llama_engine import Engine, load_engine
+    from tpw_desktop.record.meta import EngineSettings
 
     tmp = Path(tempfile.mkdtemp())
     models = [

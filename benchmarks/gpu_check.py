@@ -16,7 +16,6 @@ can't download one: the tokens are meaningless, the power and timing real.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
 import time
@@ -80,10 +79,13 @@ def main() -> None:
 
     import llama_cpp
 
-    from tpw_desktop.engine.llama_engine import EngineSettings, load_engine
+    from tpw_desktop import serialize
+    from tpw_desktop.engine.llama_engine import load_engine
     from tpw_desktop.engine.workloads import TestSpec
-    from tpw_desktop.power import Sampler, open_sources, source_summary
-    from tpw_desktop.run.session import MeasuredRun, RunOptions
+    from tpw_desktop.power import Sampler, open_sources, source_facts
+    from tpw_desktop.record import fields
+    from tpw_desktop.record.meta import EngineSettings, RunOptions
+    from tpw_desktop.run.session import MeasuredRun
 
     result: dict = {
         "host": platform.node(),
@@ -98,14 +100,14 @@ def main() -> None:
     result["model_shape"] = shape
 
     sources = open_sources(args.power)
-    result["power_sources"] = [source_summary(s) for s in sources]
+    result["power_sources"] = [source_facts(s) for s in sources]
     for s in sources:
         print(f"power: {s.name} [{s.method}] {s.measures} {s.info()}", flush=True)
     n_ctx = max(args.n_prompt + args.n_gen) + 64
     tests = [TestSpec.pp(n) for n in args.n_prompt] + [TestSpec.tg(n) for n in args.n_gen]
     with Sampler(sources, rate_hz=args.rate_hz) as sampler, load_engine(model, EngineSettings(n_ctx=n_ctx)) as engine:
-        result["model"] = engine.facts.as_dict()
-        result["settings"] = dict(engine.settings.__dict__.items())
+        result["model"] = engine.facts.ref()
+        result["settings"] = engine.settings
         result["load_ms"] = engine.load_ms
         result["telemetry_before"] = [s.telemetry() for s in sources if hasattr(s, "telemetry")]
         options = RunOptions(repetitions=args.repetitions, idle_s=args.idle_s, settle_s=args.settle_s)
@@ -113,7 +115,7 @@ def main() -> None:
         result["telemetry_after"] = [s.telemetry() for s in sources if hasattr(s, "telemetry")]
         windows = []
         print(f"\n{'test':8} {'rep':>3} {'s':>7} {'counter J':>10} {'integrated J':>13} {'ratio':>6} {'upd':>4}")
-        for res in report.results:
+        for res in (r.row for r in report.results):
             for row in sampler.compare_methods(res.t_start_ns, res.t_end_ns):
                 row.update(
                     test=res.test,
@@ -130,11 +132,11 @@ def main() -> None:
                     flush=True,
                 )
         result["windows"] = windows
-        result["summary"] = [s.as_dict() for s in report.summaries]
-        result["idle"] = report.idle.__dict__ if report.idle else None
+        result["summary"] = fields.rows(report.summaries, json_text=False)
+        result["idle"] = report.idle
         result["idle_reason"] = report.idle_reason
         result["sampler"] = report.sampler
-    args.out.write_text(json.dumps(result, indent=2, default=str))
+    args.out.write_text(serialize.dumps(result, indent=2))
     print(f"\nwrote {args.out}")
 
 

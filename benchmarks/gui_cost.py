@@ -144,7 +144,7 @@ def paused(window: Window):
 ARMS = ("bench_alone", "bench_beside_idle_window", "window_run", "presentation_run")
 
 
-def measure(rounds: int, reps: int) -> dict:
+def measure(rounds: int, reps: int, cpu_s: float = 10.0) -> dict:
     """Rounds of the four arms, in alternating order, with one window kept open throughout.
 
     'Alone' pauses the window and its measuring process (SIGSTOP), so the
@@ -152,7 +152,7 @@ def measure(rounds: int, reps: int) -> dict:
     """
     window = Window(reps)
     window.child_pid = window.ask("pid")["pid"]
-    cpu = window.ask("idle-cpu")
+    cpu = window.ask(f"idle-cpu {cpu_s:g}")
 
     db = Path(window.tmp) / "bench.db"
 
@@ -186,7 +186,7 @@ def measure(rounds: int, reps: int) -> dict:
         + ", ".join(f"{k} {v:.3f}x" for k, v in ratios.items())
     )
     print(
-        f"idle window, GUI process CPU (% of one core, 10 s each): normal {cpu['normal']:.2f}%, "
+        f"idle window, GUI process CPU (% of one core, {cpu_s:g} s each): normal {cpu['normal']:.2f}%, "
         f"presentation {cpu['presentation']:.2f}%, minimized {cpu['minimized']:.2f}%; "
         f"its measuring process meanwhile {cpu['child_normal']:.2f}%"
     )
@@ -258,11 +258,11 @@ def driver(reps: int, tmp: str) -> None:
             report = window.controller.last_report
             window.set_presentation(False)
             window.showNormal()
-            reply("run", tg=report.summaries[0].tokens_per_s[0], status=report.status)
+            reply("run", tg=report.summaries[0].tokens_per_s_mean, status=report.status)
 
         when(lambda: done, finished)
 
-    def idle_cpu() -> None:
+    def idle_cpu(seconds: float) -> None:
         result = {}
 
         def step3(value) -> None:
@@ -274,15 +274,15 @@ def driver(reps: int, tmp: str) -> None:
             result["presentation"] = value
             window.set_presentation(False)
             window.showMinimized()
-            QTimer.singleShot(1000, lambda: cpu_percent(me, 10, step3))
+            QTimer.singleShot(1000, lambda: cpu_percent(me, seconds, step3))
 
         def step1(value) -> None:
             result["normal"] = value
             window.set_presentation(True)
-            QTimer.singleShot(1000, lambda: cpu_percent(me, 10, step2))
+            QTimer.singleShot(1000, lambda: cpu_percent(me, seconds, step2))
 
-        cpu_percent(child(), 10, lambda v: result.__setitem__("child_normal", v))
-        cpu_percent(me, 10, step1)
+        cpu_percent(child(), seconds, lambda v: result.__setitem__("child_normal", v))
+        cpu_percent(me, seconds, step1)
 
     def command() -> None:
         line = sys.stdin.readline().split()
@@ -293,7 +293,7 @@ def driver(reps: int, tmp: str) -> None:
         elif line[0] == "run":
             run(presentation="presentation" in line, minimized="minimized" in line)
         elif line[0] == "idle-cpu":
-            idle_cpu()
+            idle_cpu(float(line[1]))
         elif line[0] == "pid":
             reply("pid", pid=window.controller.client.pid)
 
@@ -311,7 +311,7 @@ def run(quick: bool = False, rounds: int | None = None, reps: int | None = None)
     rounds, reps = rounds or (1 if quick else 10), reps or (1 if quick else 3)
     display = start_display()
     try:
-        result = measure(rounds, reps)
+        result = measure(rounds, reps, cpu_s=2.0 if quick else 10.0)
     finally:
         for process in reversed(display):
             process.terminate()

@@ -37,7 +37,8 @@ def history(origin_ns: int, hours: float, rate_hz: float = 50.0):
     """A live series holding ``hours`` of power at ``rate_hz`` and a workload call every 10 s."""
     import numpy as np
 
-    from tpw_desktop.record.token import TokenEvent
+    from tpw_desktop.metrics import IdleBaseline
+    from tpw_desktop.record.calls import TokenEvent
     from tpw_desktop.run.events import CallStarted, PhaseEnded
     from tpw_desktop.view.live import LiveSeries
 
@@ -55,11 +56,12 @@ def history(origin_ns: int, hours: float, rate_hz: float = 50.0):
             [
                 CallStarted("chat", "workload", 0, call, 400, start),
                 *tokens,
-                PhaseEnded("chat", 0, call, "pp", start, first, 400),
-                PhaseEnded("chat", 0, call, "tg", first, tokens[-1].t_ns, 299),
+                PhaseEnded("chat", 0, call, "pp", start, first, 400, "workload"),
+                PhaseEnded("chat", 0, call, "tg", first, tokens[-1].t_ns, 299, "workload"),
+                PhaseEnded("chat", 0, call, "total", start, tokens[-1].t_ns, 700, "workload"),
             ]
         )
-    live.idle_w = 80.0
+    live.idle = IdleBaseline(80.0, 3.0, "replayed", True)
     return live
 
 
@@ -68,7 +70,7 @@ def frame_times(app, hours: float, iterations: int) -> dict:
     import numpy as np
     from PySide6.QtCore import QElapsedTimer
 
-    from tpw_desktop.record.token import TokenEvent
+    from tpw_desktop.record.calls import TokenEvent
     from tpw_desktop.ui.charts import LiveCharts
     from tpw_desktop.ui.theme import DARK
 

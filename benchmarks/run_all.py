@@ -21,18 +21,20 @@ from pathlib import Path
 
 from common import ROOT, Result
 
-BENCHMARKS = ("engine", "sampler", "store", "gui", "dashboard")
+BENCHMARKS = ("engine", "sampler", "store", "gui", "dashboard", "fleet")
 
 
 def machine() -> dict:
+    from dataclasses import asdict
+
     import psutil
 
     from tpw_desktop.engine.settings import build_facts
-    from tpw_desktop.run.machine import machine_facts
+    from tpw_desktop.run.meta import machine_facts
 
     build = build_facts()
     return {
-        **machine_facts(),
+        **asdict(machine_facts()),
         "llama_cpp_python": build.llama_cpp_python_version,
         "gpu_offload": build.gpu_offload_supported,
         "load_average": list(psutil.getloadavg()),
@@ -44,7 +46,13 @@ def run_one(name: str, quick: bool, llama_bench: str | None) -> Result:
         import engine_speed
 
         return engine_speed.run(quick, llama_bench=llama_bench)
-    module = {"sampler": "sampler_rate", "store": "store_perf", "gui": "gui_perf", "dashboard": "gui_cost"}[name]
+    module = {
+        "sampler": "sampler_rate",
+        "store": "store_perf",
+        "gui": "gui_perf",
+        "dashboard": "gui_cost",
+        "fleet": "fleet_scale",
+    }[name]
     return __import__(module).run(quick)
 
 

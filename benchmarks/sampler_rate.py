@@ -37,10 +37,10 @@ def measure(rate_hz: float, seconds: float, n_sources: int = 1) -> dict:
     time.sleep(0.3)  # let it settle; measure a steady window
     native = sampler._thread.native_id
     cpu0, wall0 = thread_cpu_s(native), time.monotonic()
-    first = sampler.ring(0).total_written
+    first = sampler.samples_written(0)
     time.sleep(seconds)
     cpu1, wall1 = thread_cpu_s(native), time.monotonic()
-    written = sampler.ring(0).total_written - first
+    written = sampler.samples_written(0) - first
     t = sampler.snapshot(0, last=written)["t_ns"]
     sampler.stop()
     jitter_ms = np.abs(np.diff(t) / 1e6 - 1000 / rate_hz)

@@ -38,13 +38,15 @@ def rss_mb(pid: int) -> float:
     return psutil.Process(pid).memory_info().rss / 2**20
 
 
-def soak(minutes: float, window_open: bool) -> dict:
+def soak(minutes: float, window_open: bool, model: Path | None = None, n_gen: int = 512) -> dict:
+    """``model``: the bundled one by default (the suite's smoke run passes a tiny generated one, whose
+    short repetitions keep the context's clear-and-reuse in the run even on a loaded machine)."""
     from PySide6.QtCore import QSettings, QTimer
     from PySide6.QtWidgets import QApplication
 
     from tpw_desktop.engine.workloads import TestSpec
     from tpw_desktop.paths import bundled_model_path, resources_dir
-    from tpw_desktop.run.session import RunOptions
+    from tpw_desktop.record.meta import RunOptions
     from tpw_desktop.ui.controller import RunController
     from tpw_desktop.ui.main_window import MainWindow
 
@@ -58,13 +60,13 @@ def soak(minutes: float, window_open: bool) -> dict:
             controller=controller,
             settings=QSettings(str(tmp / "s.ini"), QSettings.IniFormat),
             power_choices=[(f"replay:{resources_dir() / TRACE}", "demo")],
-            bundled_model=bundled_model_path(),
+            bundled_model=model or bundled_model_path(),
         )
         window.resize(1600, 1000)
         window.show()
     else:
         controller.select_power(f"replay:{resources_dir() / TRACE}", rate_hz=RATE_HZ)
-    controller.load(bundled_model_path(), _settings())
+    controller.load(model or bundled_model_path(), _settings())
 
     def spin(until) -> None:
         while not until():
@@ -87,14 +89,14 @@ def soak(minutes: float, window_open: bool) -> dict:
     warmup_s = seconds * 0.1
     # One long test: generation that never ends before it is stopped (the tokens run into tg's
     # context only, as llama-bench's tg does; the context is cleared every repetition).
-    controller.start([TestSpec.tg(512)], RunOptions(repetitions=1_000_000, idle_s=0, warmup=False))
+    controller.start([TestSpec.tg(n_gen)], RunOptions(repetitions=1_000_000, idle_s=0, warmup=False))
     started = time.monotonic()
     spin(lambda: time.monotonic() - started >= warmup_s)
     memory_start = {"window": rss_mb(os.getpid()), "measuring": rss_mb(controller.client.pid)}
     spin(lambda: time.monotonic() - started >= seconds)
     memory_end = {"window": rss_mb(os.getpid()), "measuring": rss_mb(controller.client.pid)}
     finished = []
-    controller.run_finished.connect(finished.append)
+    controller.job_finished.connect(lambda f: finished.append(f.result) if f.job == "run" else None)
     controller.stop()
     spin(lambda: finished)
     probe.stop()
@@ -113,7 +115,7 @@ def soak(minutes: float, window_open: bool) -> dict:
     expected = (t1 - t0) / 1e9 * RATE_HZ + 1
     taken_ns = controller.live.sample_times_ns(0)  # what the sampler took and sent to the window
     taken = int(((taken_ns >= t0) & (taken_ns <= t1)).sum())
-    tokens = sum(r.figures.tokens for r in report.results)
+    tokens = sum(r.row.figures.tokens for r in report.results)
     result = {
         "minutes": minutes,
         "window_open": window_open,
@@ -131,7 +133,7 @@ def soak(minutes: float, window_open: bool) -> dict:
         "integrity_check": integrity,
     }
     print(
-        f"soak: {minutes:g} min of generation ({len(report.results)} repetitions of tg512, {tokens} tokens), "
+        f"soak: {minutes:g} min of generation ({len(report.results)} repetitions of tg{n_gen}, {tokens} tokens), "
         f"window {'open' if window_open else 'closed'}, status {report.status}"
     )
     print(
@@ -147,7 +149,7 @@ def soak(minutes: float, window_open: bool) -> dict:
 
 
 def _settings():
-    from tpw_desktop.engine.settings import EngineSettings
+    from tpw_desktop.record.meta import EngineSettings
 
     return EngineSettings(n_ctx=1024)
 

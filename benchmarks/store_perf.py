@@ -44,14 +44,29 @@ def raw_insert_rate(folder: Path, n_rows: int, batch: int = 5_000) -> float:
 
 def writer_throughput(folder: Path, rows_per_s: int, seconds: float, n_sources: int = 4) -> dict:
     from tpw_desktop.paths import bundled_model_path
-    from tpw_desktop.power import PowerTrace, ReplaySource, Sampler
+    from tpw_desktop.power import PowerTrace, ReplaySource
+    from tpw_desktop.power.ring import RingBuffer
+    from tpw_desktop.power.sampler import SAMPLE_COLUMNS
+    from tpw_desktop.record.stored import RunOutcome
     from tpw_desktop.store import SessionWriter, Store
 
     trace = PowerTrace(np.array([0.0, 1.0]), np.array([1.0, 1.0]), None, "t.csv")
     sources = [ReplaySource(trace, time.monotonic_ns) for _ in range(n_sources)]
     for i, s in enumerate(sources):
         s.name = f"gpu{i}"
-    sampler = Sampler(sources)  # not started: this benchmark feeds its rings itself
+    rings = [RingBuffer(1 << 18, SAMPLE_COLUMNS) for _ in sources]
+
+    class Feed:  # the writer's view of a sampler (store.writer.SampleFeed): this benchmark fills the rings
+        def source_names(self):
+            return [s.name for s in sources]
+
+        def samples_written(self, i):
+            return rings[i].total_written
+
+        def samples_since(self, i, before):
+            return rings[i].since(before)
+
+    sampler = Feed()
     path = folder / "writer.db"
     writer = SessionWriter(path)
     session_id = writer.begin(meta_for(bundled_model_path(), sources), sampler)
@@ -63,14 +78,14 @@ def writer_throughput(folder: Path, rows_per_s: int, seconds: float, n_sources: 
     next_tick = time.monotonic()
     while time.monotonic() < t_end:
         for i in range(n_sources):
-            ring = sampler.ring(i)
+            ring = rings[i]
             for _ in range(per_tick):
                 ring.append(t_ns=t, power_w=300.0, energy_j=t / 1e7)
                 t += 1
         produced += per_tick * n_sources
         next_tick += 0.01
         time.sleep(max(0.0, next_tick - time.monotonic()))
-    writer.finish(session_id, "completed", {"summary": [], "sampler": None})
+    writer.finish(session_id, "completed", RunOutcome(None, None))
     cpu1, wall1 = thread_cpu_s(native), time.monotonic()
     writer.close()
     with Store(path) as store:

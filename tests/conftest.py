@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -20,6 +21,17 @@ from gguf_factory import write_tiny_llama
 from tpw_desktop.paths import bundled_model_path
 
 
+def require_display_tools() -> None:
+    """A virtual display and a window manager (Debian's xvfb, openbox): a skip that says how to get them,
+    or a failure where CI requires them (``.ci/run`` installs them)."""
+    missing = [tool for tool in ("Xvfb", "openbox") if shutil.which(tool) is None]
+    if missing:
+        message = f"needs {' and '.join(missing)}: sudo apt install xvfb openbox (README, Development)"
+        if os.environ.get("TPW_REQUIRE_DISPLAY"):
+            pytest.fail(message)
+        pytest.skip(message)
+
+
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
     return write_tiny_llama(tmp_path_factory.mktemp("models") / "tiny-llama-f32.gguf")
@@ -34,7 +46,8 @@ def bundled_model() -> Path:
 
 @pytest.fixture
 def tiny_engine(tiny_model):
-    from tpw_desktop.engine.llama_engine import Engine, EngineSettings
+    from tpw_desktop.engine.llama_engine import Engine
+    from tpw_desktop.record.meta import EngineSettings
 
     engine = Engine(tiny_model, EngineSettings(n_ctx=512))
     yield engine
@@ -115,3 +128,13 @@ def make_window(qtbot, tmp_path, flat_trace, bundled_model):
     yield make
     for window in made:
         window.shutdown()
+
+
+def job_done(job: str, status: str | None = None):
+    """For ``qtbot.waitSignal(controller.job_finished, check_params_cb=job_done("run"))``."""
+    return lambda finished: finished.job == job and (status is None or finished.status == status)
+
+
+def news_of(kind: type):
+    """For ``qtbot.waitSignal(controller.news, check_params_cb=news_of(IdleMeasured))``."""
+    return lambda news: isinstance(news, kind)

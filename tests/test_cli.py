@@ -19,18 +19,20 @@ def test_bench_json_on_the_bundled_model(db_path):
     doc = json.loads(done.stdout, parse_constant=lambda c: pytest.fail(f"{c} is not JSON"))
     [run] = doc["runs"]
     assert run["status"] == "completed"
-    assert run["model"]["quantization"] == "Q4_1" and run["model"]["file_name"].startswith("SmolLM2-135M")
-    assert run["settings"]["flash_attn"] is True
+    meta = run["meta"]
+    assert meta["model"]["quantization"] == "Q4_1" and meta["model"]["file_name"].startswith("SmolLM2-135M")
+    assert meta["settings"]["flash_attn"] is True
+    assert meta["tests"] == [{"name": "pp64", "kind": "pp"}, {"name": "tg32", "kind": "tg"}]
     rates = {s["test"]: s["tokens_per_s_mean"] for s in run["summary"]}
     assert rates["pp64"] > 0 and rates["tg32"] > 0
     for s in run["summary"]:
         assert s["method"] == "estimated"  # no sensor on this machine: never unlabelled
         assert s["confident"] is False and s["low_confidence"].startswith("estimated")
         assert s["repetitions"] == 2 and s["tokens_per_s_sd"] >= 0
-        assert s["pooled"] is True and s["total_tokens"] == 2 * s["tokens"]
+        assert s["tokens"] == 2 * s["tokens_per_repetition"]  # pooled over both repetitions
         assert_every_figure_is_a_number_or_says_why(s)
     assert len(run["results"]) == 4 and all(r["method"] == "estimated" for r in run["results"])
-    assert run["power_sources"][0]["method"] == "estimated"
+    assert meta["power_sources"][0]["method"] == "estimated"
     assert run["idle"]["method"] == "estimated"
     assert 0 < run["sampler"]["achieved_hz"] <= 55
     assert "pp64: repetition 2/2" in done.stderr  # progress went to stderr, not into the JSON
@@ -65,6 +67,19 @@ def test_bench_table_on_a_tiny_model(tiny_model, db_path):
     assert "estimated" in rows[0] and "llama F32" in rows[0]
     assert "note: 'estimated' figures come from CPU busy time x TDP" in done.stdout
     assert "saved session 1" in done.stderr
+
+
+def test_a_test_longer_than_the_trained_context_is_warned_before_it_runs(tiny_model, db_path):
+    """The tiny model was trained on 2048 tokens: pp2100 runs (the context grows to fit) but says so first."""
+    done = run_tpw(
+        "bench", str(tiny_model), "-p", "2100", "-n", "4", "-r", "1", "--idle-s", "0", "--no-warmup", "--no-save",
+        db=db_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    warning = next(line for line in done.stderr.splitlines() if line.startswith("tpw: warning: pp2100"))
+    assert "needs 2100 tokens, more than the 2048 tiny-llama-f32.gguf was trained on" in warning
+    assert done.stderr.index(warning) < done.stderr.index("pp2100: repetition 1/1")
+    assert done.stderr.count("was trained on") == 1  # tg4 fits: not warned
 
 
 def test_bench_with_a_replayed_trace_and_no_save(tiny_model, db_path, tmp_path):
@@ -121,7 +136,7 @@ def test_bench_a_workload(tiny_model, db_path):
         ("agentic", "tg"),
         ("agentic", "total"),
     ]
-    assert run["summary"][2]["latency"]["time_to_first_token_s"] > 0
+    assert run["summary"][2]["time_to_first_token_s"] > 0 and run["summary"][2]["kind"] == "workload"
 
 
 BAD_MODEL_CASES = {
@@ -221,7 +236,8 @@ def test_sessions_commands(tiny_model, db_path, tmp_path):
     assert listed.exit_code == 0 and "tiny-llama-f32.gguf" in listed.output and "completed" in listed.output
     shown = runner.invoke(cli, [*base, "show", "1"])
     assert shown.exit_code == 0
-    assert "power:   estimate [estimated]" in shown.output and "tg4/tg" in shown.output
+    assert "power:         estimated: estimate (estimated:" in shown.output and "tg4     tg" in shown.output
+    assert "idle:          " in shown.output and "settings:      n_gpu_layers=0" in shown.output
     out = tmp_path / "s1.csv"
     exported = runner.invoke(cli, [*base, "export", "1", "--format", "csv", "-o", str(out)])
     assert exported.exit_code == 0 and out.read_text().startswith("record,session_id,")

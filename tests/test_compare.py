@@ -13,11 +13,11 @@ from tpw_cli import run_tpw
 
 from tpw_desktop.analysis.compare import compare
 from tpw_desktop.analysis.report import csv_text, html_report
-from tpw_desktop.engine.llama_engine import Engine, EngineSettings
+from tpw_desktop.engine.llama_engine import Engine
 from tpw_desktop.engine.workloads import TestSpec
 from tpw_desktop.errors import TpwError
 from tpw_desktop.power.limits import PowerLimiter
-from tpw_desktop.run.session import RunOptions
+from tpw_desktop.record.meta import EngineSettings, RunOptions
 from tpw_desktop.run.sweep import SweepRunner, plan_sweep
 from tpw_desktop.store import SessionWriter, Store
 
@@ -85,26 +85,26 @@ def test_quantize_sweep_compare_and_report_end_to_end(two_quantizations, flat_tr
     assert all(r["method"] == "replayed" for r in rows)
     with Store(db) as store:
         [sweep] = store.sweeps()
-        assert sweep["status"] == "completed" and sweep["n_sessions"] == 4 and sweep["kind"] == "models"
-        assert [store.session(i)["sweep_round"] for i in store.sweep(sweep["id"])["session_ids"]] == [0, 0, 1, 1]
-        assert sweep["plan"]["command"].startswith("tpw sweep ")
-        assert len(sweep["settles"]) == 4 and all(s["settled"] for s in sweep["settles"])
+        assert sweep.status == "completed" and len(sweep.session_ids) == 4 and sweep.kind == "models"
+        assert [store.session(i).meta.sweep.round for i in sweep.session_ids] == [0, 0, 1, 1]
+        assert sweep.command.startswith("tpw sweep ") and sweep.variants == ("tiny-Q8_0", "tiny-Q4_0")
+        assert len(sweep.settles) == 4 and all(s.settled for s in sweep.settles)
         # one idle baseline, measured once, is every run's
-        ids = store.sweep(sweep["id"])["session_ids"]
-        assert [store.session(i)["idle_power_w"] for i in ids] == pytest.approx([100.0] * 4)
+        assert [store.session(i).outcome.idle.power_w for i in sweep.session_ids] == pytest.approx([100.0] * 4)
     parser = Tables()
     parser.feed(report.read_text())
     figures = parser.tables[0]
     assert figures[0][:3] == ["variant", "test/phase", "runs"]
     assert {row[0] for row in figures[1:]} == {"tiny-Q8_0", "tiny-Q4_0"}
     assert report.read_text().count("<svg") >= 3 and "Reproduce" in report.read_text()
-    export = run_tpw("sessions", "compare", "--sweep", str(sweep["id"]), "--report", str(tmp_path / "r.csv"), db=db)
+    export = run_tpw("sessions", "compare", "--sweep", str(sweep.id), "--report", str(tmp_path / "r.csv"), db=db)
     assert export.returncode == 0, export.stderr
     back = list(csv.DictReader(io.StringIO((tmp_path / "r.csv").read_text())))
     assert [(r["variant"], r["test"], int(r["runs"])) for r in back] == [
         (r["variant"], r["test"], r["runs"]) for r in rows
     ]
     assert [float(r["tokens_per_s_mean"]) for r in back] == pytest.approx([r["tokens_per_s"]["mean"] for r in rows])
+    assert [r["kind"] for r in back] == [r["kind"] for r in rows]
 
 
 def test_quantizing_says_no_to_what_it_should_not_do(two_quantizations, tiny_model, tmp_path):
@@ -172,12 +172,35 @@ def test_a_failure_mid_sweep_still_restores_the_power_limit(tiny_model):
     def loader(path, settings):
         calls.append(1)
         if len(calls) == 2:
-            raise TpwError("out of memory loading the model")
+            raise RuntimeError("the driver went away")
         return Engine(tiny_model, settings)
 
-    with replay_sampler() as sampler, pytest.raises(TpwError, match="out of memory"):
+    with replay_sampler() as sampler, pytest.raises(RuntimeError, match="driver went away"):
         SweepRunner(plan, sampler, limiter=limiter, engine_loader=loader).run()
     assert gpu.power_limit_mw == 450_000 and gpu.limits_set[-1] == 450_000
+
+
+def test_a_model_that_fails_to_load_is_a_failed_run_and_the_sweep_goes_on(two_quantizations, tmp_path, db_path):
+    """Issue 17: one variant's file won't load; its runs are saved as failed, the others measured and compared."""
+    q8, _ = two_quantizations
+    broken = tmp_path / "broken-Q4.gguf"
+    broken.write_bytes(q8.read_bytes()[: q8.stat().st_size // 2])  # a download cut short
+    plan = plan_sweep([q8, broken], EngineSettings(n_ctx=256), [TestSpec.tg(8)], 2, RunOptions(idle_s=0, settle_s=0))
+    with replay_sampler() as sampler, SessionWriter(db_path) as writer:
+        result = SweepRunner(plan, sampler, recorder=writer).run()
+    assert result.status == "completed" and len(result.runs) == 4
+    assert [r.status for variant, _round, r in result.runs if variant.model == broken] == ["failed", "failed"]
+    with Store(db_path) as store:
+        sessions = [store.session(i) for i in store.sweep(result.sweep_id).session_ids]
+        failed = [s for s in sessions if s.status == "failed"]
+        assert len(failed) == 2 and all("truncated GGUF" in s.error for s in failed)
+        comparison = compare(store, sweep_id=result.sweep_id)
+    assert [r.variant for r in comparison.main_rows()] == ["tiny-Q8_0"]  # the failed variant has no figures
+    report = tmp_path / "r.html"
+    from tpw_desktop.analysis.report import write_report
+
+    write_report(comparison, report)
+    assert "tiny-Q8_0" in report.read_text() and "broken-Q4" in report.read_text()
 
 
 def test_setting_a_power_limit_without_root_is_one_clear_message(tiny_model):
@@ -211,22 +234,66 @@ def test_a_setting_sweep_and_its_labels(tiny_model):
 
 
 def test_a_comparison_across_machines_or_methods_says_so():
-    from tpw_desktop.analysis.compare import differences
+    from records import session
 
-    a = {
-        "hostname": "a",
-        "cpu": "x",
-        "gpus": "[]",
-        "llama_cpp_version": "0.3.36",
-        "gpu_offload": 0,
-        "method": "counter",
-    }
-    b = {**a, "hostname": "b", "method": "estimated"}
+    from tpw_desktop.analysis.compare import differences
+    from tpw_desktop.record.meta import SourceFacts
+
+    a = session(1)
+    b = session(2, host="other", method="counter", sources=[SourceFacts("nvml:0", "counter", "GPU 0")])
     assert differences([a, a]) == []
-    assert differences([a, b]) == [
+    assert differences([a, b])[:3] == [
         "these sessions ran on different machines: compare with care",
         "these sessions ran on different power-measuring methods: compare with care",
+        "these sessions ran on different power sources: compare with care",
     ]
+
+
+def test_the_same_method_label_over_different_measurements_is_said():
+    """Issue 17: "estimated" both times, but one counted the machine's CPU and the other one process's."""
+    from records import session
+
+    from tpw_desktop.analysis.compare import differences, measured_what
+    from tpw_desktop.record.meta import SourceFacts
+
+    machine = SourceFacts("estimate", "estimated", "CPU", details={"scope": "machine", "tdp_w": 65.0})
+    process = SourceFacts("estimate", "estimated", "CPU", details={"scope": "process", "tdp_w": 65.0})
+    hotter = SourceFacts("estimate", "estimated", "CPU", details={"scope": "machine", "tdp_w": 125.0})
+    trace_a = SourceFacts("replay:x.csv", "replayed", "trace", details={"trace": "/a/x.csv"})
+    trace_b = SourceFacts("replay:x.csv", "replayed", "trace", details={"trace": "/b/x.csv"})
+    assert measured_what(process) == "one process's CPU time x 65.0 W TDP"
+    for one, other in ((machine, process), (machine, hotter), (trace_a, trace_b)):
+        said = differences(
+            [session(1, sources=[one], method=one.method), session(2, sources=[other], method=other.method)]
+        )
+        assert len(said) == 1 and said[0].startswith(
+            "these sessions ran on different measurements behind the same method ("
+        )
+    assert "one process's CPU time" in differences([session(1, sources=[machine]), session(2, sources=[process])])[0]
+
+
+def test_a_variant_s_energy_is_pooled_over_its_runs_not_a_mean_of_ratios():
+    """Two runs: 100 tokens for 50 J in 1 s, 100 tokens for 150 J in 3 s: 200/200 J, not the mean of 2 and 0.667."""
+    from records import session, summary
+
+    from tpw_desktop.analysis.compare import _rows
+
+    runs = [
+        session(1, summaries=[summary(tokens=100, joules=50.0, seconds=1.0)]),
+        session(2, summaries=[summary(tokens=100, joules=150.0, seconds=3.0)]),
+    ]
+    [row] = _rows("v", runs)
+    assert row.tokens_per_j.mean == 1.0 and row.j_per_token.mean == 1.0
+    assert row.average_w.mean == 50.0  # 200 J over 4 s, not the mean of 50 W and 50 W by chance: see below
+    assert row.tokens_per_j.sd == pytest.approx(0.9428090415820634, rel=1e-12)  # sample sd (n - 1) of 2 and 2/3
+    assert row.runs == 2 and row.tokens_per_s.mean == pytest.approx((100 + 100 / 3) / 2, rel=1e-12)
+    uneven = [
+        session(1, summaries=[summary(tokens=100, joules=100.0, seconds=1.0)]),
+        session(2, summaries=[summary(tokens=100, joules=100.0, seconds=4.0)]),
+    ]
+    [row] = _rows("v", uneven)
+    assert row.average_w.mean == 40.0  # 200 J over 5 s; a mean of 100 W and 25 W would say 62.5
+    assert row.average_w.sd == pytest.approx(53.033008588991066, rel=1e-12)
 
 
 def test_charts_draw_one_bar_per_variant_and_no_bar_for_an_unknown():
@@ -268,7 +335,7 @@ def test_csv_is_every_row(two_quantizations, tmp_path):
     [q4_row] = [r for r in comparison.rows if r.variant == comparison.baseline]
     assert q4_row.ratio_tokens_per_s == 1.0 and q4_row.runs == 3
     back = list(csv.DictReader(io.StringIO(csv_text(comparison))))
-    assert len(back) == 2 and back[0]["variant"] == "#1 tiny-Q8_0.gguf" and back[0]["session_ids"] == "1"
+    assert len(back) == 2 and back[0]["variant"] == "#1 tiny-Q8_0.gguf" and json.loads(back[0]["session_ids"]) == [1]
 
 
 def test_writing_charts_as_svg(two_quantizations, tmp_path, flat_trace):

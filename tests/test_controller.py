@@ -6,9 +6,11 @@ import pytest
 
 pytest.importorskip("PySide6")
 
-from tpw_desktop.engine.settings import EngineSettings
+from conftest import job_done, news_of
+
 from tpw_desktop.engine.workloads import TestSpec
-from tpw_desktop.run.session import RunOptions
+from tpw_desktop.record.meta import EngineSettings, RunOptions
+from tpw_desktop.run.events import Caution, IdleMeasured
 from tpw_desktop.store import Store
 from tpw_desktop.ui.controller import RunController
 from tpw_desktop.worker.client import MeasureClient
@@ -36,7 +38,7 @@ def controller(qtbot, db_path, flat_trace):
     def make(record=True):
         c = RunController(db_path, record=record, client_factory=CountingClient)
         made.append(c)
-        with qtbot.waitSignal(c.power_ready, timeout=30_000):
+        with qtbot.waitSignal(c.job_finished, timeout=30_000, check_params_cb=job_done("power")):
             c.select_power(f"replay:{flat_trace}")
         return c
 
@@ -49,19 +51,19 @@ def stored_results(db) -> int:
     if not db.exists():
         return 0
     with Store.for_reading(db) as store:
-        return sum(len(store.results(s["id"])) for s in store.list_sessions())
+        return sum(len(store.results(s.id)) for s in store.list_sessions())
 
 
 def load(qtbot, c, model):
-    with qtbot.waitSignal(c.loaded, timeout=30_000):
+    with qtbot.waitSignal(c.job_finished, timeout=30_000, check_params_cb=job_done("load")):
         c.load(model, EngineSettings(n_ctx=512))
     assert c.state == "idle"
 
 
 def run(qtbot, c, tests, **options):
-    with qtbot.waitSignal(c.run_finished, timeout=60_000) as finished:
+    with qtbot.waitSignal(c.job_finished, timeout=60_000, check_params_cb=job_done("run")) as finished:
         assert c.start(tests, RunOptions(**{"repetitions": 1, "idle_s": 0, "warmup": False, **options}))
-    return finished.args[0]
+    return finished.args[0].result
 
 
 def test_a_run_crosses_in_batches_not_one_message_per_token(qtbot, controller, tiny_model, db_path):
@@ -82,7 +84,7 @@ def test_a_run_crosses_in_batches_not_one_message_per_token(qtbot, controller, t
     assert len(t) > 10 and (p == WATTS).all()
     with Store(db_path) as store:
         [session] = store.list_sessions()
-        assert session["id"] == report.session_id and session["status"] == "completed"
+        assert session.id == report.session_id and session.status == "completed"
 
 
 def test_a_killed_measuring_process_is_reported_its_session_kept_and_it_restarts(
@@ -99,10 +101,10 @@ def test_a_killed_measuring_process_is_reported_its_session_kept_and_it_restarts
     assert "was saved as interrupted, with what it measured" in died.args[0]
     with Store(db_path) as store:
         [session] = store.list_sessions()
-        assert session["status"] == "interrupted"
-        assert store.sample_count(session["id"]) > 10 and len(store.results(session["id"])) >= 2
-        assert store.session(session["id"])["idle_power_w"] == pytest.approx(WATTS, rel=1e-4)
-    with qtbot.waitSignal(c.loaded, timeout=30_000):
+        assert session.status == "interrupted"
+        assert store.sample_count(session.id) > 10 and len(store.results(session.id)) >= 2
+        assert session.outcome.idle.power_w == pytest.approx(WATTS, rel=1e-4)
+    with qtbot.waitSignal(c.job_finished, timeout=30_000, check_params_cb=job_done("load")):
         c.restart()  # same power source, same model, new process
     assert c.state == "idle" and c.model.facts.file_name == tiny_model.name
     assert run(qtbot, c, [TestSpec.tg(8)]).status == "completed"
@@ -114,16 +116,26 @@ def test_stop_ends_the_run_as_cancelled(qtbot, controller, tiny_model):
     c.start([TestSpec.tg(512)], RunOptions(repetitions=100, idle_s=0, warmup=False))
     # a batch may carry several repetitions: any past the first will do
     qtbot.waitUntil(lambda: int((re.search(r"repetition (\d+)/100", c.last_status) or [0, 0])[1]) >= 2, timeout=30_000)
-    with qtbot.waitSignal(c.run_finished, timeout=30_000) as finished:
-        c.stop()
-        assert c.state == "stopping"
+    with qtbot.waitSignal(c.job_finished, timeout=30_000, check_params_cb=job_done("run")) as finished:
+        assert c.stop()
+        assert c.state == "stopping" and not c.stop()  # the state machine takes a stop once
     assert finished.args[0].status == "cancelled" and c.state == "idle"
+
+
+def test_a_test_past_the_trained_context_is_cautioned_before_it_runs(qtbot, controller, tiny_model):
+    c = controller(record=False)
+    with qtbot.waitSignal(c.job_finished, timeout=30_000, check_params_cb=job_done("load")):
+        c.load(tiny_model, EngineSettings(n_ctx=4096))
+    with qtbot.waitSignal(c.news, timeout=30_000, check_params_cb=news_of(Caution)) as caution:
+        report = run(qtbot, c, [TestSpec.tg(4), TestSpec.pp(2100)])
+    assert "pp2100 needs 2100 tokens, more than the 2048" in caution.args[0].message
+    assert report.status == "completed" and {r.row.test for r in report.results} == {"tg4", "pp2100"}
 
 
 def test_idle_on_its_own_is_measured_and_not_saved(qtbot, controller, tiny_model, db_path):
     c = controller()
     load(qtbot, c, tiny_model)
-    with qtbot.waitSignal(c.idle_measured, timeout=30_000) as idle:
+    with qtbot.waitSignal(c.news, timeout=30_000, check_params_cb=news_of(IdleMeasured)) as idle:
         assert c.measure_idle(0.5, 0.1)
     assert idle.args[0].baseline.power_w == pytest.approx(WATTS, rel=1e-4)
     qtbot.waitUntil(lambda: c.state == "idle", timeout=10_000)
@@ -136,10 +148,10 @@ def test_a_bad_file_keeps_the_loaded_model(qtbot, controller, tiny_model, tmp_pa
     load(qtbot, c, tiny_model)
     bad = tmp_path / "noise.gguf"
     bad.write_bytes(bytes(range(256)) * 4)
-    with qtbot.waitSignal(c.load_failed, timeout=30_000) as failed:
+    with qtbot.waitSignal(c.job_finished, timeout=30_000, check_params_cb=job_done("load")) as failed:
         c.load(bad, EngineSettings(n_ctx=512))
-    assert failed.args[0].still_loaded == tiny_model.name
-    assert "noise.gguf: not a GGUF file (it starts with bytes 00 01 02 03, not 'GGUF')" in failed.args[0].message
+    assert failed.args[0].status == "failed" and failed.args[0].still_loaded == tiny_model.name
+    assert "noise.gguf: not a GGUF file (it starts with bytes 00 01 02 03, not 'GGUF')" in failed.args[0].error
     assert c.state == "idle" and c.model.facts.file_name == tiny_model.name
 
 
@@ -190,5 +202,25 @@ def test_the_window_and_tpw_bench_record_into_one_database_at_once(qtbot, contro
     assert report.status == "completed"
     with Store(db_path) as store:
         rows = store.list_sessions()
-        assert sorted(s["status"] for s in rows) == ["completed", "completed"]
-        assert all(len(store.results(s["id"])) == 20 for s in rows)
+        assert sorted(s.status for s in rows) == ["completed", "completed"]
+        assert all(len(store.results(s.id)) == 20 for s in rows)
+
+
+def test_the_state_machine_refuses_what_the_state_does_not_allow(qtbot, controller, tiny_model):
+    from tpw_desktop.ui.controller import TRANSITIONS
+
+    c = controller(record=False)
+    assert c.state == "ready" and not c.start([TestSpec.tg(4)], RunOptions())  # no model: no run
+    assert not c.stop()  # nothing to stop
+    assert not c.allows("loaded") and c.allows("load")
+    load(qtbot, c, tiny_model)
+    assert c.start([TestSpec.tg(512)], RunOptions(repetitions=50, idle_s=0, warmup=False))
+    assert c.state == "running"
+    assert not c.load(tiny_model, EngineSettings(n_ctx=512))  # not while a run holds the engine
+    assert not c.quantize(tiny_model, "Q8_0", None, False)
+    with qtbot.waitSignal(c.job_finished, timeout=30_000, check_params_cb=job_done("run")):
+        c.stop()
+    assert c.state == "idle"
+    # every state can die, and only a dead one restarts
+    assert all((state, "died") in TRANSITIONS for state in ("starting", "ready", "loading", "idle", "running"))
+    assert [k for k in TRANSITIONS if k[1] == "restart"] == [("dead", "restart")]

@@ -5,8 +5,9 @@ import time
 
 import pytest
 
-from tpw_desktop.engine.llama_engine import Engine, EngineSettings, load_engine
+from tpw_desktop.engine.llama_engine import Engine, load_engine
 from tpw_desktop.errors import ModelFileError, TpwError
+from tpw_desktop.record.meta import EngineSettings
 
 
 def test_events_carry_monotonic_timestamps_inside_the_call(tiny_engine):
@@ -219,3 +220,17 @@ def test_the_abort_callback_is_only_installed_while_a_prompt_is_evaluated(tiny_e
     assert during_prompt > 0 and len(gen.events) == 1
     tiny_engine.generate(prompt[:1], 30, stop=stop, ignore_eos=True)  # single-token decodes only
     assert len(calls) == during_prompt
+
+
+def test_the_memory_refusal_states_its_margin():
+    """Issue 17: "needs 21.46 GiB, 21.94 GiB free" alone reads as if it fits; the 90% rule is said."""
+    from tpw_desktop.engine.memory import memory_problem
+
+    gib = 1 << 30
+    assert memory_problem(int(21.46 * gib), int(21.94 * gib), "GPU memory", 1_000_000) == (
+        "a context of 1,000,000 tokens needs a 21.46 GiB KV cache; 21.94 GiB of GPU memory is free, of which "
+        "tpw uses at most 90% (19.75 GiB: llama.cpp's compute buffers and the rest of the machine need the "
+        "remainder): lower the context size (--ctx)"
+    )
+    assert memory_problem(int(19.7 * gib), int(21.94 * gib), "GPU memory", 1_000_000) is None  # within 90%
+    assert memory_problem(None, int(21.94 * gib), "RAM", 4096) is None  # can't be told: not refused

@@ -34,19 +34,6 @@ def test_facts_of_the_bundled_model(bundled_model):
     assert facts.has_chat_template
 
 
-def test_sha256_is_the_file_hash_and_cached(tiny_model, tmp_path):
-    import hashlib
-
-    copy = tmp_path / "copy.gguf"
-    shutil.copy(tiny_model, copy)
-    facts = read_model_facts(copy)
-    assert facts.sha256 == hashlib.sha256(copy.read_bytes()).hexdigest()
-    # A changed file (new mtime/size) is hashed again, not served from the cache.
-    with open(copy, "ab") as f:
-        f.write(b"\0")
-    assert read_model_facts(copy).sha256 == hashlib.sha256(copy.read_bytes()).hexdigest()
-
-
 def test_missing_file(tmp_path):
     with pytest.raises(ModelFileError, match="no such file"):
         read_model_facts(tmp_path / "absent.gguf")

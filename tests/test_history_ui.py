@@ -5,6 +5,7 @@ from html.parser import HTMLParser
 
 import numpy as np
 import pytest
+from conftest import job_done
 
 pytest.importorskip("PySide6")
 
@@ -13,10 +14,9 @@ from PySide6.QtCore import QItemSelectionModel, Qt
 from replay import replay_sampler
 from tpw_cli import run_tpw
 
-from tpw_desktop.engine.settings import EngineSettings
 from tpw_desktop.engine.workloads import TestSpec
 from tpw_desktop.power.limits import PowerLimiter
-from tpw_desktop.run.session import RunOptions
+from tpw_desktop.record.meta import EngineSettings, RunOptions
 from tpw_desktop.run.sweep import SweepRunner, plan_sweep
 from tpw_desktop.store import SessionWriter, Store
 from tpw_desktop.ui.compare_view import CompareView
@@ -105,11 +105,12 @@ def test_opening_a_session_redraws_its_run_from_stored_samples(history, history_
         samples = store.sample_count(session_id)
     # the same widget as live: power curves from the samples, tokens/s from the tokens, phases shaded
     x, y = history.charts._power_curves[0].getData()
-    assert len(x) > 0 and np.nanmax(y) == pytest.approx(100.0 if session["method"] == "replayed" else np.nanmax(y))
+    assert len(x) > 0 and np.nanmax(y) == pytest.approx(100.0 if session.meta.method == "replayed" else np.nanmax(y))
     assert samples > 0 and stored_tokens > 0
     assert {p.kind for p in series.phases} == {"pp", "tg"}  # a pp test stores no call: its phase still shows
     assert np.nansum(series.bin_series(0, series.now_s + 1)["tok_s"]) > 0
-    assert series.idle_w == session["idle_power_w"] == pytest.approx(100.0) and history.charts.idle_line.isVisible()
+    assert series.idle_w == session.outcome.idle.power_w == pytest.approx(100.0)
+    assert history.charts.idle_line.isVisible()
     text = history.details.toPlainText()
     assert f"Session {session_id}" in text and "machine" in text and "llama.cpp" in text and "settings" in text
 
@@ -195,7 +196,7 @@ def test_quantize_and_sweep_from_the_window(qtbot, make_window, tiny_model, tmp_
     dialog.source.setText(str(source))
     dialog.qtype.setCurrentText("Q8_0")
     assert dialog.output.text() == str(tmp_path / "tiny-Q8_0.gguf")
-    with qtbot.waitSignal(window.controller.quantize_finished, timeout=60_000):
+    with qtbot.waitSignal(window.controller.job_finished, timeout=60_000, check_params_cb=job_done("quantize")):
         qtbot.keyClick(dialog.output, Qt.Key_Return)  # Enter means Quantize, not Browse… nor Close
     assert dialog.made == tmp_path / "tiny-Q8_0.gguf" and dialog.made.exists()
     assert str(dialog.made) in window.model_panel.recent_paths
@@ -221,9 +222,9 @@ def test_quantize_and_sweep_from_the_window(qtbot, make_window, tiny_model, tmp_
     plan = sweep.plan()
     assert plan is not None and [v.label for v in plan.variants] == ["tiny-Q8_0", "tiny-F32"]
     assert "tpw sweep" in sweep.plan_label.text()
-    with qtbot.waitSignal(window.controller.sweep_finished, timeout=120_000) as finished:
+    with qtbot.waitSignal(window.controller.job_finished, timeout=120_000, check_params_cb=job_done("sweep")) as done:
         qtbot.keyClick(sweep.values, Qt.Key_Return)  # Enter means Start sweep, not Add model… nor Cancel
-    assert finished.args[0].status == "completed" and finished.args[0].runs == 2
+    assert done.args[0].status == "completed" and done.args[0].result.runs == 2
     qtbot.waitUntil(lambda: window.views.currentWidget() is window.compare_view, timeout=5_000)
     assert len(window.compare_view.bars["tokens_per_j"].opts["x"]) == 2
     window.views.setCurrentWidget(window.history)

@@ -424,3 +424,37 @@ def test_the_weakest_method_decides_and_nothing_measured_is_an_estimate():
     assert weakest_method(iter(["counter", "replayed", "sampled"])) == "replayed"
     assert weakest_method(["sampled", "estimated", "counter"]) == "estimated"
     assert weakest_method([]) == "estimated"
+
+
+def test_an_edge_inside_a_gap_in_the_readings_carries_the_gap_in_its_error_bound():
+    """Issue 17: readings missing from 2.0 to 3.5 s (failed reads); power steps from 50 to 200 W inside the gap."""
+    t = np.arange(0, 10_000_000_001, 20_000_000, dtype=np.int64)  # 50 Hz for 10 s
+    power = np.where(t < 2_750_000_000, 50.0, 200.0)
+    gap = (t > 2_000_000_000) & (t < 3_500_000_000)
+    p = np.where(gap, np.nan, power)
+    inside = sampled_window_energy(t, p, 2_500_000_000, 6_000_000_000)
+    clear = sampled_window_energy(t, p, 4_000_000_000, 6_000_000_000)
+    assert inside.edge_gap_s == pytest.approx(1.5) and clear.edge_gap_s == 0.0
+    assert clear.error_j == pytest.approx(200.0 * 0.02, rel=1e-9) and clear.confident
+    assert inside.error_j == pytest.approx(inside.average_w * (0.02 + 1.5), rel=1e-9)
+    truth = 50.0 * 0.25 + 200.0 * 3.25  # the step at 2.75 s, where no reading saw it
+    assert abs(inside.joules - truth) <= inside.error_j  # off, and the bound says by how much it may be
+    assert abs(inside.joules - truth) > 0.02 * inside.average_w  # more than one reading's worth: the gap's doing
+    assert not inside.confident and "fell in a 1.5 s gap in the power readings" in inside.low_confidence_reason
+    # a counter over the same gap: its reads failed, so the edge's place in the gap is as unknown
+    energy = np.concatenate(([0.0], np.cumsum(power[1:] * 0.02)))
+    e = np.where(gap, np.nan, energy)
+    ok = np.isfinite(e)
+    w = counter_window_energy(t[ok], e[ok], power[ok], 2_500_000_000, 6_000_000_000, update_s=0.02)
+    assert w.edge_gap_s == pytest.approx(1.5) and not w.confident and abs(w.joules - truth) <= w.error_j
+
+
+def test_a_replayed_ramp_is_integrated_exactly_at_any_time():
+    """Issue 17: the replay's counter is the exact integral of its piecewise-linear power, not a straight line."""
+    from tpw_desktop.power import PowerTrace
+
+    trace = PowerTrace(np.array([0.0, 10.0, 20.0]), np.array([0.0, 100.0, 100.0]), None, "ramp.csv")
+    for at, exact in ((0.0, 0.0), (2.5, 31.25), (5.0, 125.0), (10.0, 500.0), (12.5, 750.0), (20.0, 1500.0)):
+        assert trace.energy_at(at) == pytest.approx(exact, rel=1e-12, abs=1e-12)
+    # the energy between two reads, over their time, is the power replayed in between
+    assert (trace.energy_at(6.0) - trace.energy_at(4.0)) / 2.0 == pytest.approx(50.0, rel=1e-12)

@@ -56,6 +56,20 @@ def test_the_estimate_counts_every_tick_between_reads(clock):
     assert reading.counter_uj == 9_000_000
 
 
+def test_the_machine_estimate_counts_only_busy_cpu_time(monkeypatch):
+    """Idle, iowait and steal are time no CPU of ours spent working (guest is already inside user)."""
+    import collections
+
+    import psutil
+
+    from tpw_desktop.power.estimate import machine_busy_cpu_s
+
+    fields = "user nice system idle iowait irq softirq steal guest guest_nice"
+    times = collections.namedtuple("scputimes", fields)(1.0, 2.0, 4.0, 1000.0, 300.0, 8.0, 16.0, 500.0, 0.5, 0.25)
+    monkeypatch.setattr(psutil, "cpu_times", lambda: times)
+    assert machine_busy_cpu_s() == 31.0  # 1 + 2 + 4 + 8 + 16
+
+
 def test_the_process_estimate_counts_only_this_process(clock):
     [source] = open_sources("estimate-process:50", PowerEnvironment(clock_ns=clock))
     assert source.name == "estimate-process" and source.info()["scope"] == "process"

@@ -7,6 +7,7 @@ import time
 import urllib.request
 
 import pytest
+from conftest import job_done, news_of
 from fleet_exporter import FleetNode
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
@@ -16,6 +17,7 @@ from tpw_cli import TPW
 
 from tpw_desktop.prometheus.exporter import MetricsExporter
 from tpw_desktop.run.events import PhaseEnded
+from tpw_desktop.worker.protocol import MetricsServing
 
 
 def samples(text: str) -> dict:
@@ -33,7 +35,8 @@ def test_energy_is_the_sampler_window_and_tokens_count_by_phase():
         exporter.set_model("tiny-Q8_0.gguf", "Q8_0", "CPU")
         time.sleep(0.6)
         for phase, tokens in (("pp", 16), ("tg", 8), ("tg", 8)):
-            exporter.listener(PhaseEnded("tg8", 0, 0, phase, 0, 1, tokens))
+            exporter.listener(PhaseEnded("tg8", 0, 0, phase, 0, 1, tokens, "tg"))
+        exporter.listener(PhaseEnded("tg8", 0, 0, "total", 0, 1, 24, "tg"))  # a call's total: counted as its parts
         text = generate_latest(exporter.registry).decode()
         seconds = (exporter.energy.edge_ns[0] - exporter.energy.start_ns) / 1e9
         name = sampler.sources[0].name
@@ -77,7 +80,7 @@ def test_prometheus_reads_tokens_per_joule_from_tpw_and_from_a_fleet_node(tmp_pa
 
         def feed():  # 25 tokens every 250 ms
             while not stop.wait(0.25):
-                exporter.listener(PhaseEnded("tg", 0, 0, "tg", 0, 1, 25))
+                exporter.listener(PhaseEnded("tg", 0, 0, "tg", 0, 1, 25, "tg"))
 
         feeder = threading.Thread(target=feed, daemon=True)
         feeder.start()
@@ -150,10 +153,10 @@ def test_the_window_serves_metrics_of_its_runs(qtbot, make_window, tiny_model):
     window = make_window()
     port = free_port()
     window.settings.setValue("metrics/port", port)
-    with qtbot.waitSignal(window.controller.metrics_serving, timeout=10_000):
+    with qtbot.waitSignal(window.controller.news, timeout=10_000, check_params_cb=news_of(MetricsServing)):
         window.actions["metrics"].trigger()
     assert window.workflows.metrics_label.text() == f"metrics: http://127.0.0.1:{port}/metrics"
-    with qtbot.waitSignal(window.controller.loaded, timeout=30_000):
+    with qtbot.waitSignal(window.controller.job_finished, timeout=30_000, check_params_cb=job_done("load")):
         window.load_model(tiny_model)
     window.workload_panel.select(CUSTOM_CHOICE, "the energy of a token")
     window.workload_panel.max_tokens.setValue(8)
@@ -165,7 +168,7 @@ def test_the_window_serves_metrics_of_its_runs(qtbot, make_window, tiny_model):
     tokens = {dict(labels)["phase"]: v for (name, labels), v in got.items() if name == "tpw_tokens_total"}
     assert tokens["tg"] >= 8 and tokens["pp"] > 0  # the warm-up's and the run's
     assert any(name == "tpw_energy_joules_total" and v > 0 for (name, _), v in got.items())
-    with qtbot.waitSignal(window.controller.metrics_serving, timeout=10_000):
+    with qtbot.waitSignal(window.controller.news, timeout=10_000, check_params_cb=news_of(MetricsServing)):
         window.actions["metrics"].trigger()  # off: the port is closed
     assert not window.workflows.metrics_label.isVisible()
     with pytest.raises(OSError):
@@ -173,7 +176,8 @@ def test_the_window_serves_metrics_of_its_runs(qtbot, make_window, tiny_model):
 
 
 def test_the_fleet_per_node_and_summed_with_a_node_that_stopped_reporting(tmp_path):
-    from tpw_desktop.prometheus.fleet import PrometheusApi, fleet_figures
+    from tpw_desktop.peers.prometheus_server import PrometheusApi
+    from tpw_desktop.prometheus.fleet import fleet_figures
 
     fast, slow, gone = FleetNode(200.0, 240.0, 60.0), FleetNode(100.0, 80.0, 20.0, gpu="1"), FleetNode(50.0, 10.0, 0.0)
     prometheus = Prometheus(

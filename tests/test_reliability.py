@@ -146,6 +146,22 @@ def test_someone_elses_sqlite_file_is_never_modified(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["contacts.db"]
 
 
+def test_a_file_holding_only_another_programs_migrations_is_not_adopted(tmp_path):
+    """sqlite-utils' migrations table is shared by every program using it: another set is not ours."""
+    other = tmp_path / "notes.db"
+    conn = sqlite3.connect(other)
+    conn.execute("CREATE TABLE _sqlite_migrations (migration_set TEXT, name TEXT, applied_at TEXT)")
+    conn.execute("INSERT INTO _sqlite_migrations VALUES ('notes\x1b[31m', 'm001_notes', '2026-01-01')")
+    conn.commit()
+    conn.close()
+    before = hashlib.sha256(other.read_bytes()).hexdigest()
+    for args in (["sessions", "list"], ["sessions", "show", "1"]):
+        done = run_tpw(*args, db=other)
+        one_line_error(done, "notes.db is not a tpw-desktop database", "another program's migrations: notes)", "--db")
+        assert "\x1b" not in done.stderr
+    assert hashlib.sha256(other.read_bytes()).hexdigest() == before
+
+
 def without_root_powers(command):
     """Root reads and writes anything: drop the capabilities that bypass file permissions (setpriv)."""
     if os.geteuid() != 0:
@@ -229,7 +245,10 @@ def test_a_bad_replay_trace_is_refused_at_load_with_its_line(tmp_path, content, 
 
 def test_a_context_too_large_for_memory_is_refused_with_the_numbers(tiny_model):
     done = run_tpw("bench", "--ctx", "40000000", "-p", "0", "-n", "4", "-r", "1", "--no-save")
-    one_line_error(done, "a context of 40,000,000 tokens needs a", "KV cache, but only", "free: lower the context size")
+    one_line_error(
+        done, "a context of 40,000,000 tokens needs a", "KV cache;", "of RAM is free, of which tpw uses at most 90%",
+        "lower the context size (--ctx)",
+    )  # fmt: skip
 
 
 def test_a_test_longer_than_the_context_is_refused_before_loading(tiny_model):
@@ -332,8 +351,8 @@ def test_a_stopped_run_prints_and_keeps_what_finished(tiny_model, tmp_path, how)
     assert f"run {status}" in out
     with Store(db) as store:
         [session] = store.list_sessions()
-        assert session["status"] == status
-        assert len(store.results(session["id"])) >= 2
+        assert session.status == status
+        assert len(store.results(session.id)) >= 2
 
 
 def test_kill_9_keeps_the_idle_baseline(tiny_model, tmp_path):
@@ -344,9 +363,9 @@ def test_kill_9_keeps_the_idle_baseline(tiny_model, tmp_path):
     process.wait(timeout=30)
     with Store(db) as store:
         store.recover_interrupted()
-        [session] = [store.session(s["id"]) for s in store.list_sessions()]
-    assert session["status"] == "interrupted"
-    assert session["idle_power_w"] is not None and session["idle_seconds"] > 0.4
+        [session] = store.list_sessions()
+    assert session.status == "interrupted"
+    assert session.outcome.idle is not None and session.outcome.idle.seconds > 0.4
 
 
 def test_a_cancel_before_the_first_repetition_says_so(tiny_model, tmp_path):
@@ -367,3 +386,46 @@ def test_llama_cpp_log_lines_stay_off_the_terminal(tiny_model, tmp_path):
     assert [line for line in done.stderr.splitlines() if not line.startswith("tpw: ")] == []
     verbose = run_tpw("-v", "bench", str(tiny_model), "-p", "16", "-n", "4", "-r", "1", "--idle-s", "0", "--no-save")
     assert "tpw.llama: " in verbose.stderr  # still there when asked for
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_stopped_quantize_leaves_no_file_under_the_output_s_name(sig, tmp_path):
+    """Issue 17: quantizing writes a partial file and renames it when whole; a stop honours itself with 130."""
+    from gguf_factory import write_tiny_llama
+
+    source = write_tiny_llama(tmp_path / "big-F32.gguf", n_embd=768, n_layers=8, n_head=8, n_ff=2048)
+    out = tmp_path / "big-Q4_K_M.gguf"
+    partial = tmp_path / ".big-Q4_K_M.gguf.part"
+    process = subprocess.Popen(
+        [TPW, "quantize", str(source), "--type", "Q4_K_M", "-o", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not partial.exists():
+        assert process.poll() is None and time.monotonic() < deadline, process.stderr.read()
+        time.sleep(0.01)
+    process.send_signal(sig)
+    _, err = process.communicate(timeout=30)
+    assert process.returncode == 130 and "Traceback" not in err
+    assert "stopped quantizing big-F32.gguf; big-Q4_K_M.gguf was not written" in err
+    assert not out.exists() and not partial.exists()
+
+
+def test_quantizing_into_a_read_only_folder_is_one_line(tiny_model, tmp_path):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        done = subprocess.run(
+            without_root_powers([TPW, "quantize", str(tiny_model), "--type", "Q8_0", "-o", str(folder / "q8.gguf")]),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        folder.chmod(0o755)
+    assert done.returncode == 2 and done.stderr.strip() == (
+        f"tpw: {folder / 'q8.gguf'}: the folder {folder} is read-only; choose another place (-o)"
+    )

@@ -18,6 +18,10 @@ from store_meta import meta_for
 
 from tpw_desktop.errors import TpwError
 from tpw_desktop.power import PowerTrace, ReplaySource, Sampler
+from tpw_desktop.record import fields
+from tpw_desktop.record.meta import TestRef
+from tpw_desktop.record.results import ResultRow
+from tpw_desktop.record.stored import RunOutcome
 from tpw_desktop.store import SessionWriter, Store, connect, schema_version
 from tpw_desktop.store.schema import migrations
 
@@ -35,7 +39,7 @@ def record(db_path, model, *, seconds=0.3, status="completed", store_text=True, 
     with Sampler([source], rate_hz=rate_hz) as sampler, SessionWriter(db_path) as writer:
         session_id = writer.begin(meta_for(model, [source], store_text=store_text), sampler)
         time.sleep(seconds)
-        writer.finish(session_id, status, {"summary": [], "sampler": sampler.stats().as_dict()})
+        writer.finish(session_id, status, RunOutcome(None, "not measured", sampler=sampler.stats()))
     return session_id
 
 
@@ -45,7 +49,7 @@ def record(db_path, model, *, seconds=0.3, status="completed", store_text=True, 
 def test_a_new_file_gets_the_whole_schema(db_path):
     db = connect(db_path)
     assert schema_version(db) == ALL_MIGRATIONS
-    assert {"sessions", "samples", "results", "tokens", "calls", "models", "machines", "session_sources"} <= set(
+    assert {"sessions", "samples", "results", "summaries", "tokens", "calls", "models", "machines"} <= set(
         db.table_names()
     )
     assert db.journal_mode == "wal"
@@ -91,18 +95,11 @@ def test_summaries_from_before_pooling_keep_their_means_under_the_new_names(db_p
     )
     old.close()
     with Store(db_path) as store:
-        [row] = store.session(3)["summary"]
-    assert row == {
-        "test": "tg128",
-        "phase": "tg",
-        "tokens_per_s_mean": 120.0,
-        "tokens_per_j": 2.0,
-        "tokens_per_j_sd": 0.1,
-        "j_per_token": 0.5,
-        "average_w": 60.0,
-        "tokens_per_j_above_idle": None,
-        "pooled": False,
-    }
+        [row] = store.session(3).outcome.summaries
+    assert (row.test, row.kind, row.phase, row.tokens_per_s_mean) == ("tg128", "tg", "tg", 120.0)
+    p = row.pooled
+    assert (p.tokens_per_j, row.tokens_per_j_sd, p.j_per_token, p.average_w) == (2.0, 0.1, 0.5, 60.0)
+    assert p.tokens_per_j_above_idle is None
 
 
 def test_the_file_is_private_to_the_user(db_path):
@@ -124,11 +121,14 @@ def test_a_recorded_session(db_path, tiny_model):
     session_id = record(db_path, tiny_model, seconds=0.5)
     with Store(db_path) as store:
         s = store.session(session_id)
-        assert s["status"] == "completed" and s["ended_at"] >= s["started_at"]
-        assert s["model"] == tiny_model.name and s["quantization"] == "F32"
-        assert s["method"] == "replayed"
-        assert s["sources"][0]["name"] == "replay:constant.csv" and s["sources"][0]["method"] == "replayed"
-        assert s["price_per_kwh"] == 0.3 and s["currency"] == "EUR"
+        assert s.status == "completed" and s.ended_at >= s.started_at
+        assert s.meta.model.file_name == tiny_model.name and s.meta.model.quantization == "F32"
+        assert s.meta.method == "replayed"
+        [source] = s.meta.power_sources
+        assert (source.name, source.method) == ("replay:constant.csv", "replayed")
+        assert source.details["trace"] == "constant.csv"
+        assert s.meta.options.price_per_kwh == 0.3 and s.meta.options.currency == "EUR"
+        assert s.meta.tests == (TestRef("tg128", "tg"),) and s.meta.settings.n_ctx == 512
         assert 40 <= store.sample_count(session_id) <= 60
         samples = store.samples(session_id)["replay:constant.csv"]
         assert (samples["power_w"] == 100.0).all()
@@ -142,9 +142,9 @@ def test_the_model_hash_is_recorded_in_the_background(db_path, tiny_model):
     expected = hashlib.sha256(tiny_model.read_bytes()).hexdigest()
     deadline = time.monotonic() + 10
     with Store(db_path) as store:
-        while store.session(session_id)["model_sha256"] is None and time.monotonic() < deadline:
+        while store.session(session_id).model_sha256 is None and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert store.session(session_id)["model_sha256"] == expected
+        assert store.session(session_id).model_sha256 == expected
 
 
 def test_one_model_row_per_file_and_one_machine_row(db_path, tiny_model):
@@ -170,10 +170,10 @@ def test_kill_9_mid_session_loses_at_most_a_second(db_path, tiny_model):
     finally:
         child.kill()
     with Store(db_path) as store:
-        assert store.session(session_id)["status"] == "running"
+        assert store.session(session_id).status == "running"
         assert store.recover_interrupted() == [session_id]
         s = store.session(session_id)
-        assert s["status"] == "interrupted" and s["ended_at"]
+        assert s.status == "interrupted" and s.ended_at
         last_sample_ns = store.db.execute(
             "SELECT max(t_ns) FROM samples WHERE session_id = ?", [session_id]
         ).fetchone()[0]
@@ -197,12 +197,40 @@ def test_a_live_session_of_another_process_is_not_marked_interrupted(db_path, ti
         session_id = int(child.stdout.readline().split()[1])
         with Store(db_path) as store:
             assert store.recover_interrupted() == []
-            assert store.session(session_id)["status"] == "running"
+            assert store.session(session_id).status == "running"
         assert child.wait(30) == 0
     finally:
         child.kill()
     with Store(db_path) as store:
-        assert store.session(session_id)["status"] == "completed"
+        assert store.session(session_id).status == "completed"
+
+
+def _open_at(path, start_at_s, failures):
+    from tpw_desktop.store.db import connect
+
+    while time.time() < start_at_s:  # spin: a barrier's wake-ups are too far apart to collide
+        pass
+    try:
+        connect(path).close()
+    except Exception as exc:  # noqa: BLE001 - the test reports whatever it was
+        failures.put(str(exc))
+
+
+def test_two_processes_opening_a_new_file_at_once_both_get_it(tmp_path):
+    """Both switch it to WAL: SQLite answers one "locked" at once (a deadlock, no busy wait), so connect waits."""
+    import multiprocessing
+
+    fork = multiprocessing.get_context("fork")
+    failures = fork.Queue()
+    for round_ in range(10):
+        args = (tmp_path / f"new-{round_}.db", time.time() + 0.2, failures)
+        children = [fork.Process(target=_open_at, args=args) for _ in range(2)]
+        for child in children:
+            child.start()
+        for child in children:
+            child.join(30)
+            assert child.exitcode == 0
+    assert failures.empty(), failures.get()
 
 
 def test_two_processes_write_one_database_at_once(db_path, tiny_model):
@@ -224,10 +252,10 @@ def test_two_processes_write_one_database_at_once(db_path, tiny_model):
     with Store(db_path) as store:
         assert store.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         sessions = store.list_sessions()
-        assert len(sessions) == 2 and {s["status"] for s in sessions} == {"completed"}
+        assert len(sessions) == 2 and {s.status for s in sessions} == {"completed"}
         for s in sessions:
-            assert store.sample_count(s["id"]) > 300
-            assert len(store.tokens(s["id"])) > 100
+            assert store.sample_count(s.id) > 300
+            assert len(store.tokens(s.id)) > 100
 
 
 # --- queries --------------------------------------------------------------------------------------
@@ -240,10 +268,10 @@ def test_list_filters(db_path, tiny_model, tmp_path):
     a = record(db_path, tiny_model, seconds=0.05)
     b = record(db_path, other, seconds=0.05, status="cancelled")
     with Store(db_path) as store:
-        assert [s["id"] for s in store.list_sessions()] == [b, a]
-        assert [s["id"] for s in store.list_sessions(model="other")] == [b]
-        assert [s["id"] for s in store.list_sessions(status="completed")] == [a]
-        assert [s["id"] for s in store.list_sessions(quantization="f32")] == [b, a]
+        assert [s.id for s in store.list_sessions()] == [b, a]
+        assert [s.id for s in store.list_sessions(model="other")] == [b]
+        assert [s.id for s in store.list_sessions(status="completed")] == [a]
+        assert [s.id for s in store.list_sessions(quantization="f32")] == [b, a]
         assert store.list_sessions(quantization="Q4_K_M") == []
         assert store.list_sessions(since="2000-01-01", until="2000-01-02") == []
         assert len(store.list_sessions(since="2000-01-01")) == 2
@@ -277,7 +305,7 @@ def test_delete(db_path, tiny_model):
     b = record(db_path, tiny_model, seconds=0.1)
     with Store(db_path) as store:
         store.delete(a)
-        assert [s["id"] for s in store.list_sessions()] == [b]
+        assert [s.id for s in store.list_sessions()] == [b]
         assert store.db.execute("SELECT count(*) FROM samples WHERE session_id = ?", [a]).fetchone()[0] == 0
         with pytest.raises(TpwError, match="no session"):
             store.delete(a)
@@ -293,8 +321,11 @@ def _seed_results(db_path, session_id):
             {
                 "session_id": session_id,
                 "test": "tg128",
+                "kind": "tg",
                 "repetition": r,
                 "phase": "tg",
+                "t_start_ns": r,
+                "t_end_ns": r + 1,
                 "tokens": 128,
                 "seconds": 1.0 + r,
                 "joules": 100.0,
@@ -313,14 +344,14 @@ def test_export_json_round_trips(db_path, tiny_model):
     with Store(db_path) as store:
         doc = json.loads(export_text(store, session_id, "json"))
         assert doc["session"]["id"] == session_id
+        assert doc["session"]["meta"]["power_sources"][0]["method"] == "replayed"
         assert len(doc["samples"]) == store.sample_count(session_id)
         db_samples = store.db.execute(
             "SELECT source, t_ns, power_w FROM samples WHERE session_id = ? ORDER BY t_ns", [session_id]
         ).fetchall()
         assert [(s["source"], s["t_ns"], s["power_w"]) for s in doc["samples"]] == db_samples
         assert {s["method"] for s in doc["samples"]} == {"replayed"}
-        assert doc["results"] == store.results(session_id)
-        assert doc["sources"][0]["method"] == "replayed"
+        assert [fields.from_row(ResultRow, r) for r in doc["results"]] == store.results(session_id)
 
 
 def test_export_csv_round_trips(db_path, tiny_model):
@@ -358,7 +389,7 @@ def test_a_commit_that_fails_loses_no_tokens_or_samples(db_path, tiny_model):
     """Another process holds the write lock past the busy timeout: the rows wait, they don't vanish."""
     import sqlite3
 
-    from tpw_desktop.record.token import TokenEvent
+    from tpw_desktop.record.calls import TokenEvent
 
     source = replay()
     with Sampler([source], rate_hz=100) as sampler, SessionWriter(db_path) as writer:
@@ -372,7 +403,7 @@ def test_a_commit_that_fails_loses_no_tokens_or_samples(db_path, tiny_model):
         blocker.execute("ROLLBACK")
         blocker.close()
         time.sleep(0.3)
-        writer.finish(session_id, "completed", {"summary": [], "sampler": None})
+        writer.finish(session_id, "completed", RunOutcome(None, None))
     with Store(db_path) as store:
         assert len(store.tokens(session_id)) == 50
         t = store.samples(session_id)["replay:constant.csv"]["t_s"]
@@ -383,7 +414,7 @@ def test_a_transaction_that_fails_midway_loses_no_tokens_or_samples(db_path, tin
     """A failure after rows were taken (disk full, I/O error): they are written by the next commit."""
     import sqlite3
 
-    from tpw_desktop.record.token import TokenEvent
+    from tpw_desktop.record.calls import TokenEvent
 
     setup = sqlite3.connect(db_path)
     connect(db_path).close()
@@ -403,10 +434,10 @@ def test_a_transaction_that_fails_midway_loses_no_tokens_or_samples(db_path, tin
         setup.execute("DELETE FROM fail_now")
         setup.commit()
         time.sleep(0.3)
-        writer.finish(session_id, "completed", {"summary": [], "sampler": None})
+        writer.finish(session_id, "completed", RunOutcome(None, None))
     setup.close()
     with Store(db_path) as store:
-        assert store.session(session_id)["status"] == "completed"
+        assert store.session(session_id).status == "completed"
         assert len(store.tokens(session_id)) == 50
         t = store.samples(session_id)["replay:constant.csv"]["t_s"]
         assert np.diff(t).max() < 0.05

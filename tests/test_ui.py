@@ -8,10 +8,12 @@ import pytest
 
 pytest.importorskip("PySide6")
 
+from conftest import job_done, news_of
 from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent, QWheelEvent
 from PySide6.QtWidgets import QFileDialog
 
+from tpw_desktop.run.events import IdleMeasured
 from tpw_desktop.store import Store
 from tpw_desktop.ui.panels import BENCH_CHOICE, CUSTOM_CHOICE
 
@@ -19,7 +21,8 @@ WATTS = 100.0
 
 
 def load(qtbot, window, path):
-    with qtbot.waitSignal(window.controller.loaded, timeout=30_000):
+    done = job_done("load", "completed")
+    with qtbot.waitSignal(window.controller.job_finished, timeout=30_000, check_params_cb=done):
         window.load_model(path)
 
 
@@ -45,12 +48,12 @@ def stored_results(db) -> int:
     if not db.exists():
         return 0
     with Store.for_reading(db) as store:
-        return sum(len(store.results(s["id"])) for s in store.list_sessions())
+        return sum(len(store.results(s.id)) for s in store.list_sessions())
 
 
 def sessions(tmp_path):
     with Store(tmp_path / "sessions.db") as store:
-        return [store.session(s["id"]) for s in store.list_sessions()]
+        return store.list_sessions()
 
 
 def test_a_run_fills_the_charts_and_tiles_and_is_saved(qtbot, make_window, tiny_model, tmp_path):
@@ -73,15 +76,18 @@ def test_a_run_fills_the_charts_and_tiles_and_is_saved(qtbot, make_window, tiny_
         assert "replayed" in tiles[key].method.text(), key
     assert tiles["power_w"].value.text() == "100.0"
     assert tiles["tok_j"].value.text() != "–"
-    assert "whole calls (pp + tg)" in tiles["tok_j"].method.text()  # what the efficiency covers, said
+    # what the efficiency covers, said: the custom prompt's whole calls, the figure History shows too
+    assert "prompt: whole calls, all repetitions" in tiles["tok_j"].method.text()
     assert "generation" in tiles["tok_s"].method.text()
     summary = window.dashboard.summary.toPlainText()
     assert "replayed" in summary and "pooled" in summary
     assert window.dashboard.output.toPlainText()
     [session] = sessions(tmp_path)
-    assert session["status"] == "completed" and session["method"] == "replayed"
-    assert session["idle_power_w"] == pytest.approx(WATTS, rel=1e-4)
-    assert f"session {session['id']} saved in" in window.status_label.text()
+    assert session.status == "completed" and session.meta.method == "replayed"
+    assert session.outcome.idle.power_w == pytest.approx(WATTS, rel=1e-4)
+    assert f"session {session.id} saved in" in window.status_label.text()
+    main = session.headline
+    assert tiles["tok_j"].value.text() == f"{main.pooled.tokens_per_j:.3f}"  # the tile is the stored headline
 
 
 def test_stop_mid_run_saves_a_cancelled_session(qtbot, make_window, bundled_model, tmp_path):
@@ -96,7 +102,7 @@ def test_stop_mid_run_saves_a_cancelled_session(qtbot, make_window, bundled_mode
         qtbot.keyClick(window, Qt.Key_Escape)
     assert ended.args == ["cancelled"]
     [session] = sessions(tmp_path)
-    assert session["status"] == "cancelled"
+    assert session.status == "cancelled"
     assert window.start_button.isEnabled() and not window.stop_button.isEnabled()
 
 
@@ -116,7 +122,8 @@ def test_a_bad_model_file_is_a_message_and_the_loaded_model_stays(qtbot, make_wi
     load(qtbot, window, tiny_model)
     bad = tmp_path / "broken.gguf"
     bad.write_bytes(b"definitely not weights")
-    with qtbot.waitSignal(window.controller.load_failed, timeout=10_000):
+    failed = job_done("load", "failed")
+    with qtbot.waitSignal(window.controller.job_finished, timeout=10_000, check_params_cb=failed):
         window.load_model(bad)
     assert "broken.gguf: not a GGUF file (it starts with 'defi', not 'GGUF')" in window.banner.text()
     assert "tiny-llama-f32.gguf is still loaded" in window.banner.text()
@@ -150,7 +157,7 @@ def test_measuring_idle_on_demand(qtbot, make_window, tiny_model):
     load(qtbot, window, tiny_model)
     window.power_panel.idle_s.setValue(0.5)
     window.power_panel.settle_s.setValue(0.2)
-    with qtbot.waitSignal(window.controller.idle_measured, timeout=10_000) as idle:
+    with qtbot.waitSignal(window.controller.news, timeout=10_000, check_params_cb=news_of(IdleMeasured)) as idle:
         qtbot.keyClick(window, Qt.Key_I, Qt.ControlModifier)
     assert idle.args[0].baseline.power_w == pytest.approx(WATTS, rel=1e-4)
     assert "100.0 W after 0.2 s settling (replayed" in window.power_panel.idle_label.text()
@@ -181,8 +188,7 @@ def test_settings_persist_as_values(qtbot, make_window, tiny_model):
 
 
 def test_defaults_come_from_the_core(make_window):
-    from tpw_desktop.engine.settings import EngineSettings
-    from tpw_desktop.run.session import RunOptions
+    from tpw_desktop.record.meta import EngineSettings, RunOptions
 
     window = make_window(db=False)
     assert window.workload_panel.repetitions.value() == RunOptions().repetitions == 5  # as tpw bench
@@ -222,7 +228,7 @@ def test_dropping_a_gguf_loads_it(qtbot, make_window, tiny_model):
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(tiny_model))])
     event = QDropEvent(QPointF(10, 10), Qt.CopyAction, mime, Qt.LeftButton, Qt.NoModifier)
-    with qtbot.waitSignal(window.controller.loaded, timeout=10_000):
+    with qtbot.waitSignal(window.controller.job_finished, timeout=10_000, check_params_cb=job_done("load")):
         window.dropEvent(event)
     assert window.controller.model.facts.file_name == "tiny-llama-f32.gguf"
 
@@ -283,8 +289,8 @@ def test_a_killed_measuring_process_offers_a_restart(qtbot, make_window, tiny_mo
     assert "The measuring process stopped" in window.banner.text() and window.banner.action("process").isVisible()
     assert not window.start_button.isEnabled() and window.actions["restart"].isEnabled()
     [session] = sessions(tmp_path)
-    assert session["status"] == "interrupted"
-    with qtbot.waitSignal(window.controller.loaded, timeout=30_000):
+    assert session.status == "interrupted"
+    with qtbot.waitSignal(window.controller.job_finished, timeout=30_000, check_params_cb=job_done("load")):
         qtbot.mouseClick(window.banner.action("process"), Qt.LeftButton)
     custom_prompt(window, max_tokens=8)
     assert run(qtbot, window) == "completed"
@@ -358,3 +364,40 @@ def test_messages_of_different_kinds_stay_side_by_side(make_window):
     ]
     window.banner.clear("power")
     assert window.banner.text() == "Sessions won't be saved: X is not a tpw-desktop database"
+
+
+def test_a_caution_from_the_run_is_a_plain_warning_banner_until_the_next_run(make_window):
+    from tpw_desktop.run.events import Caution
+
+    window = make_window(db=False)
+    window.controller.news.emit(Caution("pp9000 needs 9000 tokens, more than the <b>8192</b> m.gguf was trained on"))
+    assert window.banner.text() == "pp9000 needs 9000 tokens, more than the <b>8192</b> m.gguf was trained on"
+
+
+def test_a_peer_s_text_is_never_rendered_as_rich_text(qtbot, make_window):
+    """Issue 17: every label that can hold data is plain text; the few rich ones escape what they quote."""
+    from PySide6.QtWidgets import QLabel
+
+    window = make_window(db=False)
+    hostile = "<b>bold</b> <img src=x> \x1b[31mred"
+    window.show_error(f"Measuring the server failed: {hostile}")
+    [row] = window.banner.rows.values()
+    assert row.label.textFormat() == Qt.PlainText and "<b>bold</b>" in row.label.text()
+    rich = {window.model_panel.label, window.compare_view.title}
+    # form captions ("context", "batch" ...) are constants, each the buddy label of its field
+    plain = [label for label in window.findChildren(QLabel) if label not in rich and label.buddy() is None]
+    assert plain and all(label.textFormat() == Qt.PlainText for label in plain), [
+        label.text()[:40] for label in plain if label.textFormat() != Qt.PlainText
+    ]
+    tile = window.dashboard.tiles["tok_j"]
+    tile.set(None, "replayed · <i>x</i>", why="<b>source</b> stopped")
+    assert "&lt;b&gt;source&lt;/b&gt;" in tile.toolTip() and "<b>source" not in tile.toolTip()
+
+
+def test_the_settings_file_is_the_user_s_alone(make_window, tmp_path):
+    import os
+    import stat
+
+    window = make_window(db=False)
+    window.save_settings()
+    assert stat.S_IMODE(os.stat(window.settings.fileName()).st_mode) == 0o600

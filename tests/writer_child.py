@@ -13,7 +13,8 @@ import numpy as np
 from store_meta import meta_for
 
 from tpw_desktop.power import PowerTrace, ReplaySource, Sampler
-from tpw_desktop.record.token import TokenEvent
+from tpw_desktop.record.calls import TokenEvent
+from tpw_desktop.record.stored import RunOutcome
 from tpw_desktop.store import SessionWriter
 
 
@@ -30,7 +31,7 @@ def main() -> None:
             writer.token(session_id, "tg128", 0, 0, TokenEvent(time.monotonic_ns(), i, 42, "x"), store_text=True)
             i += 1
             time.sleep(0.01)
-        writer.finish(session_id, "completed", {"summary": [], "sampler": sampler.stats().as_dict()})
+        writer.finish(session_id, "completed", RunOutcome(None, None, sampler=sampler.stats()))
     print("done", flush=True)
 
 

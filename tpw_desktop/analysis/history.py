@@ -8,79 +8,85 @@ looks the same opened later as it did live.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..record.results import headline
+from ..record.fields import label
+from ..record.results import TestSummary
+from ..record.stored import StoredSession
+from ..record.vocab import PHASE_NAMES
 from ..run.events import CallStarted, PhaseEnded
+from ..run.server import clients
+from ..store import Store
 from ..view.live import LiveSeries
+from .tables import summary_table
 
 CHART_POINTS = 20_000  # per source: enough for 8 hours' detail at a window's width, loaded in well under a second
 
 
 @dataclass(frozen=True)
 class HistoryRow:
-    """A session's line in the history table; None where a figure is unknown."""
+    """A session's line in the history table: its headline figure (the same as everywhere), None where unknown."""
 
-    session_id: int
-    started_at: str
-    model: str
-    quantization: str
-    device: str  # CPU | GPU
-    workload: str
-    tokens_per_s: float | None
-    tokens_per_j: float | None
-    j_per_token: float | None
-    method: str
-    status: str
-    sweep: str  # "sweep 3 · Q8_0 · round 2", or ""
+    session_id: int = field(metadata=label("id"))
+    started_at: str = field(metadata=label("date (UTC)"))
+    model: str = field(metadata=label("model"))
+    quantization: str = field(metadata=label("quant"))
+    device: str = field(metadata=label("device"))  # CPU | GPU | server
+    workload: str = field(metadata=label("workload"))
+    figure: str = field(metadata=label("figure"))  # which test and phase the figures are: "tg128 · generation"
+    tokens_per_s: float | None = field(metadata=label("tok/s", 1))
+    tokens_per_j: float | None = field(metadata=label("tok/J", 2))
+    j_per_token: float | None = field(metadata=label("J/token", 4))
+    method: str = field(metadata=label("method"))
+    status: str = field(metadata=label("status"))
+    sweep: str = field(metadata=label("sweep"))  # "sweep 3 · Q8_0 · round 2", or ""
 
 
-def history_rows(store, limit: int | None = None) -> list[HistoryRow]:
+def history_rows(store: Store, limit: int | None = None) -> list[HistoryRow]:
     return [history_row(s) for s in store.list_sessions(limit=limit)]
 
 
-def history_row(session: dict) -> HistoryRow:
-    main = headline(session.get("summary") or [], lambda r: r["phase"]) or {}
-    settings = session.get("settings") or {}
-    on_gpu = bool(session.get("gpu_offload")) and settings.get("n_gpu_layers", 0) != 0
+def history_row(session: StoredSession) -> HistoryRow:
+    meta = session.meta
+    main = session.headline
     sweep = ""
-    if session.get("sweep_id") is not None:
-        sweep = (
-            f"sweep {session['sweep_id']} · {session.get('sweep_variant')} · round {session.get('sweep_round', 0) + 1}"
-        )
+    if meta.sweep is not None:
+        sweep = f"sweep {meta.sweep.id} · {meta.sweep.variant} · round {meta.sweep.round + 1}"
     return HistoryRow(
-        session["id"],
-        (session.get("started_at") or "")[:19].replace("T", " "),
-        session.get("model") or "?",
-        session.get("quantization") or "?",
-        "GPU" if on_gpu else "CPU",
-        ", ".join(session.get("tests") or []),
-        main.get("tokens_per_s_mean"),
-        main.get("tokens_per_j"),
-        main.get("j_per_token"),
-        session.get("method") or "?",
-        session.get("status") or "?",
+        session.id,
+        session.started_at[:19].replace("T", " "),
+        meta.model.file_name,
+        meta.model.quantization,
+        "server" if meta.server else "GPU" if meta.on_gpu else "CPU",
+        ", ".join(t.name for t in meta.tests),
+        headline_label(main) if main else "",
+        main.tokens_per_s_mean if main else None,
+        main.pooled.tokens_per_j if main else None,
+        main.pooled.j_per_token if main else None,
+        meta.method,
+        session.status,
         sweep,
     )
 
 
-def stored_series(store, session_id: int, max_points: int = CHART_POINTS) -> LiveSeries:
+def stored_series(store: Store, session_id: int, max_points: int = CHART_POINTS) -> LiveSeries:
     """The session's power, tokens and phases as a ``LiveSeries`` (what the chart widgets draw)."""
     session = store.session(session_id)
-    t0_ns = int(session["t0_ns"])
-    methods = {s["name"]: s["method"] for s in session["sources"]}
+    t0_ns = session.t0_ns
+    methods = {s.name: s.method for s in session.meta.power_sources}
     samples = store.samples(session_id, max_points=max_points)
     names = [n for n in samples if n in methods] or list(methods)
     series = LiveSeries([(n, methods.get(n, "estimated")) for n in names], t0_ns)
-    series.idle_w = session.get("idle_power_w")  # the idle line and the "above idle" curve, as live
+    series.idle = session.outcome.idle  # the idle line and the "above idle" curve, as live
     for index, name in enumerate(names):
         if name in samples:
             data = samples[name]
             series.add_samples(index, (t0_ns + data["t_s"] * 1e9).astype(np.int64), data["power_w"])
     tokens = store.token_times_ns(session_id)
-    events = sorted(_events(store, session_id), key=_when)
+    events = sorted(_events(store, session), key=_when)
     if events or len(tokens):
         series.run_started(min([_when(e) for e in events] + ([int(tokens[0])] if len(tokens) else [])))
     done = 0
@@ -94,42 +100,22 @@ def stored_series(store, session_id: int, max_points: int = CHART_POINTS) -> Liv
     return series
 
 
-def _kind(test: str) -> str:
-    return test[:2] if test[:2] in ("pp", "tg") and test[2:].isdigit() else "workload"
-
-
-def _events(store, session_id: int) -> list:
+def _events(store: Store, session: StoredSession) -> list:
     """Calls as they started and phases as they ended; a pp test stores no call, so its phase starts one."""
+    session_id = session.id
+    kinds = {t.name: t.kind for t in session.meta.tests}
     out: list = []
     started = set()
     for c in store.calls(session_id):
-        if c.get("t_start_ns") is not None:
-            out.append(
-                CallStarted(
-                    c["test"],
-                    _kind(c["test"]),
-                    c["repetition"],
-                    c["call"],
-                    c.get("prompt_tokens") or 0,
-                    int(c["t_start_ns"]),
-                )
-            )
-            started.add((c["test"], c["repetition"]))
+        out.append(
+            CallStarted(c.test, kinds.get(c.test, "workload"), c.repetition, c.call, c.prompt_tokens or 0, c.t_start_ns)
+        )
+        started.add((c.test, c.repetition))
     for r in store.results(session_id):
-        if r["phase"] in ("pp", "tg") and r.get("t_start_ns") is not None and r.get("t_end_ns") is not None:
-            if (r["test"], r["repetition"]) not in started:
-                out.append(CallStarted(r["test"], r["phase"], r["repetition"], 0, 0, int(r["t_start_ns"])))
-            out.append(
-                PhaseEnded(
-                    r["test"],
-                    r["repetition"],
-                    0,
-                    r["phase"],
-                    int(r["t_start_ns"]),
-                    int(r["t_end_ns"]),
-                    r.get("tokens") or 0,
-                )
-            )
+        if r.phase in ("pp", "tg"):
+            if (r.test, r.repetition) not in started:
+                out.append(CallStarted(r.test, r.kind, r.repetition, 0, 0, r.t_start_ns))
+            out.append(PhaseEnded(r.test, r.repetition, 0, r.phase, r.t_start_ns, r.t_end_ns, r.figures.tokens, r.kind))
     return out
 
 
@@ -137,86 +123,65 @@ def _when(event) -> int:
     return event.t_ns if isinstance(event, CallStarted) else event.t_end_ns
 
 
-def _figure(value, digits: int) -> str:
-    return "unknown" if value is None else f"{value:.{digits}f}"
+def headline_label(summary: TestSummary) -> str:
+    """Which figure a session's headline is: its test and phase (or server level) in words."""
+    if summary.level is not None:
+        return f"{summary.test} · {clients(summary.level.concurrency)}"
+    return f"{summary.test} · {PHASE_NAMES[summary.phase]}"
 
 
-def session_details(session: dict) -> tuple[list[tuple], list[tuple[str, str]]]:
+def session_details(session: StoredSession) -> tuple[list[tuple[str, ...]], list[tuple[str, str]]]:
     """The summary as table rows (a header first), and what the session ran on as (label, value) pairs."""
-    summary = [("test", "phase", "reps", "tok/s", "tok/J", "J/token", "W", "method")]
-    for r in session.get("summary") or []:
-        speed = _figure(r.get("tokens_per_s_mean"), 1)
-        if r.get("tokens_per_s_sd"):
-            speed += f" ± {r['tokens_per_s_sd']:.1f}"
-        unknown = r.get("unknown") or {}
-        tok_j = (
-            _figure(r.get("tokens_per_j"), 2)
-            if r.get("tokens_per_j") is not None
-            else (f"unknown: {unknown.get('tokens_per_j', 'no energy')}")
-        )
-        summary.append(
-            (
-                r["test"],
-                r["phase"],
-                r.get("repetitions", 1),
-                speed,
-                tok_j,
-                _figure(r.get("j_per_token"), 4),
-                _figure(r.get("average_w"), 1),
-                r.get("method") + ("" if r.get("confident") else " (low confidence)"),
-            )
-        )
-    settings = session.get("settings") or {}
-    sources = "; ".join(f"{s['name']} ({s['method']}: {s.get('measures') or '?'})" for s in session.get("sources", []))
-    gpus = (
-        "; ".join(f"{g.get('name', '?')} (driver {g.get('driver', '?')})" for g in session.get("gpus") or []) or "none"
+    meta = session.meta
+    summary = summary_table(session.outcome.summaries)
+    settings = (
+        ", ".join(f"{k}={_shown(v)}" for k, v in dataclasses.asdict(meta.settings).items()) if meta.settings else "?"
     )
-    limits = [
-        str(s["info"].get("power_limit_w")) + " W"
-        for s in session.get("sources", [])
-        if isinstance(s.get("info"), dict) and s["info"].get("power_limit_w") not in (None, "N/A")
-    ]
-    idle = session.get("idle_power_w")
+    if meta.load_ms is not None:
+        settings += f", loaded in {meta.load_ms:.0f} ms"
+    sources = "; ".join(f"{s.name} ({s.method}: {s.measures})" for s in meta.power_sources)
+    gpus = "; ".join(f"{g.gpu_name} (driver {g.driver or '?'})" for g in meta.gpus) or "none"
+    limits = [f"{g.power_limit_w:g} W" for g in meta.gpus if g.power_limit_w is not None]
+    idle = session.outcome.idle
+    m = meta.machine
     facts = [
-        ("status", session.get("status") or "?"),
-        ("started (UTC)", (session.get("started_at") or "?")[:19].replace("T", " ")),
+        ("status", session.status),
+        ("started (UTC)", session.started_at[:19].replace("T", " ")),
         (
             "model",
-            f"{session.get('model') or '?'} · {session.get('quantization') or '?'} · "
-            f"{session.get('n_params') or '?'} params · sha256 {(session.get('model_sha256') or '?')[:12]}",
+            f"{meta.model.file_name} · {meta.model.quantization} · {meta.model.n_params or '?'} params · "
+            f"sha256 {(session.model_sha256 or '?')[:12]}",
         ),
-        (
-            "machine",
-            f"{session.get('hostname') or '?'} · {session.get('cpu') or '?'} · {session.get('ram_gib') or '?'} GiB"
-            f" · {session.get('os') or '?'}",
-        ),
+        ("machine", f"{m.hostname} · {m.cpu} · {m.ram_gib or '?'} GiB · {m.os}"),
         ("GPUs", gpus),
         (
             "llama.cpp",
-            f"{session.get('llama_cpp_version') or '?'} · GPU offload "
-            f"{'supported' if session.get('gpu_offload') else 'not built in'}",
+            f"{meta.build.llama_cpp_python_version} · GPU offload "
+            f"{'supported' if meta.build.gpu_offload_supported else 'not built in'}",
         ),
-        (
-            "settings",
-            ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in settings.items()) or "?",
-        ),
-        ("power", f"{session.get('method') or '?'}: {sources or 'no source'}"),
+        ("settings", settings),
+        ("power", f"{meta.method}: {sources or 'no source'}"),
         (
             "power limit",
-            f"{session['power_limit_w']:g} W (set by the sweep)"
-            if session.get("power_limit_w")
+            f"{meta.sweep.power_limit_w:g} W (set by the sweep)"
+            if meta.sweep and meta.sweep.power_limit_w
             else (", ".join(limits) or "not reported"),
         ),
-        ("idle", "unknown" if idle is None else f"{idle:.1f} W ({session.get('idle_method') or '?'})"),
+        (
+            "idle",
+            f"{idle.power_w:.1f} W ({idle.method})"
+            if idle
+            else f"unknown ({session.outcome.idle_reason or 'not measured'})",
+        ),
     ]
-    if session.get("sweep_id") is not None:
-        facts.append(
-            (
-                "sweep",
-                f"{session['sweep_id']} · {session.get('sweep_variant')} · "
-                f"round {(session.get('sweep_round') or 0) + 1}",
-            )
-        )
-    if session.get("error"):
-        facts.append(("error", session["error"]))
+    if meta.server is not None:
+        facts.append(("server", f"{meta.server.url} · model {meta.server.api_model}"))
+    if meta.sweep is not None:
+        facts.append(("sweep", f"{meta.sweep.id} · {meta.sweep.variant} · round {meta.sweep.round + 1}"))
+    if session.error:
+        facts.append(("error", session.error))
     return summary, facts
+
+
+def _shown(value: object) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)

@@ -7,7 +7,7 @@ the commands that reproduce the runs: a file to attach to a forum post.
 
 from __future__ import annotations
 
-import csv
+import dataclasses
 import datetime as dt
 import html
 import io
@@ -15,69 +15,28 @@ import shlex
 from pathlib import Path
 
 from .. import __version__, serialize
-from ..atomic import atomic_writer
 from ..errors import TpwError
+from ..files import atomic_writer
+from ..record import fields
+from ..record.stored import StoredSession
+from ..serialize import SafeCsvWriter
 from . import svg_charts
-from .compare import ComparedRow, Comparison, plus_minus, ratio_text
-
-CSV_COLUMNS = (
-    "variant",
-    "test",
-    "phase",
-    "runs",
-    "tokens_per_s_mean",
-    "tokens_per_s_sd",
-    "tokens_per_j_mean",
-    "tokens_per_j_sd",
-    "j_per_token",
-    "average_w_mean",
-    "average_w_sd",
-    "method",
-    "confident",
-    "ratio_tokens_per_s",
-    "ratio_tokens_per_j",
-    "model",
-    "quantization",
-    "power_limit_w",
-    "session_ids",
-    "unknown",
-)
+from .compare import ComparedRow, Comparison, measured_what, plus_minus, ratio_text
 
 
 def csv_text(comparison: Comparison) -> str:
+    """Every compared row, columns from ``ComparedRow``'s field list; every cell spreadsheet-safe."""
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS)
-    writer.writeheader()
-    for r in comparison.rows:
-        writer.writerow(
-            {
-                "variant": r.variant,
-                "test": r.test,
-                "phase": r.phase,
-                "runs": r.runs,
-                "tokens_per_s_mean": r.tokens_per_s.mean,
-                "tokens_per_s_sd": r.tokens_per_s.sd,
-                "tokens_per_j_mean": r.tokens_per_j.mean,
-                "tokens_per_j_sd": r.tokens_per_j.sd,
-                "j_per_token": r.j_per_token.mean,
-                "average_w_mean": r.average_w.mean,
-                "average_w_sd": r.average_w.sd,
-                "method": r.method,
-                "confident": r.confident,
-                "ratio_tokens_per_s": r.ratio_tokens_per_s,
-                "ratio_tokens_per_j": r.ratio_tokens_per_j,
-                "model": r.model,
-                "quantization": r.quantization,
-                "power_limit_w": r.power_limit_w,
-                "session_ids": " ".join(map(str, r.session_ids)),
-                "unknown": serialize.dumps(r.unknown) if r.unknown else "",
-            }
-        )
+    writer = SafeCsvWriter(out)
+    columns = fields.column_names(ComparedRow)
+    writer.writerow(columns)
+    for row in fields.rows(comparison.rows):
+        writer.writerow([row[c] for c in columns])
     return out.getvalue()
 
 
 def json_text(comparison: Comparison) -> str:
-    return serialize.dumps({"tpw_version": __version__, **comparison.as_dict()}, indent=2)
+    return serialize.dumps({"tpw_version": __version__, **comparison.as_json()}, indent=2)
 
 
 def charts(comparison: Comparison) -> dict[str, str]:
@@ -131,7 +90,6 @@ def charts(comparison: Comparison) -> dict[str, str]:
 
 
 def _row_html(r: ComparedRow) -> str:
-    method = r.method + ("" if r.confident else " (low confidence)")
     why = "".join(f"<br><small>{html.escape(k)}: {html.escape(v)}</small>" for k, v in r.unknown.items())
     cells = [
         html.escape(r.variant),
@@ -143,22 +101,38 @@ def _row_html(r: ComparedRow) -> str:
         plus_minus(r.average_w, 1),
         ratio_text(r.ratio_tokens_per_s),
         ratio_text(r.ratio_tokens_per_j),
-        html.escape(method) + why,
+        html.escape(r.method_text) + why,
     ]
     return "<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
 
 
-def _session_row(s: dict) -> str:
-    limit = s.get("power_limit_w")
-    sources = ", ".join(f"{src['name']} [{src['method']}]" for src in s.get("sources", []))
+def settings_text(session: StoredSession) -> str:
+    """The engine settings as a reader wants them: ``name=value``, numbers as they were typed."""
+    meta = session.meta
+    if meta.server is not None:
+        return f"server {meta.server.url}, model {meta.server.api_model}"
+    if meta.settings is None:
+        return "?"
+    return ", ".join(f"{k}={_shown(v)}" for k, v in dataclasses.asdict(meta.settings).items())
+
+
+def _shown(value: object) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _session_row(s: StoredSession) -> str:
+    meta = s.meta
+    limit = meta.sweep.power_limit_w if meta.sweep else None
+    sources = ", ".join(f"{src.name} [{src.method}: {measured_what(src)}]" for src in meta.power_sources)
+    m = meta.machine
     cells = [
-        str(s["id"]),
-        html.escape(str(s.get("sweep_variant") or "")),
-        f"{html.escape(str(s.get('model')))}<br><small>{html.escape(str(s.get('model_sha256') or ''))}</small>",
-        html.escape(str(s.get("quantization"))),
-        html.escape(f"{s.get('cpu')}, {s.get('ram_gib')} GiB, {s.get('os')}"),
-        html.escape(f"llama-cpp-python {s.get('llama_cpp_version')}{' (GPU)' if s.get('gpu_offload') else ''}"),
-        html.escape(serialize.dumps(s.get("settings"))),
+        str(s.id),
+        html.escape(meta.sweep.variant if meta.sweep else ""),
+        f"{html.escape(meta.model.file_name)}<br><small>{html.escape(s.model_sha256 or '')}</small>",
+        html.escape(meta.model.quantization),
+        html.escape(f"{m.cpu}, {m.ram_gib} GiB, {m.os}"),
+        html.escape(f"llama-cpp-python {meta.build.llama_cpp_python_version}{' (GPU)' if meta.on_gpu else ''}"),
+        html.escape(settings_text(s)),
         "" if limit is None else f"{limit:g} W",
         html.escape(sources),
     ]
@@ -167,25 +141,22 @@ def _session_row(s: dict) -> str:
 
 def commands(comparison: Comparison) -> list[str]:
     """What reproduces the runs: the sweep's own command, or one tpw bench per session."""
-    if comparison.sweep and comparison.sweep["plan"].get("command"):
-        return [comparison.sweep["plan"]["command"]]
+    if comparison.sweep and comparison.sweep.command:
+        return [comparison.sweep.command]
     out = []
     for s in comparison.sessions:
-        options, settings = s.get("options") or {}, s.get("settings") or {}
-        args = [
-            "tpw",
-            "bench",
-            str(s.get("model") or "MODEL.gguf"),
-            "-r",
-            str(options.get("repetitions", 5)),
-            "--ctx",
-            str(settings.get("n_ctx", 4096)),
-            "-b",
-            str(settings.get("n_batch", 2048)),
-        ]
-        if settings.get("n_threads"):
-            args += ["-t", str(settings["n_threads"])]
-        out.append(shlex.join(args) + "  # and the tests of session " + str(s["id"]))
+        meta = s.meta
+        if meta.server is not None:
+            args = ["tpw", "bench", "--endpoint", meta.server.url, "--api-model", meta.server.api_model]
+        else:
+            settings = meta.settings
+            args = ["tpw", "bench", meta.model.path, "-r", str(meta.options.repetitions)]
+            if settings is not None:
+                args += ["--ctx", str(settings.n_ctx), "-b", str(settings.n_batch)]
+                if settings.n_threads:
+                    args += ["-t", str(settings.n_threads)]
+        tests = [t.name for t in meta.tests]
+        out.append(shlex.join(args) + f"  # the tests of session {s.id}: {', '.join(tests)}")
     return list(dict.fromkeys(out))
 
 

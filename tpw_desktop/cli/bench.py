@@ -15,17 +15,18 @@ from pathlib import Path
 import click
 
 from .. import __version__, serialize
-from ..atomic import atomic_writer
 from ..engine.gguf_info import format_params, format_size, read_model_facts
 from ..engine.llama_engine import load_engine
 from ..errors import TpwError
+from ..files import atomic_writer
 from ..power import (
     PowerEnvironment,
     Sampler,
     open_sources,
 )
+from ..record.meta import RunOptions
 from ..run.results import RunReport
-from ..run.session import MeasuredRun, RunOptions
+from ..run.session import MeasuredRun
 from .common import (
     EXIT_CANCELLED,
     EXIT_PARTIAL,
@@ -36,7 +37,7 @@ from .common import (
     fmt,
     stop_on_signals,
 )
-from .endpoint import bench_endpoint, endpoint_options
+from .endpoint import EndpointSpec, bench_endpoint, endpoint_options
 from .exporter import bind_option, metrics_port_option, start_exporter
 from .measure_options import MeasureSpec, build_spec, measure_options
 
@@ -79,6 +80,7 @@ def bench(
     bind,
     endpoint,
     api_model,
+    api_key,
     concurrency,
     timeout_s,
 ):
@@ -96,19 +98,11 @@ def bench(
             from ..store import open_recorder
 
             writer, db_path = open_recorder(obj.get("db"))
+        target = EndpointSpec(endpoint, api_model, api_key, concurrency, timeout_s)
+        metrics = None if metrics_port is None else (metrics_port, bind)
         with stop_on_signals() as signals:
             bench_endpoint(
-                endpoint,
-                api_model,
-                concurrency,
-                timeout_s,
-                spec,
-                repetitions,
-                writer,
-                db_path,
-                as_json,
-                shared["workloads"],
-                signals.stop,
+                target, spec, repetitions, writer, db_path, as_json, shared["workloads"], signals.stop, metrics
             )
         return
     spec = build_spec(shared, repetitions, delay_s)
@@ -140,7 +134,7 @@ def _report(
     if failure and not any(r.results for r in reports):
         raise failure  # nothing was measured: one line, status 2
     if as_json:
-        click.echo(serialize.dumps({"tpw_version": __version__, "runs": [r.as_dict() for r in reports]}, indent=2))
+        click.echo(serialize.dumps({"tpw_version": __version__, "runs": [r.as_json() for r in reports]}, indent=2))
     else:
         print_bench_table(reports)
         for report in reports:
@@ -163,7 +157,6 @@ def _run_all(
     sources = open_sources(spec.power_spec, PowerEnvironment(tdp_w=spec.tdp_w))
     reports: list[RunReport] = []
     sampler = Sampler(sources, rate_hz=spec.rate_hz)
-    workload_text = {t.name: [c.messages for c in t.workload.calls] for t in spec.tests if t.workload} or None
     exporter = None
     try:
         with sampler:
@@ -187,7 +180,7 @@ def _run_all(
                     listener = lambda event, progress=progress: (progress(event), exporter.listener(event))  # noqa: E731
                 run = MeasuredRun(engine, sampler, spec.options, recorder=writer, listener=listener, stop=stop)
                 try:
-                    reports.append(run.run(spec.tests, workload_text))
+                    reports.append(run.run(spec.tests))
                 except (KeyboardInterrupt, TpwError) as exc:
                     if run.report is not None:
                         reports.append(run.report)
@@ -212,15 +205,15 @@ def _save_elsewhere(reports: list[RunReport], path: Path | None) -> None:
         if report.save_error:
             err(f"the session was measured but not saved: {report.save_error}")
     with atomic_writer(path) as f:
-        serialize.dump({"tpw_version": __version__, "runs": [r.as_dict() for r in reports]}, f, indent=2)
+        serialize.dump({"tpw_version": __version__, "runs": [r.as_json() for r in reports]}, f, indent=2)
     err(f"the results are in {path}")
 
 
 def _backend(report: RunReport) -> str:
-    build, settings = report.meta["build"], report.meta["settings"]
-    if build["gpu_offload_supported"] and settings["n_gpu_layers"] != 0:
+    build = report.meta.build
+    if report.meta.on_gpu:
         for name in ("CUDA", "Metal", "Vulkan", "ROCm", "SYCL"):
-            if name.upper() in build["system_info"].upper():
+            if name.upper() in build.system_info.upper():
                 return name
         return "GPU"
     return "CPU"
@@ -243,26 +236,26 @@ def print_bench_table(reports: list[RunReport]) -> None:
               "tok/J", "tok/J >idle", "J/tok", "method"]  # fmt: skip
     rows, notes = [], {}
     for report in reports:
-        model, settings = report.meta["model"], report.meta["settings"]
+        model, settings = report.meta.model, report.meta.settings
         for s in report.summaries:
-            single_phase = s.test.startswith(("pp", "tg")) and s.phase == s.test[:2]
+            single_phase = s.kind == s.phase  # pp512/pp, tg128/tg: the test says it all
             p, why = s.pooled, s.pooled.unknown.get
             rows.append(
                 [
-                    f"{model['architecture']} {model['quantization']}",
-                    format_size(model["size_bytes"]),
-                    format_params(model["n_params"]),
+                    f"{model.architecture} {model.quantization}",
+                    format_size(model.size_bytes or 0),
+                    format_params(model.n_params or 0),
                     _backend(report),
-                    str(settings["n_gpu_layers"]),
-                    str(settings["n_threads"]),
-                    "on" if settings["flash_attn"] else "off",
+                    str(settings.n_gpu_layers),
+                    str(settings.n_threads),
+                    "on" if settings.flash_attn else "off",
                     s.test if single_phase else f"{s.test}/{s.phase}",
-                    _cell(s.tokens_per_s[0], 2, notes, why("tokens_per_s"), s.tokens_per_s[1]),
+                    _cell(s.tokens_per_s_mean, 2, notes, why("tokens_per_s"), s.tokens_per_s_sd),
                     _cell(p.average_w, 1, notes, why("average_w")),
-                    _cell(p.tokens_per_j, 3, notes, why("tokens_per_j"), s.spread_sd.get("tokens_per_j")),
+                    _cell(p.tokens_per_j, 3, notes, why("tokens_per_j"), s.tokens_per_j_sd),
                     _cell(p.tokens_per_j_above_idle, 3, notes, why("tokens_per_j_above_idle")),
                     _cell(p.j_per_token, 4, notes, why("j_per_token")),
-                    p.method + ("" if p.confident else " (low confidence)"),
+                    s.method_text,
                 ]
             )
     if rows:
@@ -297,7 +290,7 @@ def _print_notes(report: RunReport) -> None:
         click.echo(f"low confidence: {reason}")
     if report.status in ("cancelled", "interrupted"):
         click.echo(f"run {report.status}: the table holds the repetitions that finished")
-    if any(s["method"] == "estimated" for s in report.meta["power_sources"]):
+    if any(s.method == "estimated" for s in report.meta.power_sources):
         click.echo(
             "note: 'estimated' figures come from CPU busy time x TDP, not a sensor: "
             "treat them as rough (errors of -60% to +190% are reported for this method)."

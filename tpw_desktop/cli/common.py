@@ -7,7 +7,6 @@ and one function prints rows accordingly.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import signal
 import sys
@@ -21,7 +20,9 @@ import click
 
 from .. import serialize
 from ..errors import TpwError
-from ..run.events import RunEvent, SaveProblem, Status
+from ..peers.text import plain
+from ..run.events import Caution, RunEvent, SaveProblem, Status
+from ..serialize import SafeCsvWriter
 
 EXIT_USAGE = 2
 EXIT_PARTIAL = 1  # measured, but the session could not be saved where asked
@@ -29,7 +30,8 @@ EXIT_CANCELLED = 130
 
 
 def err(message: str) -> None:
-    click.echo(f"tpw: {message}", err=True)
+    """One line on stderr: a peer's text inside ``message`` can't move the cursor, color or forge a line."""
+    click.echo(f"tpw: {plain(message, 2000)}", err=True)
 
 
 def fmt(value, digits: int = 2) -> str:
@@ -103,9 +105,9 @@ def print_rows(
         click.echo(serialize.dumps(raw if raw is not None else rows, indent=2))
         return
     if as_csv:
-        writer = csv.writer(sys.stdout)
+        writer = SafeCsvWriter(sys.stdout)
         writer.writerow([header for _, header in columns])
-        writer.writerows([[_plain(row.get(key)) for key, _ in columns] for row in rows])
+        writer.writerows([[row.get(key) for key, _ in columns] for row in rows])
         return
     if not rows:
         click.echo(empty)
@@ -123,7 +125,8 @@ def print_rows(
 
 
 def _plain(value) -> str:
-    return "" if value is None else str(value)
+    """A cell as a terminal table shows it: one line, no control characters (a model or node name is a peer's)."""
+    return "" if value is None else plain(value, 500)
 
 
 def parse_day(_ctx, param, value: str | None) -> str | None:
@@ -197,7 +200,7 @@ class Progress:
     def __call__(self, event: RunEvent) -> None:
         if isinstance(event, Status):
             self.status(event.message)
-        elif isinstance(event, SaveProblem):
+        elif isinstance(event, (SaveProblem, Caution)):
             self.done()
             err(f"warning: {event.message}")
 

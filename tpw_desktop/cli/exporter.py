@@ -91,7 +91,7 @@ def _shown(n) -> dict:
         "tok/s": fig(n.tokens_per_s, 1),
         "W": fig(n.watts, 1),
         "tok/J": fig(n.tokens_per_j, 3),
-        "method": n.method + ("" if n.confident or not n.reporting else " (low confidence)"),
+        "method": n.method_text,
         "resolution": f"{n.resolution_s:g} s" if n.resolution_s else "?",
         "note": why or "",
     }
@@ -114,20 +114,30 @@ def _shown(n) -> dict:
     default=None,
     help="Print the table again every this many seconds, until Ctrl-C.",
 )
+@click.option(
+    "--top",
+    "top_n",
+    type=click.IntRange(1),
+    default=20,
+    show_default=True,
+    help="Show the busiest this many nodes (and the fleet); the rest are counted.",
+)
 @output_options
-def fleet(url, window_s, every_s, as_json, as_csv, table_format):
+def fleet(url, window_s, every_s, top_n, as_json, as_csv, table_format):
     """Tokens per joule per node and for the fleet, from a Prometheus server (dcgm-exporter, llama-server, vLLM).
 
     URL is the Prometheus server, e.g. http://127.0.0.1:9090.
     """
-    from ..prometheus.fleet import PrometheusApi, fleet_figures
+    from ..peers.prometheus_server import PrometheusApi
+    from ..prometheus.fleet import fleet_figures
 
     api = PrometheusApi(url)
     columns = [(k, k) for k in ("node", "engine", "tok/s", "W", "tok/J", "method", "resolution", "note")]
     with stop_on_signals() as signals:
         while True:
             figures = fleet_figures(api, window_s)
-            rows = [_shown(n) for n in [*figures.nodes, figures.fleet]]
+            top, hidden = figures.top(top_n)
+            rows = [_shown(n) for n in [*top, figures.fleet]]
             raw = {
                 "window_s": figures.window_s,
                 "nodes": [asdict(n) for n in figures.nodes],
@@ -136,6 +146,11 @@ def fleet(url, window_s, every_s, as_json, as_csv, table_format):
             print_rows(
                 rows, columns, as_json=as_json, as_csv=as_csv, table_format=table_format, empty="no nodes", raw=raw
             )
+            if hidden and not (as_json or as_csv):
+                click.echo(
+                    f"… and {hidden} more node{'s' if hidden != 1 else ''} (--top to show more; "
+                    "the fleet row counts them all)"
+                )
             if every_s is None or signals.stop.wait(every_s):
                 break
             click.echo("")

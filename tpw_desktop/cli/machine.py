@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import click
@@ -34,7 +35,7 @@ def models(folders, as_json, as_csv, table_format):
 
     bundled = bundled_model_path()
     rows = [
-        {"path": str(path), "bundled": path == bundled, **(facts.as_dict() if facts else {}), "problem": problem}
+        {"path": str(path), "bundled": path == bundled, **(asdict(facts.ref()) if facts else {}), "problem": problem}
         for path, facts, problem in find_models(list(folders))
     ]
     shown = [
@@ -72,8 +73,8 @@ def workloads():
 @output_options
 def power(tdp_w, as_json, as_csv, table_format):
     """Which power sources this machine has, and why the others are unavailable."""
-    report = [r.__dict__ for r in availability(PowerEnvironment(tdp_w=tdp_w))]
-    shown = [{**r, "available": "yes" if r["available"] else "no"} for r in report]
+    report = availability(PowerEnvironment(tdp_w=tdp_w))
+    shown = [{"kind": r.kind, "available": "yes" if r.available else "no", "detail": r.detail} for r in report]
     print_rows(
         shown,
         [("kind", "source"), ("available", "available"), ("detail", "what it measures, or why not")],

@@ -12,10 +12,9 @@ from dataclasses import dataclass
 
 import click
 
-from ..engine.settings import EngineSettings
 from ..engine.workloads import TestSpec, get_workload
 from ..power import DEFAULT_RATE_HZ, DEFAULT_TDP_W
-from ..run.session import RunOptions
+from ..record.meta import EngineSettings, RunOptions
 from .common import err, parse_counts
 
 DEFAULT_CTX = 4096

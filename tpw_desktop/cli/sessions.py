@@ -12,9 +12,14 @@ from pathlib import Path
 import click
 
 from .. import serialize
-from ..atomic import atomic_writer
-from ..engine.gguf_info import format_params, format_size
-from .common import db_option, fmt, output_options, parse_day, print_rows
+from ..analysis.history import headline_label, session_details
+from ..analysis.tables import figure, speed, text_table
+from ..files import atomic_writer
+from ..peers.text import plain
+from ..record import fields
+from ..record.stored import StoredSession
+from ..record.vocab import STATUSES
+from .common import db_option, output_options, parse_day, print_rows
 
 
 @click.group()
@@ -28,17 +33,18 @@ def _reading(obj):
     return Store.for_reading(obj.get("db"))
 
 
-def _headline(summary: list | None) -> str:
-    for s in summary or []:
-        if s["phase"] in ("tg", "total"):
-            return f"{s['test']}/{s['phase']} {fmt(s['tokens_per_s_mean'])} t/s, {fmt(s.get('tokens_per_j'), 3)} tok/J"
-    return ""
+def _headline(session: StoredSession) -> str:
+    """The session's one headline figure, as History and the window's tiles show it."""
+    main = session.headline
+    if main is None:
+        return ""
+    return f"{headline_label(main)}: {speed(main)} t/s, {figure(main, 'tokens_per_j')} tok/J"
 
 
 @sessions.command("list")
 @click.option("--model", help="Part of the model file name or GGUF name.")
 @click.option("--quant", "quantization", help="Quantization, e.g. Q4_K_M.")
-@click.option("--status", type=click.Choice(["running", "completed", "failed", "interrupted", "cancelled"]))
+@click.option("--status", type=click.Choice(STATUSES))
 @click.option("--since", callback=parse_day, help="Started on or after this date (YYYY-MM-DD, UTC).")
 @click.option("--until", callback=parse_day, help="Started before this date (YYYY-MM-DD, UTC).")
 @click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
@@ -52,7 +58,16 @@ def sessions_list(obj, model, quantization, status, since, until, limit, as_json
             model=model, quantization=quantization, status=status, since=since, until=until, limit=limit
         )
     shown = [
-        {**r, "started": r["started_at"][:19].replace("T", " "), "headline": _headline(r.get("summary"))} for r in rows
+        {
+            "id": r.id,
+            "started": r.started_at[:19].replace("T", " "),
+            "status": r.status,
+            "model": r.meta.model.file_name,
+            "quantization": r.meta.model.quantization,
+            "method": r.meta.method,
+            "headline": _headline(r),
+        }
+        for r in rows
     ]
     columns = [
         ("id", "id"),
@@ -77,36 +92,16 @@ def sessions_show(obj, session_id, as_json):
         s = store.session(session_id)
         n_samples = store.sample_count(session_id)
     if as_json:
-        click.echo(serialize.dumps({**s, "n_samples": n_samples}, indent=2))
+        summaries = fields.rows(s.outcome.summaries, json_text=False)
+        click.echo(serialize.dumps({"session": s, "summaries": summaries, "n_samples": n_samples}, indent=2))
         return
-    click.echo(f"session {s['id']}: {s['status']}, {s['started_at']} -> {s['ended_at'] or '...'}")
-    click.echo(
-        f"model:   {s['model']} ({s['architecture']} {s['quantization']}, {format_params(s['n_params'] or 0)} "
-        f"params, {format_size(s['size_bytes'] or 0)})  sha256 {s['model_sha256'] or 'not yet computed'}"
-    )
-    click.echo(
-        f"engine:  llama-cpp-python {s['llama_cpp_version']}; "
-        + ", ".join(f"{k}={v}" for k, v in (s["settings"] or {}).items())
-    )
-    click.echo(f"machine: {s['cpu']}, {s['ram_gib']} GiB, {s['os']}")
-    for src in s["sources"]:
-        click.echo(f"power:   {src['name']} [{src['method']}] {src['measures']}")
-    if s["idle_power_w"] is not None:
-        click.echo(f"idle:    {s['idle_power_w']:.2f} W over {s['idle_seconds']:.1f} s ({s['idle_method']})")
-    elif s.get("idle_reason"):
-        click.echo(f"idle:    none ({s['idle_reason']})")
-    click.echo(f"samples: {n_samples}")
-    if s["error"]:
-        click.echo(f"error:   {s['error']}")
-    for row in s.get("summary") or []:
-        click.echo(
-            f"  {row['test']}/{row['phase']:5}  {fmt(row['tokens_per_s_mean'])} t/s  "
-            f"{fmt(row.get('average_w'), 1)} W  {fmt(row.get('tokens_per_j'), 3)} tok/J  "
-            f"{fmt(row.get('j_per_token'), 4)} J/tok  [{row['method']}"
-            f"{'' if row['confident'] else ', low confidence'}]"
-        )
-        for figure, why in (row.get("unknown") or {}).items():
-            click.echo(f"      {figure}: unknown, {why}")
+    summary, facts = session_details(s)
+    click.echo(f"session {s.id}: {s.status}, {s.started_at} -> {s.ended_at or '...'}")
+    for label, value in [*facts, ("samples", str(n_samples))]:
+        click.echo(f"{label + ':':14} {plain(value, 500)}")
+    if len(summary) > 1:
+        click.echo("")
+        click.echo(text_table(summary))
 
 
 @sessions.command("compare")
@@ -133,9 +128,8 @@ def sessions_compare(obj, session_ids, sweep_id, model, quantization, baseline, 
         raise click.UsageError("give session ids, --sweep ID, or --model / --quant to pick sessions")
     with _reading(obj) as store:
         if not session_ids and sweep_id is None:
-            session_ids = [s["id"] for s in store.list_sessions(model=model, quantization=quantization, limit=None)][
-                ::-1
-            ]
+            picked = store.list_sessions(model=model, quantization=quantization, limit=None)
+            session_ids = [s.id for s in reversed(picked)]
         comparison = compare(store, list(session_ids) or None, sweep_id=sweep_id, baseline=baseline)
     show_comparison(comparison, as_json, report)
     if charts_dir is not None:
@@ -153,9 +147,12 @@ def sweeps_command(obj, as_json, as_csv, table_format):
         rows = store.sweeps()
     shown = [
         {
-            **r,
-            "started": r["started_at"][:19].replace("T", " "),
-            "variants": ", ".join(v["label"] for v in (r.get("plan") or {}).get("variants", [])),
+            "id": r.id,
+            "started": r.started_at[:19].replace("T", " "),
+            "status": r.status,
+            "kind": r.kind,
+            "n_sessions": len(r.session_ids),
+            "variants": ", ".join(r.variants),
         }
         for r in rows
     ]
@@ -208,7 +205,7 @@ def sessions_delete(obj, session_id, yes):
 
     with Store(obj.get("db")) as store:
         s = store.session(session_id)
-        if not yes and not click.confirm(f"delete session {session_id} ({s['model']}, {s['started_at']})?"):
+        if not yes and not click.confirm(f"delete session {session_id} ({s.meta.model.file_name}, {s.started_at})?"):
             return
         store.delete(session_id)
     click.echo(f"deleted session {session_id}", err=True)

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 from pathlib import Path
 
 import click
 
-from ..atomic import atomic_writer
 from ..engine.gguf_info import read_model_facts
 from ..engine.quantize import TYPES, describe, quantize
 from ..errors import TpwError
+from ..files import atomic_writer
 from ..power import PowerEnvironment, Sampler, open_sources
 from ..run.sweep import SweepProgress, SweepRunner, plan_sweep, sweep_command
 from .common import EXIT_CANCELLED, Progress, db_option, err, stop_on_signals
@@ -30,9 +32,9 @@ from .measure_options import build_spec, measure_options
 @click.option("-t", "--threads", type=click.IntRange(0), default=0, help="Threads (0: all cores).")
 def quantize_command(source, qtype, output, allow_requantize, threads):
     """Make a quantized variant of a GGUF with llama.cpp's own quantizer."""
-    facts = read_model_facts(source)
-    from ..engine.quantize import is_quantized
+    from ..engine.quantize import is_quantized, output_path, partial_path
 
+    facts = read_model_facts(source)
     if is_quantized(facts) and not allow_requantize and sys.stdin.isatty():
         allow_requantize = click.confirm(
             f"{facts.file_name} is already {facts.quantization}: quantizing it again loses quality twice. Go on?",
@@ -44,7 +46,24 @@ def quantize_command(source, qtype, output, allow_requantize, threads):
         if tty:
             click.echo(f"\r\x1b[2Ktpw: quantizing {facts.file_name}: tensor {i}/{n}", err=True, nl=False)
 
-    result = quantize(source, qtype, output, allow_requantize=allow_requantize, threads=threads, progress=progress)
+    out = output_path(facts.path, qtype, output)
+
+    def stop(signum, _frame) -> None:
+        """llama.cpp's quantizer can't be interrupted, but it logs each tensor: the handler runs then. The
+        partial file goes, no file takes the output's name, and the exit is 130 as for any stopped command."""
+        partial_path(out).unlink(missing_ok=True)
+        err(
+            f"{'Ctrl-C' if signum == signal.SIGINT else signal.Signals(signum).name}: stopped quantizing "
+            f"{facts.file_name}; {out.name} was not written"
+        )
+        os._exit(EXIT_CANCELLED)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        result = quantize(source, qtype, out, allow_requantize=allow_requantize, threads=threads, progress=progress)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     if tty:
         click.echo("\r\x1b[2K", err=True, nl=False)
     click.echo(describe(result))
@@ -159,8 +178,7 @@ class _SweepProgress(Progress):
 
     def __call__(self, event) -> None:
         if isinstance(event, SweepProgress):
-            left = f", about {event.seconds_left / 60:.0f} min left" if event.seconds_left else ""
-            self.where = f"run {event.done + 1}/{event.total}, {event.variant}, round {event.round + 1}{left}"
+            self.where = event.text
             self.status(self.where)
         else:
             super().__call__(event)

@@ -10,18 +10,18 @@ truncated download is caught before llama.cpp sees it.
 
 from __future__ import annotations
 
-import hashlib
 import mmap
 import os
 import struct
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import gguf
 
 from ..errors import ModelFileError
+from ..peers.text import plain
+from ..record.meta import ModelRef
 
 GGUF_MAGIC = b"GGUF"
 DEFAULT_ALIGNMENT = 32
@@ -132,35 +132,19 @@ class ModelFacts:
     def file_name(self) -> str:
         return self.path.name
 
-    @property
-    def sha256(self) -> str:
-        """Content hash, computed on first use and cached per (path, size, mtime)."""
-        stat = self.path.stat()
-        return _sha256(str(self.path), stat.st_size, stat.st_mtime_ns)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "path": str(self.path),
-            "file_name": self.file_name,
-            "size_bytes": self.size_bytes,
-            "architecture": self.architecture,
-            "name": self.name,
-            "n_params": self.n_params,
-            "quantization": self.quantization,
-            "n_layers": self.n_layers,
-            "n_ctx_train": self.n_ctx_train,
-            "n_embd": self.n_embd,
-            "n_vocab": self.n_vocab,
-        }
-
-
-@lru_cache(maxsize=64)
-def _sha256(path: str, size: int, mtime_ns: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    def ref(self) -> ModelRef:
+        """The model as a session records it."""
+        return ModelRef(
+            path=str(self.path),
+            file_name=self.file_name,
+            name=self.name,
+            architecture=self.architecture,
+            quantization=self.quantization,
+            n_params=self.n_params,
+            n_layers=self.n_layers,
+            n_ctx_train=self.n_ctx_train,
+            size_bytes=self.size_bytes,
+        )
 
 
 def _check_path(path: Path) -> None:
@@ -258,7 +242,7 @@ def _scan(path: Path, buf, size: int) -> ModelFacts:
         size_bytes=size,
         gguf_version=version,
         architecture=arch,
-        name=metadata.get("general.name"),
+        name=_text(metadata.get("general.name")),  # a file's words: shown plain wherever they go
         n_params=n_params,
         quantization=_quantization(metadata.get("general.file_type"), type_counts),
         n_tensors=n_tensors,
@@ -269,6 +253,10 @@ def _scan(path: Path, buf, size: int) -> ModelFacts:
         has_chat_template="tokenizer.chat_template" in metadata,
         metadata={k: v for k, v in metadata.items() if not isinstance(v, _SkippedArray)},
     )
+
+
+def _text(value: Any) -> str | None:
+    return plain(value, 120) if isinstance(value, str) and value.strip() else None
 
 
 def _quantization(file_type: int | None, type_counts: dict[int, int]) -> str:

@@ -26,27 +26,16 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import TpwError
-from ..record.token import TokenEvent
+from ..record.calls import PerfCounters, TokenEvent
+from ..record.meta import EngineSettings
+from ..record.vocab import StopReason
 from .gguf_info import ModelFacts, read_model_facts
 from .llama_handles import llama_handles
 from .llama_log import LLAMA_LOG
 from .memory import free_gpu_bytes, free_ram_bytes, kv_cache_bytes, memory_problem
-from .settings import BuildFacts, EngineSettings, build_facts, physical_cores
-from .types import Generation, PerfCounters, PromptEval, StopReason
+from .settings import build_facts, resolved
+from .types import Generation, PromptEval
 from .workloads import TestSpec
-
-__all__ = [
-    "BuildFacts",
-    "Engine",
-    "EngineSettings",
-    "Generation",
-    "PerfCounters",
-    "PromptEval",
-    "StopReason",
-    "build_facts",
-    "load_engine",
-    "physical_cores",
-]
 
 # llama_decode's return codes (llama.h)
 _DECODE_ABORTED = 2
@@ -67,7 +56,7 @@ class Engine:
         self.facts: ModelFacts = read_model_facts(model_path)
         self.build = build_facts()
         requested = settings or EngineSettings()
-        self.settings = requested.resolved(self.build.gpu_offload_supported)
+        self.settings = resolved(requested, self.build.gpu_offload_supported)
         self.warnings: list[str] = []
         if requested.n_gpu_layers and not self.build.gpu_offload_supported:
             self._warn(
@@ -76,12 +65,6 @@ class Engine:
                 on_warning,
             )
             self.settings = replace(self.settings, n_gpu_layers=0)
-        if self.settings.n_ctx > (self.facts.n_ctx_train or self.settings.n_ctx):
-            self._warn(
-                f"context {self.settings.n_ctx} is larger than the {self.facts.n_ctx_train} tokens "
-                "the model was trained on",
-                on_warning,
-            )
 
         self._check_memory()
         self._owner = threading.get_ident()

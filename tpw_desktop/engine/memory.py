@@ -44,9 +44,11 @@ def memory_problem(kv_bytes: int | None, free_bytes: int | None, where: str, n_c
     """Why a context of ``n_ctx`` tokens won't fit, or None when it does (or can't be told)."""
     if kv_bytes is None or free_bytes is None or kv_bytes <= MAX_SHARE_OF_FREE * free_bytes:
         return None
+    usable = MAX_SHARE_OF_FREE * free_bytes
     return (
-        f"a context of {n_ctx:,} tokens needs a {format_size(kv_bytes)} KV cache, but only "
-        f"{format_size(free_bytes)} of {where} is free: lower the context size (--ctx)"
+        f"a context of {n_ctx:,} tokens needs a {format_size(kv_bytes)} KV cache; {format_size(free_bytes)} of "
+        f"{where} is free, of which tpw uses at most {MAX_SHARE_OF_FREE:.0%} ({format_size(usable)}: llama.cpp's "
+        "compute buffers and the rest of the machine need the remainder): lower the context size (--ctx)"
     )
 
 

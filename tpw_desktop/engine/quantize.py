@@ -9,6 +9,7 @@ of what can be made.
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from collections.abc import Callable
@@ -79,6 +80,16 @@ def default_output(source: Path, qtype: str) -> Path:
     return source.with_name(f"{stem}-{qtype.upper()}.gguf")
 
 
+def output_path(source: Path, qtype: str, output: str | Path | None) -> Path:
+    """Where a quantization goes: ``output``, or beside ``source`` named by type."""
+    return Path(output) if output is not None else default_output(source, qtype)
+
+
+def partial_path(out: Path) -> Path:
+    """Where llama.cpp writes while it quantizes: renamed to ``out`` only once the file is whole."""
+    return out.with_name(f".{out.name}.part")
+
+
 def is_quantized(facts: ModelFacts) -> bool:
     return facts.quantization.upper() not in UNQUANTIZED
 
@@ -92,16 +103,19 @@ def quantize(
     threads: int = 0,
     progress: Callable[[int, int], None] | None = None,
 ) -> Quantized:
-    """Write ``output`` (default: beside ``source``, named by type); never overwrites an existing file."""
+    """Write ``output`` (default: beside ``source``, named by type); never overwrites an existing file, and a
+    file under that name is always whole: llama.cpp writes a partial file that is renamed once it is done."""
     import llama_cpp
 
     facts = read_model_facts(source)
     file_type = ftype(qtype)
-    out = Path(output) if output is not None else default_output(facts.path, qtype)
+    out = output_path(facts.path, qtype, output)
     if out.exists():
         raise TpwError(f"{out}: already exists (tpw doesn't overwrite a model; choose another name)")
     if not out.parent.is_dir():
         raise TpwError(f"{out}: the folder {out.parent} does not exist")
+    if not os.access(out.parent, os.W_OK):
+        raise TpwError(f"{out}: the folder {out.parent} is read-only; choose another place (-o)")
     if is_quantized(facts) and not allow_requantize:
         raise TpwError(
             f"{facts.path}: already quantized ({facts.quantization}); quantizing it again to "
@@ -118,13 +132,16 @@ def quantize(
     if listener:
         LLAMA_LOG.listeners.append(listener)
     started = time.monotonic()
+    partial = partial_path(out)
     try:
-        code = llama_cpp.llama_model_quantize(str(facts.path).encode(), str(out).encode(), params)
+        code = llama_cpp.llama_model_quantize(str(facts.path).encode(), str(partial).encode(), params)
+        if code == 0:
+            os.replace(partial, out)
     finally:
         if listener:
             LLAMA_LOG.listeners.remove(listener)
+        partial.unlink(missing_ok=True)
     if code != 0:
-        out.unlink(missing_ok=True)
         said = LLAMA_LOG.problems_since(mark)
         raise TpwError(
             f"{facts.path}: llama.cpp could not quantize it to {qtype.upper()}"

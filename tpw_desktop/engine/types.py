@@ -7,38 +7,10 @@ synchronized, so on a GPU the work is done, not just queued).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Literal
+from dataclasses import dataclass, field
 
-from ..record.token import TokenEvent
-
-StopReason = Literal["eos", "length", "stopped"]
-
-
-@dataclass(frozen=True)
-class PerfCounters:
-    """llama.cpp's own timings for the last call (``llama_perf_context``).
-
-    llama.cpp counts multi-token batches as prompt evaluation and single-token
-    decodes as generation, the same split llama-bench reports.
-    """
-
-    load_ms: float
-    prompt_tokens: int
-    prompt_ms: float
-    generated_tokens: int
-    generation_ms: float
-
-    @property
-    def prompt_tokens_per_s(self) -> float | None:
-        return self.prompt_tokens / self.prompt_ms * 1e3 if self.prompt_ms > 0 else None
-
-    @property
-    def generation_tokens_per_s(self) -> float | None:
-        return self.generated_tokens / self.generation_ms * 1e3 if self.generation_ms > 0 else None
-
-    def as_dict(self) -> dict:
-        return asdict(self)
+from ..record.calls import PerfCounters, TokenEvent
+from ..record.vocab import StopReason
 
 
 @dataclass

@@ -12,9 +12,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from ..errors import TpwError
 from ..paths import resources_dir
+from ..record.meta import TestRef, WorkloadText
 
 
 @dataclass(frozen=True)
@@ -69,13 +71,16 @@ class TestSpec:
 
     __test__ = False  # not a pytest test class, despite the name
 
-    kind: str  # "pp" | "tg" | "workload"
+    kind: Literal["pp", "tg", "workload"]
     n_tokens: int = 0
     workload: Workload | None = None
 
     @property
     def name(self) -> str:
         return self.workload.name if self.workload else f"{self.kind}{self.n_tokens}"
+
+    def ref(self) -> TestRef:
+        return TestRef(self.name, self.kind)
 
     @classmethod
     def pp(cls, n: int) -> TestSpec:
@@ -88,3 +93,8 @@ class TestSpec:
     @classmethod
     def of(cls, workload: Workload) -> TestSpec:
         return cls("workload", workload=workload)
+
+
+def workload_text(tests: list[TestSpec]) -> WorkloadText | None:
+    """The chat calls of the workloads among ``tests``, as a session stores them (None: only pp/tg tests)."""
+    return {t.name: [list(c.messages) for c in t.workload.calls] for t in tests if t.workload} or None

@@ -18,13 +18,14 @@ from .energy import (
     WindowEnergy,
     combine,
     concat,
-    counter_delta_uj,
     counter_window_energy,
     failed_window,
     integrate_power_j,
     sampled_window_energy,
+    source_energy,
     weakest_method,
 )
+from .integrals import counter_delta_uj, counter_increase, cumulative_trapezoid_j, piecewise_linear_energy_j
 from .phases import Phase, Span, merge, split_call
 from .rates import rate, spread_tokens, trailing_sum
 
@@ -42,6 +43,10 @@ __all__ = [
     "combine",
     "concat",
     "counter_delta_uj",
+    "counter_increase",
+    "cumulative_trapezoid_j",
+    "piecewise_linear_energy_j",
+    "source_energy",
     "counter_window_energy",
     "failed_window",
     "idle_baseline",

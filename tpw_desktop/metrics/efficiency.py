@@ -11,11 +11,11 @@ never NaN, never a huge residue of a division by almost nothing.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from .energy import WindowEnergy, concat
+from .energy import Method, WindowEnergy, concat
 
 J_PER_WH = 3600.0
 J_PER_KWH = 3.6e6
@@ -34,7 +34,7 @@ class IdleBaseline:
 
     power_w: float
     seconds: float
-    method: str
+    method: Method
     confident: bool
     error_w: float | None = None  # the idle window's error bound, per second
     settle_s: float = 0.0  # how long the machine was left to settle first
@@ -61,6 +61,11 @@ def idle_baseline(window: WindowEnergy, settle_s: float = 0.0) -> IdleBaseline |
     )
 
 
+def _label(header: str, digits: int | None = None) -> dict:
+    """How a table heads and prints a figure (``record.fields`` reads it)."""
+    return {"header": header, "digits": digits}
+
+
 @dataclass(frozen=True)
 class PhaseFigures:
     """Efficiency of one phase (prompt processing, generation, or the whole call).
@@ -69,27 +74,25 @@ class PhaseFigures:
     says why a known figure is not to be trusted far (None when it is).
     """
 
-    tokens: int
-    seconds: float
-    joules: float | None
-    joules_error: float | None  # bound on the energy's error from the source's resolution
-    joules_above_idle: float | None
-    average_w: float | None
-    peak_w: float | None
-    method: str
-    confident: bool
-    low_confidence: str | None
-    tokens_per_s: float | None
-    tokens_per_j: float | None
-    j_per_token: float | None
-    wh_per_1k_tokens: float | None
-    cost_per_1m_tokens: float | None
-    tokens_per_j_above_idle: float | None
-    j_per_token_above_idle: float | None
-    unknown: dict[str, str] = field(default_factory=dict)
-
-    def as_dict(self) -> dict:
-        return asdict(self)
+    tokens: int = field(metadata=_label("tokens"))
+    seconds: float = field(metadata=_label("s", 2))
+    joules: float | None = field(metadata=_label("J", 2))
+    # the energy's error bound from the source's resolution
+    joules_error: float | None = field(metadata=_label("± J", 2))
+    joules_above_idle: float | None = field(metadata=_label("J above idle", 2))
+    average_w: float | None = field(metadata=_label("W", 1))
+    peak_w: float | None = field(metadata=_label("peak W", 1))
+    method: Method = field(metadata=_label("method"))
+    confident: bool = field(metadata=_label("confident"))
+    low_confidence: str | None = field(metadata=_label("low confidence"))
+    tokens_per_s: float | None = field(metadata=_label("tok/s", 2))
+    tokens_per_j: float | None = field(metadata=_label("tok/J", 3))
+    j_per_token: float | None = field(metadata=_label("J/token", 4))
+    wh_per_1k_tokens: float | None = field(metadata=_label("Wh/1k tok", 4))
+    cost_per_1m_tokens: float | None = field(metadata=_label("cost/1M tok", 4))
+    tokens_per_j_above_idle: float | None = field(metadata=_label("tok/J above idle", 3))
+    j_per_token_above_idle: float | None = field(metadata=_label("J/token above idle", 4))
+    unknown: dict[str, str] = field(default_factory=dict, metadata=_label("unknown"))
 
 
 def above_idle_j(window: WindowEnergy, idle: IdleBaseline) -> tuple[float | None, str | None]:
@@ -209,13 +212,10 @@ def pooled_figures(
 
 @dataclass(frozen=True)
 class Latency:
-    time_to_first_token_s: float | None
-    inter_token_p50_ms: float | None
-    inter_token_p95_ms: float | None
-    inter_token_p99_ms: float | None
-
-    def as_dict(self) -> dict:
-        return asdict(self)
+    time_to_first_token_s: float | None = field(metadata=_label("TTFT s", 3))
+    inter_token_p50_ms: float | None = field(metadata=_label("ITL p50 ms", 1))
+    inter_token_p95_ms: float | None = field(metadata=_label("ITL p95 ms", 1))
+    inter_token_p99_ms: float | None = field(metadata=_label("ITL p99 ms", 1))
 
 
 def latency(calls: Sequence[tuple[int, Sequence[int]]]) -> Latency:

@@ -16,10 +16,12 @@ length (see docs/methodology.md, "Confidence").
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
+
+from .integrals import cumulative_trapezoid_j
 
 Method = Literal["counter", "sampled", "estimated", "replayed"]
 
@@ -41,21 +43,6 @@ MAX_CONFIDENT_RELATIVE_ERROR = 0.10
 # The local power that sizes a span's error bound is averaged over this much
 # data on each side of the span: a span with no counter update has none of its own.
 ERROR_POWER_MARGIN_NS = 2_000_000_000
-
-
-def counter_delta_uj(previous_uj: int, current_uj: int, wrap_uj: int | None) -> int:
-    """Energy between two reads of a counter that wraps to zero at ``wrap_uj``.
-
-    RAPL's ``energy_uj`` wraps at ``max_energy_range_uj``; if the new value is
-    smaller than the old one the counter went round once. A counter without a
-    known range (NVML's 64-bit one) must never go backwards.
-    """
-    delta = current_uj - previous_uj
-    if delta >= 0:
-        return delta
-    if wrap_uj is None:
-        raise ValueError(f"energy counter went backwards ({previous_uj} -> {current_uj}) and has no wrap range")
-    return delta + wrap_uj
 
 
 @dataclass(frozen=True)
@@ -80,6 +67,9 @@ class WindowEnergy:
     # Unknown only because a periodic counter had not moved yet: inside a longer
     # phase such a span counts as 0 J within its one-update error bound.
     stalled: bool = False
+    # The longest gap in the source's readings that an edge of the window fell in (0: none): its energy
+    # over the gap is in ``error_j``, and the window is low confidence.
+    edge_gap_s: float = 0.0
 
     @property
     def known(self) -> bool:
@@ -110,6 +100,11 @@ def low_confidence_reason(w: WindowEnergy) -> str | None:
         return w.unknown_reason
     if w.method == "estimated":
         return "estimated: a model of CPU load x TDP, not a measurement"
+    if w.edge_gap_s > 0:
+        return (
+            f"an edge of the window fell in a {w.edge_gap_s:.2g} s gap in the power readings: where in it is "
+            "unknown, so the gap's energy is in the error bound"
+        )
     relative = w.relative_error
     if relative is None:
         return "no error bound: the energy is zero or the source's resolution is unknown"
@@ -151,6 +146,26 @@ def _median_step_ns(t: np.ndarray) -> float | None:
     return float(np.median(steps)) if steps.size else None
 
 
+# Valid readings further apart than this many typical steps are a gap (failed reads, a source that paused).
+GAP_STEPS = 3.0
+
+
+def edge_gaps_ns(t: np.ndarray, t0_ns: int, t1_ns: int) -> list[float]:
+    """The gaps in the readings ``t`` that the window's edges fall inside (an edge on a reading is in none)."""
+    step = _median_step_ns(t)
+    if step is None or step <= 0:
+        return []
+    gaps = []
+    for edge in (t0_ns, t1_ns):
+        hi = int(np.searchsorted(t, edge, side="left"))
+        if hi < len(t) and t[hi] == edge or hi == 0 or hi == len(t):
+            continue
+        span = float(t[hi] - t[hi - 1])
+        if span > GAP_STEPS * step:
+            gaps.append(span)
+    return gaps
+
+
 def counter_window_energy(
     t_ns: np.ndarray,
     energy_j: np.ndarray,
@@ -188,7 +203,8 @@ def counter_window_energy(
         # Seen moving fewer than twice: its period is unknown, so bound it by all the data we have.
         update_s = (step_ns if step_ns is not None else float(t[-1] - t[0])) / 1e9
     power_ref = _local_counter_power_w(t, e, t0_ns, t1_ns)
-    error_j = None if power_ref is None else power_ref * update_s
+    gaps = edge_gaps_ns(t, t0_ns, t1_ns)
+    error_j = None if power_ref is None else power_ref * (update_s + sum(gaps) / 1e9)
     unknown = None
     if n_updates == 0 and not still_means_zero:
         unknown = f"no counter update in the {seconds * 1e3:.0f} ms window"
@@ -203,6 +219,7 @@ def counter_window_energy(
         peak_w=_peak_w(t, np.asarray(power_w, dtype=np.float64), t0_ns, t1_ns),
         unknown_reason=unknown,
         stalled=unknown is not None,
+        edge_gap_s=max(gaps, default=0.0) / 1e9,
     )
 
 
@@ -244,7 +261,7 @@ def integrate_power_j(t_ns: np.ndarray, power_w: np.ndarray, t0_ns: int, t1_ns: 
     inner = (t > t0_ns) & (t < t1_ns)
     ts = np.concatenate(([t0_ns], t[inner], [t1_ns]))
     ps = np.concatenate(([np.interp(t0_ns, t, p)], p[inner], [np.interp(t1_ns, t, p)]))
-    return float(np.sum((ps[1:] + ps[:-1]) * np.diff(ts)) / 2 / 1e9)
+    return float(cumulative_trapezoid_j(ts, ps, per_s=1e9)[-1])
 
 
 def sampled_window_energy(
@@ -272,15 +289,19 @@ def sampled_window_energy(
         resolution_s = step_ns / 1e9 if step_ns is not None else None
     power_ref = joules / seconds if seconds > 0 else _peak_w(t, p, t0_ns, t1_ns)
     lo, hi = _bracket(t[valid], t0_ns, t1_ns)
+    gaps = edge_gaps_ns(t[valid], t0_ns, t1_ns)
     return WindowEnergy(
         joules=joules,
         seconds=seconds,
         method=method,
-        error_j=None if resolution_s is None or power_ref is None else abs(power_ref) * resolution_s,
+        error_j=None
+        if resolution_s is None or power_ref is None
+        else abs(power_ref) * (resolution_s + sum(gaps) / 1e9),
         n_spans=1,
         n_samples=int(np.count_nonzero((t >= t0_ns) & (t <= t1_ns))),
         n_updates=max(0, hi - lo),
         peak_w=_peak_w(t, p, t0_ns, t1_ns),
+        edge_gap_s=max(gaps, default=0.0) / 1e9,
     )
 
 
@@ -322,6 +343,7 @@ def combine(windows: list[WindowEnergy], names: list[str] | None = None) -> Wind
         peak_w=None if None in peaks else sum(peaks),
         unknown_reason="; ".join(unknown) or None,
         stalled=bool(unknown) and not hard,
+        edge_gap_s=max(w.edge_gap_s for w in windows),
     )
 
 
@@ -358,4 +380,35 @@ def concat(windows: list[WindowEnergy]) -> WindowEnergy:
         peak_w=max(peaks) if peaks else None,
         unknown_reason=reason,
         stalled=all_stalled and not hard,
+        edge_gap_s=max(w.edge_gap_s for w in windows),
     )
+
+
+def source_energy(
+    t_ns: np.ndarray,
+    power_w: np.ndarray,
+    energy_j: np.ndarray,
+    spans,
+    method: Method,
+    *,
+    has_counter: bool,
+    resolution_s: float | None = None,
+    still_means_zero: bool = False,
+) -> WindowEnergy:
+    """One source's energy over disjoint spans, from its samples: its counter differenced when it has one
+    (over the samples whose counter was read), else its power integrated; each span with its own error
+    bound, then concatenated. The sampler and the live view both call this, so a window's figure is the
+    same wherever it is computed. A ValueError when a span is not covered by valid samples."""
+    t = np.asarray(t_ns, dtype=np.int64)
+    p = np.asarray(power_w, dtype=np.float64)
+    e = np.asarray(energy_j, dtype=np.float64)
+    ok = np.isfinite(e if has_counter else p)
+    t, p, e = t[ok], p[ok], e[ok]
+    windows = []
+    for t0, t1 in spans:
+        if has_counter:
+            w = counter_window_energy(t, e, p, t0, t1, update_s=resolution_s, still_means_zero=still_means_zero)
+            windows.append(replace(w, method=method))
+        else:
+            windows.append(sampled_window_energy(t, p, t0, t1, method=method, resolution_s=resolution_s))
+    return concat(windows)

@@ -14,12 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import TpwError
-from .base import NA, PowerReading, PowerSource, SourceUnavailable, source_summary
+from ..peers.urls import redact
+from ..record.meta import SourceFacts
+from .base import NA, PowerReading, PowerSource, SourceUnavailable, source_facts
 from .estimate import DEFAULT_TDP_W, EstimateSource
 from .nvml import nvml_sources
 from .rapl import DEFAULT_SYSFS_ROOT, rapl_sources
 from .replay import PowerTrace, ReplaySource
-from .sampler import DEFAULT_RATE_HZ, Sampler, SamplerStats
+from .sampler import DEFAULT_RATE_HZ, Sampler
 
 __all__ = [
     "DEFAULT_RATE_HZ",
@@ -32,11 +34,10 @@ __all__ = [
     "PowerTrace",
     "ReplaySource",
     "Sampler",
-    "SamplerStats",
     "SourceUnavailable",
     "availability",
     "open_sources",
-    "source_summary",
+    "source_facts",
 ]
 
 
@@ -108,7 +109,7 @@ def open_sources(spec: str | None = "auto", env: PowerEnvironment | None = None)
             try:
                 sources.extend(_open_one(kind, arg or None, env))
             except SourceUnavailable as exc:
-                raise TpwError(f"--power {item}: {exc}") from None
+                raise TpwError(f"--power {redact(item)}: {exc}") from None
     except TpwError:
         for source in sources:
             source.close()
@@ -117,7 +118,7 @@ def open_sources(spec: str | None = "auto", env: PowerEnvironment | None = None)
     if len(set(names)) != len(names):
         for source in sources:
             source.close()
-        raise TpwError(f"--power {spec}: a source is named twice")
+        raise TpwError(f"--power {redact(spec)}: a source is named twice")
     if not sources:
         raise TpwError("--power: no source named")
     return sources
@@ -128,7 +129,7 @@ class Availability:
     kind: str
     available: bool
     detail: str  # the sources found, or why there are none
-    sources: tuple[dict, ...] = ()
+    sources: tuple[SourceFacts, ...] = ()
 
 
 def availability(env: PowerEnvironment | None = None) -> list[Availability]:
@@ -141,9 +142,9 @@ def availability(env: PowerEnvironment | None = None) -> list[Availability]:
         except SourceUnavailable as exc:
             report.append(Availability(kind, False, str(exc)))
             continue
-        summaries = tuple(source_summary(s) for s in sources)
+        facts = tuple(source_facts(s) for s in sources)
         for source in sources:
             source.close()
-        detail = ", ".join(f"{s['name']} ({s['method']}: {s['measures']})" for s in summaries)
-        report.append(Availability(kind, True, detail, summaries))
+        detail = ", ".join(f"{s.name} ({s.method}: {s.measures})" for s in facts)
+        report.append(Availability(kind, True, detail, facts))
     return report

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from ..metrics import Method
+from ..record.meta import SourceFacts
 
 
 class _NotAvailable:
@@ -72,5 +73,6 @@ class PowerSource(Protocol):
     def close(self) -> None: ...
 
 
-def source_summary(source: PowerSource) -> dict[str, Any]:
-    return {"name": source.name, "method": source.method, "measures": source.measures, **source.info()}
+def source_facts(source: PowerSource) -> SourceFacts:
+    """What a result's reader needs to know of a source: its name, method, what it measures, its device."""
+    return SourceFacts.of(source.name, source.method, source.measures, source.info())

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import TpwError
+from ..metrics import cumulative_trapezoid_j, piecewise_linear_energy_j
 from .base import PowerReading
 
 
@@ -93,16 +94,16 @@ class PowerTrace:
         return cls.from_rows(rows, str(path))
 
     def energy_at(self, t_s: float) -> float:
-        """Cumulative joules at ``t_s`` from the trace's counter, or its integral."""
-        return float(np.interp(t_s, self.t_s, self._cumulative_j))
+        """Cumulative joules at ``t_s``: the trace's recorded counter (interpolated), or the exact integral of
+        its power, linear between its points, so replayed energy equals the replayed watts at any window."""
+        if self.energy_j is not None:
+            return float(np.interp(t_s, self.t_s, self.energy_j))
+        return piecewise_linear_energy_j(self.t_s, self.power_w, self._cumulative_j, t_s)
 
     @cached_property
     def _cumulative_j(self) -> np.ndarray:
-        """The recorded counter, or the trapezoid integral of power (computed once: read runs at 50 Hz)."""
-        if self.energy_j is not None:
-            return self.energy_j
-        steps = (self.power_w[1:] + self.power_w[:-1]) / 2 * np.diff(self.t_s)
-        return np.concatenate(([0.0], np.cumsum(steps)))
+        """The integral of power up to each point (computed once: read runs at 50 Hz)."""
+        return cumulative_trapezoid_j(self.t_s, self.power_w)
 
 
 def _number(origin: str, where: str, row: dict[str, Any], key: str) -> float:

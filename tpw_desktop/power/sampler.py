@@ -14,7 +14,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -22,12 +22,13 @@ from ..errors import TpwError
 from ..metrics import (
     WindowEnergy,
     combine,
-    concat,
     counter_delta_uj,
     counter_window_energy,
     failed_window,
     sampled_window_energy,
+    source_energy,
 )
+from ..record.results import SamplerStats
 from .base import PowerSource
 from .ring import RingBuffer
 
@@ -59,20 +60,6 @@ class SourceFailed(TpwError):
 
 
 @dataclass(frozen=True)
-class SamplerStats:
-    target_hz: float
-    achieved_hz: float  # over the samples actually taken
-    n_samples: int
-    n_late: int  # deadlines missed by more than a period (the thread was starved)
-    max_interval_ms: float
-    n_errors: int
-    last_error: str | None
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
 class SampleError:
     t_ns: int
     source: str
@@ -93,10 +80,6 @@ class _Channel:
         # read for a counter source, a power reading otherwise. A failed read
         # at a window's end covers nothing.
         self.last_valid_ns: int | None = None
-
-    def valid(self, data: dict[str, np.ndarray]) -> np.ndarray:
-        """Which samples carry this source's measurement (counter, else power)."""
-        return np.isfinite(data["energy_j"] if self.has_counter else data["power_w"])
 
 
 class Sampler:
@@ -236,9 +219,6 @@ class Sampler:
     def snapshot(self, index: int, last: int | None = None) -> dict[str, np.ndarray]:
         return self._channels[index].ring.snapshot(last)
 
-    def ring(self, index: int) -> RingBuffer:
-        return self._channels[index].ring
-
     def source_names(self) -> list[str]:
         return [c.source.name for c in self._channels]
 
@@ -313,27 +293,21 @@ class Sampler:
 
     def _channel_energy(self, channel: _Channel, spans: Sequence[tuple[int, int]]) -> WindowEnergy:
         data = channel.ring.snapshot()
-        ok = channel.valid(data)
-        t, p, e = data["t_ns"][ok], data["power_w"][ok], data["energy_j"][ok]
-        method = channel.source.method
-        resolution_s = getattr(channel.source, "resolution_s", None)
-        still_means_zero = getattr(channel.source, "still_counter_means_zero", False)
-        windows = []
-        for t0_ns, t1_ns in spans:
-            try:
-                if channel.has_counter:
-                    w = replace(
-                        counter_window_energy(
-                            t, e, p, t0_ns, t1_ns, update_s=resolution_s, still_means_zero=still_means_zero
-                        ),
-                        method=method,
-                    )
-                else:
-                    w = sampled_window_energy(t, p, t0_ns, t1_ns, method=method, resolution_s=resolution_s)
-            except ValueError:
-                raise SourceFailed(self._why_uncovered(channel, t0_ns, t1_ns)) from None
-            windows.append(w)
-        return concat(windows)
+        source = channel.source
+        try:
+            return source_energy(
+                data["t_ns"],
+                data["power_w"],
+                data["energy_j"],
+                spans,
+                source.method,
+                has_counter=channel.has_counter,
+                resolution_s=getattr(source, "resolution_s", None),
+                still_means_zero=getattr(source, "still_counter_means_zero", False),
+            )
+        except ValueError:
+            t0, t1 = min(t0 for t0, _ in spans), max(t1 for _, t1 in spans)
+            raise SourceFailed(self._why_uncovered(channel, t0, t1)) from None
 
     def compare_methods(self, t0_ns: int, t1_ns: int) -> list[dict]:
         """For each source with a counter: its counter energy next to its integrated power.

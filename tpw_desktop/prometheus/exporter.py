@@ -121,7 +121,10 @@ class MetricsExporter:
 
     def listener(self, event) -> None:
         if isinstance(event, PhaseEnded):
-            self.tokens.labels(self.model, event.phase).inc(event.tokens)
+            if event.kind == "server":  # a server level's window: its generated tokens
+                self.tokens.labels(self.model, "tg").inc(event.tokens)
+            elif event.phase in ("pp", "tg"):  # a call's total is these two
+                self.tokens.labels(self.model, event.phase).inc(event.tokens)
         elif isinstance(event, RepetitionDone):
             self.repetitions.labels(self.model, event.test).inc()
 

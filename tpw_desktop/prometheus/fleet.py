@@ -10,9 +10,13 @@ with its method label). Tokens come from llama-server
 Rates are counter differences over the raw samples Prometheus holds for
 the window (no extrapolation), so their resolution is the scrape interval;
 a window shorter than four scrapes is low confidence. A node is its
-``node`` label, else the host of its targets; a node with a target that
-is down has no figures (with the reason) and is left out of the fleet's
-sums, never counted as zero.
+``node`` label, else the host of its targets. A node with a target that is
+down, or a series whose newest sample is older than two scrapes (its target
+may still say ``up``), has stopped; one whose samples aren't usable numbers
+(``NaN``, a negative value) or whose method tpw doesn't know has no figure:
+either way the reason is said and the node is left out of the fleet's sums,
+never counted as zero. ``FleetFigures.top`` keeps a 10,000-series fleet's
+table to its busiest nodes, saying how many more there are.
 """
 
 from __future__ import annotations
@@ -20,7 +24,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from ..peers.prometheus_server import PrometheusApi, duration_s, node_of
+import numpy as np
+
+from ..metrics import METHOD_RANK, counter_increase, cumulative_trapezoid_j, weakest_method
+from ..peers.prometheus_server import Answer, PrometheusApi, Sample, Series
+from ..power.prometheus import STALE_SCRAPES
 
 ENERGY_COUNTERS = {  # metric -> joules per unit
     "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION": 1e-3,
@@ -37,20 +45,19 @@ TOKEN_COUNTERS = {  # metric -> engine
 MIN_SCRAPES = 4  # fewer samples than this in a window: low confidence
 
 
-def counter_rate(samples: list[tuple[float, float]]) -> tuple[float, float] | None:
+def counter_rate(samples: tuple[Sample, ...]) -> tuple[float, float] | None:
     """(increase, seconds) between the first and last sample; a reset counts from zero, as Prometheus does."""
     if len(samples) < 2:
         return None
-    increase = sum(b - a if b >= a else b for (_, a), (_, b) in zip(samples, samples[1:]))
-    return increase, samples[-1][0] - samples[0][0]
+    return counter_increase([x.value for x in samples]), samples[-1].t_s - samples[0].t_s
 
 
-def integrated_power(samples: list[tuple[float, float]]) -> tuple[float, float] | None:
-    """(joules, seconds) of a power gauge by the trapezoid rule over its samples."""
+def integrated_power(samples: tuple[Sample, ...]) -> tuple[float, float] | None:
+    """(joules, seconds) of a power gauge over its samples, by the trapezoid rule (``metrics``' integrator)."""
     if len(samples) < 2:
         return None
-    joules = sum((t1 - t0) * (p0 + p1) / 2 for (t0, p0), (t1, p1) in zip(samples, samples[1:]))
-    return joules, samples[-1][0] - samples[0][0]
+    t = np.array([x.t_s for x in samples])
+    return float(cumulative_trapezoid_j(t, np.array([x.value for x in samples]))[-1]), float(t[-1] - t[0])
 
 
 @dataclass(frozen=True)
@@ -66,6 +73,12 @@ class NodeFigures:
     resolution_s: float | None  # the scrape interval
     unknown: dict[str, str] = field(default_factory=dict)
 
+    @property
+    def method_text(self) -> str:
+        """The method as shown: flagged when a figure stands on fewer than four scrapes."""
+        flagged = self.method != "unknown" and not self.confident
+        return self.method + (" (low confidence)" if flagged else "")
+
 
 @dataclass(frozen=True)
 class FleetFigures:
@@ -73,58 +86,74 @@ class FleetFigures:
     fleet: NodeFigures  # the nodes that report, summed; its name says how many
     window_s: float
 
+    def top(self, limit: int) -> tuple[list[NodeFigures], int]:
+        """The ``limit`` busiest nodes (most tokens/s; those not reporting after), and how many are left out."""
+        ranked = sorted(self.nodes, key=lambda n: (not n.reporting, -(n.tokens_per_s or 0.0), n.node))
+        return ranked[:limit], max(0, len(ranked) - limit)
 
-def _rank(method: str) -> int:
-    return (
-        ("estimated", "replayed", "sampled", "counter").index(method)
-        if method in ("estimated", "replayed", "sampled", "counter")
-        else -1
-    )
+
+class _Nodes:
+    """What the window says of each node: energy and token rates, and why a node has no figure."""
+
+    def __init__(self):
+        self.energy: dict[str, list[tuple[float, float, str]]] = {}  # node -> (joules, seconds, method)
+        self.tokens: dict[str, list[tuple[float, float, str]]] = {}  # node -> (tokens, seconds, engine)
+        self.stopped: dict[str, str] = {}  # node -> why it counts as stopped
+        self.unusable: dict[str, str] = {}  # node -> why its figures are unknown
+
+    def take(self, answer: Answer, now_s: float, interval: dict[str, float | None]) -> list[Series]:
+        """The answer's live series; stale ones mark their node stopped, unusable samples their node unknown."""
+        for why in answer.dropped:
+            node, _, what = why.partition(": ")
+            self.unusable.setdefault(node, f"unusable samples ({what})")
+        live = []
+        for s in answer.series:
+            limit = STALE_SCRAPES * (interval.get(s.node) or 1.0)
+            if s.samples and now_s - s.samples[-1].t_s > limit:
+                self.stopped.setdefault(s.node, f"its newest sample is {now_s - s.samples[-1].t_s:.0f} s old")
+                continue
+            live.append(s)
+        return live
 
 
 def fleet_figures(api: PrometheusApi, window_s: float = 60.0) -> FleetFigures:
     """Each node's tok/s, W and tok/J over the last ``window_s``, and the fleet's over the nodes that report."""
-    targets = api.targets()
-    interval = {}
-    down = {}
-    for t in targets:
-        node = node_of(t["labels"])
-        seconds = duration_s(t.get("scrapeInterval"))
-        interval[node] = max(interval.get(node, 0.0), seconds or 0.0) or None
-        if t.get("health") != "up":
-            down[node] = f"target {t['labels'].get('instance')} is {t.get('health')}" + (
-                f": {t['lastError']}" if t.get("lastError") else ""
-            )
-    energy: dict[str, list[tuple[float, float, str]]] = {}  # node -> (joules, seconds, method)
+    interval: dict[str, float | None] = {}
+    nodes = _Nodes()
+    for t in api.targets():
+        interval[t.node] = max(interval.get(t.node) or 0.0, t.scrape_interval_s or 0.0) or None
+        if t.health != "up":
+            error = f": {t.last_error}" if t.last_error else ""
+            nodes.stopped[t.node] = f"target {t.labels.get('instance', '?')} is {t.health}{error}"
+    now_s = api.now_s()
     for metric, scale in ENERGY_COUNTERS.items():
-        for labels, samples in api.series(metric, window_s):
-            rate = counter_rate(samples)
-            if rate is not None:
-                method = labels.get("method", "counter")
-                energy.setdefault(node_of(labels), []).append((rate[0] * scale, rate[1], method))
+        for s in nodes.take(api.series(metric, window_s), now_s, interval):
+            method = s.labels.get("method", "counter")
+            if method not in METHOD_RANK:
+                nodes.unusable.setdefault(s.node, f"{metric} has a method tpw doesn't know ({method})")
+            elif (rate := counter_rate(s.samples)) is not None:
+                nodes.energy.setdefault(s.node, []).append((rate[0] * scale, rate[1], method))
     for metric in POWER_GAUGES:  # only for nodes without an energy counter
-        for labels, samples in api.series(metric, window_s):
-            node = node_of(labels)
-            if node in energy and any(m != "sampled" for _, _, m in energy[node]):
+        for s in nodes.take(api.series(metric, window_s), now_s, interval):
+            if s.node in nodes.energy and any(m != "sampled" for _, _, m in nodes.energy[s.node]):
                 continue
-            integral = integrated_power(samples)
-            if integral is not None:
-                energy.setdefault(node, []).append((integral[0], integral[1], "sampled"))
-    tokens: dict[str, list[tuple[float, float, str]]] = {}
+            if (integral := integrated_power(s.samples)) is not None:
+                nodes.energy.setdefault(s.node, []).append((integral[0], integral[1], "sampled"))
     for metric, engine in TOKEN_COUNTERS.items():
-        for labels, samples in api.series(metric, window_s):
-            rate = counter_rate(samples)
-            if rate is not None:
-                tokens.setdefault(node_of(labels), []).append((rate[0], rate[1], engine))
-    names = sorted(set(energy) | set(tokens) | set(down))
-    nodes = [_node(n, energy.get(n, []), tokens.get(n, []), down.get(n), interval.get(n), window_s) for n in names]
-    return FleetFigures(nodes, _fleet(nodes, window_s), window_s)
+        for s in nodes.take(api.series(metric, window_s), now_s, interval):
+            if (rate := counter_rate(s.samples)) is not None:
+                nodes.tokens.setdefault(s.node, []).append((rate[0], rate[1], engine))
+    names = sorted(set(nodes.energy) | set(nodes.tokens) | set(nodes.stopped) | set(nodes.unusable))
+    figures = [_node(n, nodes, interval.get(n)) for n in names]
+    return FleetFigures(figures, _fleet(figures), window_s)
 
 
-def _node(name: str, energy, tokens, down: str | None, resolution_s: float | None, window_s: float) -> NodeFigures:
+def _node(name: str, nodes: _Nodes, resolution_s: float | None) -> NodeFigures:
+    energy, tokens = nodes.energy.get(name, []), nodes.tokens.get(name, [])
     engines = tuple(sorted({e for _, _, e in tokens}))
-    if down is not None:
-        reason = f"stopped reporting ({down})"
+    if name in nodes.stopped or name in nodes.unusable:
+        stopped = name in nodes.stopped
+        reason = f"stopped reporting ({nodes.stopped[name]})" if stopped else nodes.unusable[name]
         return NodeFigures(
             name,
             None,
@@ -132,10 +161,10 @@ def _node(name: str, energy, tokens, down: str | None, resolution_s: float | Non
             None,
             "unknown",
             engines,
-            False,
+            not stopped,
             False,
             resolution_s,
-            {"tokens_per_j": reason, "watts": reason, "tokens_per_s": reason},
+            dict.fromkeys(("tokens_per_j", "watts", "tokens_per_s"), reason),
         )
     unknown = {}
     watts = sum(j / s for j, s, _ in energy if s > 0) if energy else None
@@ -147,13 +176,13 @@ def _node(name: str, energy, tokens, down: str | None, resolution_s: float | Non
     tok_j = speed / watts if speed is not None and watts else None
     if tok_j is None:
         unknown["tokens_per_j"] = unknown.get("watts") or unknown.get("tokens_per_s") or "no energy in the window"
-    method = min((m for _, _, m in energy), key=_rank, default="unknown")
+    method = weakest_method(m for _, _, m in energy) if energy else "unknown"
     covered = min([s for _, s, _ in energy + tokens], default=0.0)
     confident = resolution_s is not None and covered >= MIN_SCRAPES * resolution_s - 1e-9
     return NodeFigures(name, speed, watts, tok_j, method, engines, True, confident, resolution_s, unknown)
 
 
-def _fleet(nodes: list[NodeFigures], window_s: float) -> NodeFigures:
+def _fleet(nodes: list[NodeFigures]) -> NodeFigures:
     reporting = [n for n in nodes if n.reporting]
     measured = [n for n in reporting if n.watts is not None and n.tokens_per_s is not None]
     label = f"fleet ({len(measured)} of {len(nodes)} nodes)"
@@ -167,7 +196,7 @@ def _fleet(nodes: list[NodeFigures], window_s: float) -> NodeFigures:
         speed,
         watts,
         speed / watts if watts else None,
-        min((n.method for n in measured), key=_rank),
+        weakest_method(n.method for n in measured),
         tuple(sorted({e for n in measured for e in n.engines})),
         True,
         all(n.confident for n in measured),

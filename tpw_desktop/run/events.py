@@ -8,16 +8,13 @@ All times are ``time.monotonic_ns()``, the engine's and the sampler's clock.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
-from ..record.token import TokenEvent
+from ..metrics import IdleBaseline
+from ..record.calls import TokenEvent
+from ..record.results import CooldownChecked, ResultRow
+from ..record.vocab import Phase, TestKind
 
-if TYPE_CHECKING:  # only for annotations: the session module imports this one
-    from ..metrics import IdleBaseline
-    from ..record.results import PhaseResult
-
-TestKind = Literal["pp", "tg", "workload"]
-PhaseKind = Literal["pp", "tg"]
 # Stretches of a run that are not measured tokens, shown shaded in the charts.
 MarkKind = Literal["settle", "idle", "cooldown"]
 
@@ -67,30 +64,21 @@ class CallStarted:
 
 @dataclass(frozen=True, slots=True)
 class PhaseEnded:
-    """A measured span of one call: its kind, its edges (decode ends) and its tokens."""
+    """A measured span of one call (prompt processing, generation, or the whole call), or a server level's
+    window: its edges (decode ends) and its tokens. The same spans the run's results are computed over."""
 
     test: str
     repetition: int
     call: int
-    phase: PhaseKind
+    phase: Phase
     t_start_ns: int
     t_end_ns: int
     tokens: int
+    kind: TestKind
 
     @property
     def warmup(self) -> bool:
         return self.repetition < 0
-
-
-@dataclass(frozen=True, slots=True)
-class CooldownChecked:
-    """Power after the cool-down between two tests, against the idle baseline."""
-
-    test: str  # the test about to start
-    seconds: float
-    power_w: float | None
-    idle_w: float | None
-    near_idle: bool | None  # None when either power is unknown
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,10 +89,17 @@ class SaveProblem:
 
 
 @dataclass(frozen=True, slots=True)
+class Caution:
+    """Something the user should know before trusting the figures; the run goes on."""
+
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
 class RepetitionDone:
     test: str
     repetition: int
-    results: tuple[PhaseResult, ...]
+    results: tuple[ResultRow, ...]
 
 
 RunEvent = (
@@ -116,21 +111,6 @@ RunEvent = (
     | PhaseEnded
     | CooldownChecked
     | SaveProblem
+    | Caution
     | RepetitionDone
 )
-
-__all__ = [
-    "CallStarted",
-    "CooldownChecked",
-    "IdleMeasured",
-    "MarkKind",
-    "Marked",
-    "PhaseEnded",
-    "PhaseKind",
-    "RepetitionDone",
-    "RunEvent",
-    "SaveProblem",
-    "Status",
-    "TestKind",
-    "TokenEvent",
-]

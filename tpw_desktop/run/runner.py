@@ -17,6 +17,8 @@ import numpy as np
 from ..engine.llama_engine import Engine, Generation
 from ..engine.workloads import TestSpec
 from ..metrics import Phase, Span, merge, split_call
+from ..record.calls import CallRow
+from ..record.vocab import TestKind
 from .events import CallStarted, PhaseEnded, RunEvent
 
 Emit = Callable[[RunEvent], None]
@@ -37,6 +39,7 @@ class CallRecord:
 @dataclass
 class Repetition:
     test: str
+    kind: TestKind
     index: int
     t_start_ns: int
     t_end_ns: int
@@ -47,6 +50,25 @@ class Repetition:
     @property
     def output_text(self) -> str:
         return "".join(c.generation.text for c in self.calls)
+
+    def call_rows(self, store_text: bool) -> list[CallRow]:
+        """Each call as the store keeps it (its prompt and output only when the user keeps text)."""
+        return [
+            CallRow(
+                test=self.test,
+                repetition=self.index,
+                call=i,
+                t_start_ns=c.generation.t_start_ns,
+                t_end_ns=c.generation.t_end_ns,
+                prompt_tokens=c.generation.prompt_tokens,
+                generated_tokens=len(c.generation.events),
+                stop_reason=c.generation.stop_reason,
+                prompt_text=c.prompt if store_text else None,
+                output_text=c.generation.text if store_text else None,
+                perf=c.generation.perf,
+            )
+            for i, c in enumerate(self.calls)
+        ]
 
 
 def _random_prompt(engine: Engine, n_tokens: int, seed: int) -> list[int]:
@@ -60,9 +82,8 @@ def _random_prompt(engine: Engine, n_tokens: int, seed: int) -> list[int]:
 
 def _phase_events(spec: TestSpec, index: int, call: int, phases: dict[str, Phase]) -> list[PhaseEnded]:
     return [
-        PhaseEnded(spec.name, index, call, name, p.spans[0].t_start_ns, p.spans[0].t_end_ns, p.tokens)
+        PhaseEnded(spec.name, index, call, name, p.spans[0].t_start_ns, p.spans[0].t_end_ns, p.tokens, spec.kind)
         for name, p in phases.items()
-        if name in ("pp", "tg")
     ]
 
 
@@ -89,7 +110,7 @@ def run_once(
         if not result.stopped:
             for event in _phase_events(spec, index, 0, phases):
                 emit(event)
-        return Repetition(spec.name, index, result.t_start_ns, result.t_end_ns, phases, result.stopped)
+        return Repetition(spec.name, "pp", index, result.t_start_ns, result.t_end_ns, phases, result.stopped)
 
     if spec.kind == "tg":
         n = 1 if warmup else spec.n_tokens
@@ -101,6 +122,7 @@ def run_once(
             emit(event)
         return Repetition(
             spec.name,
+            "tg",
             index,
             gen.t_start_ns,
             gen.t_end_ns,
@@ -136,7 +158,14 @@ def run_once(
         if any(name in p for p in per_call)
     }
     return Repetition(
-        spec.name, index, calls[0].generation.t_start_ns, calls[-1].generation.t_end_ns, merged, stopped, calls
+        spec.name,
+        "workload",
+        index,
+        calls[0].generation.t_start_ns,
+        calls[-1].generation.t_end_ns,
+        merged,
+        stopped,
+        calls,
     )
 
 

@@ -10,79 +10,30 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
-from typing import Any, Protocol
 
-from .. import __version__
 from ..engine.llama_engine import Engine
-from ..engine.workloads import TestSpec
+from ..engine.workloads import TestSpec, workload_text
 from ..errors import TpwError
-from ..metrics import IdleBaseline, phase_figures, weakest_method
-from ..power import Sampler, source_summary
-from ..record.results import PhaseResult
-from ..record.token import TokenEvent
-from .events import (
-    CallStarted,
-    CooldownChecked,
-    RepetitionDone,
-    RunEvent,
-    SaveProblem,
-    Status,
-)
-from .machine import machine_facts
+from ..metrics import IdleBaseline, phase_figures
+from ..power import Sampler
+from ..record.calls import TokenEvent
+from ..record.meta import RunOptions, SweepTag
+from ..record.results import CooldownChecked, ResultRow
+from .events import CallStarted, Caution, RepetitionDone, RunEvent, Status
+from .meta import run_meta
 from .probe import Probe, near_idle
-from .results import RunReport, summarise
+from .recording import Recorder, SaveWatch, recording
+from .results import PhaseResult, RunReport, summarise
 from .runner import Repetition, run_once, warm_up
 
 PHASE_ORDER = ("pp", "tg", "total")
+DEFAULT_OPTIONS = RunOptions()
 
 Listener = Callable[[RunEvent], None]
 
 
 def _ignore(_event: RunEvent) -> None:
     pass
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    repetitions: int = 5
-    warmup: bool = True
-    idle_s: float = 3.0  # 0 skips the idle baseline
-    # Left alone before the idle window: GPUs stay in a high power state for
-    # seconds after work (MLPerf Power and ML.ENERGY cool down first).
-    settle_s: float = 3.0
-    delay_s: float = 0.0  # cool-down between tests, as llama-bench's --delay
-    price_per_kwh: float | None = None
-    currency: str = "USD"
-    temperature: float = 0.0
-    store_text: bool = True
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-
-class Recorder(Protocol):
-    """Where a run is persisted (``store.SessionWriter``); absent with ``--no-save``.
-
-    ``begin`` and ``finish`` raise a TpwError when the database takes no write;
-    ``problem`` says why writes are failing meanwhile (the run goes on).
-    """
-
-    def begin(self, meta: dict[str, Any], sampler: Sampler) -> int: ...
-
-    def idle(self, session_id: int, summary: dict[str, Any]) -> None: ...
-
-    def token(
-        self, session_id: int, test: str, repetition: int, call: int, event: TokenEvent, store_text: bool
-    ) -> None: ...
-
-    def repetition(
-        self, session_id: int, repetition: Repetition, results: list[PhaseResult], store_text: bool
-    ) -> None: ...
-
-    def finish(self, session_id: int, status: str, summary: dict[str, Any], error: str | None = None) -> None: ...
-
-    def problem(self) -> str | None: ...
 
 
 class MeasuredRun:
@@ -92,13 +43,13 @@ class MeasuredRun:
         self,
         engine: Engine,
         sampler: Sampler,
-        options: RunOptions = RunOptions(),
+        options: RunOptions = DEFAULT_OPTIONS,
         *,
         recorder: Recorder | None = None,
         listener: Listener = _ignore,
         stop: threading.Event | None = None,
         idle: tuple[IdleBaseline | None, str | None] | None = None,
-        sweep: dict | None = None,
+        sweep: SweepTag | None = None,
     ):
         """``idle``: (baseline, why it is unknown) measured already (a sweep measures one for all its
         runs); ``sweep``: which sweep, variant and round this run is, for the store."""
@@ -109,28 +60,25 @@ class MeasuredRun:
         self.listener = listener
         self.stop = stop or threading.Event()
         self.report: RunReport | None = None  # also there when run() was cut short by an exception
-        self._save_problem: str | None = None
+        self.save_watch = SaveWatch(recorder, listener)
         self.known_idle = idle
         self.sweep = sweep
         self.probe = Probe(sampler, listener, self.stop)
 
-    def meta(self, tests: list[TestSpec], workload_text: dict | None = None) -> dict[str, Any]:
+    def meta(self, tests: list[TestSpec]):
         engine = self.engine
-        sources = [source_summary(s) for s in self.sampler.sources]
-        return {
-            "tool_version": __version__,
-            "machine": machine_facts(),
-            "model": engine.facts.as_dict(),
-            "build": engine.build.as_dict(),
-            "settings": {**engine.settings.__dict__, "load_ms": engine.load_ms},
-            "warnings": list(engine.warnings),
-            "options": self.options.as_dict(),
-            "tests": [t.name for t in tests],
-            "workload": workload_text,
-            "power_sources": sources,
-            "method": weakest_method(s["method"] for s in sources),
-            "sweep": self.sweep,
-        }
+        return run_meta(
+            engine.facts.ref(),
+            engine.build,
+            self.options,
+            [t.ref() for t in tests],
+            self.sampler.sources,
+            settings=engine.settings,
+            load_ms=engine.load_ms,
+            warnings=tuple(engine.warnings),
+            workload=workload_text(tests),
+            sweep=self.sweep,
+        )
 
     def measure_idle(self) -> tuple[IdleBaseline | None, str | None]:
         """Settle, then measure idle power: the baseline, or None and why."""
@@ -164,30 +112,33 @@ class MeasuredRun:
             figures = phase_figures(
                 phase.tokens, window, idle=idle, idle_reason=idle_reason, price_per_kwh=self.options.price_per_kwh
             )
-            results.append(
-                PhaseResult(
-                    rep.test, rep.index, name, window, figures, phase.spans[0].t_start_ns, phase.spans[-1].t_end_ns
-                )
+            row = ResultRow(
+                rep.test, rep.kind, rep.index, name, phase.spans[0].t_start_ns, phase.spans[-1].t_end_ns, figures
             )
+            results.append(PhaseResult(row, window))
         return results
 
-    def run(self, tests: list[TestSpec], workload_text: dict | None = None) -> RunReport:
+    def run(self, tests: list[TestSpec]) -> RunReport:
         """Settle and idle baseline, then each test's warm-up and repetitions; never raises for a stop."""
         if not self.sampler.running:
             raise RuntimeError("start the sampler before the run")
         self.probe.now_with_samples()
         self.check_fits(tests)
-        report = self.report = RunReport(self.meta(tests, workload_text), idle=None)
-        session_id = self.recorder.begin(report.meta, self.sampler) if self.recorder else None
-        report.session_id = session_id
+        report = self.report = RunReport(self.meta(tests))
         reps: list[Repetition] = []
-        try:
+
+        def summaries() -> None:
+            report.summaries = summarise(
+                report.results, reps, report.idle, report.idle_reason, self.options.price_per_kwh
+            )
+
+        with recording(report, self.recorder, self.sampler, self.stop, before_finish=summaries):
             if self.known_idle is not None:
                 report.idle, report.idle_reason = self.known_idle
             else:
                 report.idle, report.idle_reason = self.measure_idle()
             if self.recorder:
-                self.recorder.idle(session_id, report.summary_row())
+                self.recorder.idle(report.session_id, report.outcome())
             for number, test in enumerate(tests):
                 if self.stop.is_set():
                     break
@@ -195,35 +146,27 @@ class MeasuredRun:
                     checked = self._cooldown(test, report.idle)
                     if checked:
                         report.cooldowns.append(checked)
-                self._run_test(test, session_id, report, reps)
-            report.status = "cancelled" if self.stop.is_set() else "completed"
-        except Exception as exc:
-            report.status, report.error = "failed", f"{type(exc).__name__}: {exc}"
-            raise
-        except BaseException:  # a second Ctrl-C: the run was cut short, not broken
-            report.status, report.error = "interrupted", "interrupted by the user"
-            raise
-        finally:
-            report.summaries = summarise(
-                report.results, reps, report.idle, report.idle_reason, self.options.price_per_kwh
-            )
-            report.sampler = self.sampler.stats().as_dict()
-            if self.recorder:
-                try:
-                    self.recorder.finish(session_id, report.status, report.summary_row(), report.error)
-                except TpwError as exc:  # the measurement stands; the caller shows it and saves it elsewhere
-                    report.save_error = str(exc)
+                self._run_test(test, report.session_id, report, reps)
         return report
 
     def check_fits(self, tests: list[TestSpec]) -> None:
-        """Every call of every test fits the context: said now, not after the idle baseline."""
+        """Every call of every test fits the context, and is warned past the trained one: said now, not later."""
         n_ctx = self.engine.n_ctx
+        trained = self.engine.facts.n_ctx_train
         for test in tests:
             needed = self.engine.tokens_needed(test)
             if needed > n_ctx:
                 raise TpwError(
                     f"{test.name} needs {needed} tokens of context, but the model was loaded with "
                     f"{n_ctx}: raise the context size (--ctx)"
+                )
+            if trained and needed > trained:
+                self.listener(
+                    Caution(
+                        f"{test.name} needs {needed} tokens, more than the {trained} {self.engine.facts.file_name} "
+                        f"was trained on: its speed and energy are measured, but past {trained} tokens the "
+                        "model runs outside its training and its text is not representative"
+                    )
                 )
 
     def _run_test(self, test: TestSpec, session_id: int | None, report: RunReport, reps: list[Repetition]) -> None:
@@ -241,20 +184,9 @@ class MeasuredRun:
             reps.append(rep)
             report.results.extend(results)
             if self.recorder:
-                self.recorder.repetition(session_id, rep, results, self.options.store_text)
-                self._report_save_problem()
-            self.listener(RepetitionDone(rep.test, rep.index, tuple(results)))
-
-    def _report_save_problem(self) -> None:
-        problem = self.recorder.problem()
-        if problem and problem != self._save_problem:
-            self.listener(
-                SaveProblem(
-                    f"the session database is not taking writes ({problem}): the run goes on, "
-                    "and its results will be shown and kept"
-                )
-            )
-        self._save_problem = problem
+                self.recorder.rows(session_id, rep.call_rows(self.options.store_text), [r.row for r in results])
+                self.save_watch.check()
+            self.listener(RepetitionDone(rep.test, rep.index, tuple(r.row for r in results)))
 
     def _repetition(self, test: TestSpec, index: int, session_id: int | None) -> Repetition:
         """One repetition, with its tokens streamed to the listener and the recorder."""

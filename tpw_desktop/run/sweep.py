@@ -19,14 +19,17 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from ..engine.llama_engine import load_engine
-from ..engine.settings import EngineSettings
 from ..engine.workloads import TestSpec
 from ..errors import TpwError
 from ..metrics import IdleBaseline
+from ..record.meta import BuildFacts, EngineSettings, ModelRef, RunOptions, SweepTag
+from ..record.stored import Settle
 from .events import RunEvent, Status
+from .meta import run_meta
 from .probe import Probe, near_idle
+from .recording import recording
 from .results import RunReport
-from .session import MeasuredRun, RunOptions
+from .session import MeasuredRun
 
 SETTINGS = {  # the --setting names, what they change, and how a value is read
     "threads": ("n_threads", int),
@@ -55,13 +58,14 @@ class SweepPlan:
     settle_timeout_s: float = 60.0
     command: str = ""  # what reproduces it
 
-    def as_dict(self) -> dict:
+    def as_json(self) -> dict:
+        """What the store keeps of the plan (``store`` reads back the variants' labels and the command)."""
         return {
             "kind": self.kind,
             "rounds": self.rounds,
-            "tests": [t.name for t in self.tests],
+            "tests": [t.ref() for t in self.tests],
             "variants": [{**asdict(v), "model": str(v.model) if v.model else None} for v in self.variants],
-            "options": self.options.as_dict(),
+            "options": self.options,
             "settle_timeout_s": self.settle_timeout_s,
             "command": self.command,
         }
@@ -77,13 +81,18 @@ class SweepProgress:
     round: int
     seconds_left: float | None
 
+    @property
+    def text(self) -> str:
+        left = f", about {self.seconds_left / 60:.0f} min left" if self.seconds_left else ""
+        return f"run {self.done + 1}/{self.total}, {self.variant}, round {self.round + 1}{left}"
+
 
 @dataclass
 class SweepReport:
     plan: SweepPlan
     sweep_id: int | None = None
     runs: list[tuple[Variant, int, RunReport]] = field(default_factory=list)
-    settles: list[dict] = field(default_factory=list)
+    settles: list[Settle] = field(default_factory=list)
     status: str = "running"
     error: str | None = None
 
@@ -222,7 +231,7 @@ class SweepRunner:
         if self.limiter is not None:
             self.limiter.check([v.power_limit_w for v in plan.variants if v.power_limit_w is not None])
         if self.recorder:
-            report.sweep_id = self.recorder.begin_sweep(plan.kind, plan.as_dict())
+            report.sweep_id = self.recorder.begin_sweep(plan.kind, plan.as_json())
         total, started = len(plan.variants) * plan.rounds, time.monotonic()
         try:
             idle, idle_reason = self._idle()
@@ -256,7 +265,7 @@ class SweepRunner:
         """One baseline for the whole sweep (at the original power limit), or None and why."""
         return self.probe.idle(self.plan.options.idle_s, self.plan.options.settle_s)
 
-    def _settle(self, idle: IdleBaseline | None, label: str, round_: int) -> dict:
+    def _settle(self, idle: IdleBaseline | None, label: str, round_: int) -> Settle:
         """Wait until power is back near idle (or the timeout), and say how long that took."""
         started = time.monotonic()
         power = None
@@ -270,7 +279,7 @@ class SweepRunner:
             self.stop.wait(SETTLE_POLL_S)
         waited = time.monotonic() - started
         settled = None if idle is None or power is None else near_idle(power, idle.power_w)
-        return {"variant": label, "round": round_, "waited_s": waited, "power_w": power, "settled": settled}
+        return Settle(label, round_, waited, power, settled)
 
     def _run(
         self, variant: Variant, round_: int, idle: tuple[IdleBaseline | None, str | None], sweep_id: int | None
@@ -279,8 +288,12 @@ class SweepRunner:
             self.limiter.set(variant.power_limit_w)
         self.listener(Status(f"{variant.label}: loading the model (round {round_ + 1}/{self.plan.rounds})"))
         options = replace(self.plan.options, repetitions=1, idle_s=0, settle_s=0)
-        sweep = {"id": sweep_id, "variant": variant.label, "round": round_, "power_limit_w": variant.power_limit_w}
-        with self.load(variant.model, variant.settings) as engine:
+        sweep = SweepTag(sweep_id, variant.label, round_, variant.power_limit_w)
+        try:
+            engine = self.load(variant.model, variant.settings)
+        except TpwError as exc:  # this variant is recorded as failed; the sweep goes on with the others
+            return self._failed_load(variant, sweep, options, exc)
+        with engine:
             run = MeasuredRun(
                 engine,
                 self.sampler,
@@ -292,3 +305,18 @@ class SweepRunner:
                 sweep=sweep,
             )
             return run.run(list(self.plan.tests))
+
+    def _failed_load(self, variant: Variant, sweep: SweepTag, options: RunOptions, exc: TpwError) -> RunReport:
+        """A variant whose model would not load: a session of its own, failed with the reason."""
+        self.listener(Status(f"{variant.label}: {exc}"))
+        path = str(variant.model) if variant.model else "bundled model"
+        model = ModelRef(path, Path(path).name, None, "?", "?")
+        tests = [t.ref() for t in self.plan.tests]
+        build = BuildFacts("?", False, "the model did not load")
+        report = RunReport(run_meta(model, build, options, tests, self.sampler.sources, sweep=sweep))
+        try:
+            with recording(report, self.recorder, self.sampler, self.stop):
+                raise exc
+        except TpwError:
+            pass
+        return report

@@ -1,12 +1,11 @@
 """The session database: sqlite-utils schema and migrations, a writer thread, a query API."""
 
 from .db import DatabaseReadOnly, connect
-from .schema import SESSION_STATUSES, schema_version
+from .schema import schema_version
 from .store import Store
 from .writer import SaveFailed, SessionWriter, open_recorder
 
 __all__ = [
-    "SESSION_STATUSES",
     "DatabaseReadOnly",
     "SaveFailed",
     "SessionWriter",

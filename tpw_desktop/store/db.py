@@ -13,13 +13,16 @@ from __future__ import annotations
 import datetime as dt
 import errno
 import os
+import random
 import sqlite3
+import time
 from pathlib import Path
 
 from sqlite_utils import Database
 
 from ..errors import TpwError
 from ..paths import default_db_path
+from ..peers.text import plain
 from . import schema
 
 BUSY_TIMEOUT_MS = 15_000
@@ -70,15 +73,22 @@ def _create_private(path: Path) -> None:
         os.close(fd)
 
 
-def _inspect(path: Path) -> tuple[int, int, list[str], list[str]]:
-    """application_id, user_version, tables and tpw migrations, read without writing anything."""
+def _inspect(path: Path) -> tuple[int, int, list[str], list[str], list[str]]:
+    """application_id, user_version, tables, tpw migrations and other migration sets, read only."""
     conn = _open_read_only(path)
     try:
         app_id = conn.execute("PRAGMA application_id").fetchone()[0]
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
-        applied = []
+        applied, other_sets = [], []
         if schema.migrations.migrations_table in tables:
+            other_sets = [
+                r[0]
+                for r in conn.execute(
+                    f"SELECT DISTINCT migration_set FROM {schema.migrations.migrations_table} WHERE migration_set != ?",
+                    [schema.migrations.name],
+                )
+            ]
             applied = [
                 r[0]
                 for r in conn.execute(
@@ -86,7 +96,7 @@ def _inspect(path: Path) -> tuple[int, int, list[str], list[str]]:
                     [schema.migrations.name],
                 )
             ]
-        return app_id, version, tables, applied
+        return app_id, version, tables, applied, other_sets
     finally:
         conn.close()
 
@@ -95,10 +105,16 @@ def check_ours(path: Path) -> None:
     """Refuse someone else's SQLite file, and one written by a newer tpw; both before any write."""
     if not path.exists() or path.stat().st_size == 0:
         return
-    app_id, version, tables, applied = _inspect(path)
+    app_id, version, tables, applied, other_sets = _inspect(path)
     known = schema.migration_names()
-    # Only bookkeeping tables (an interrupted first open) hold nothing of anyone's.
+    # Only bookkeeping tables (an interrupted first open) hold nothing of anyone's;
+    # migrations of another set mean another program's file, even with no tables yet.
     tables = [t for t in tables if t != schema.migrations.migrations_table and not t.startswith("sqlite_")]
+    if other_sets and not applied:
+        raise TpwError(
+            f"{path} is not a tpw-desktop database (it records another program's migrations: "
+            f"{plain(', '.join(other_sets[:3]), 80)}); tpw leaves it untouched: use --db to choose another file"
+        )
     if app_id not in (0, APPLICATION_ID) or (app_id == 0 and tables and not applied):
         shown = ", ".join(sorted(tables)[:5]) + (" ..." if len(tables) > 5 else "")
         raise TpwError(
@@ -143,11 +159,26 @@ def connect(path: str | os.PathLike | None = None, *, readonly: bool = False) ->
         db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         db.execute("PRAGMA foreign_keys = ON")
         db.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: commits survive a process kill
-        db.enable_wal()
+        _enable_wal(db)
         _migrate(db)
     except (OSError, sqlite3.DatabaseError) as exc:
         raise TpwError(f"{path}: cannot open the session database ({describe_sqlite_error(exc, path)})") from None
     return db
+
+
+def _enable_wal(db: Database) -> None:
+    """Switch to WAL, waiting out another process doing the same: two connections that both read the
+    journal mode and then ask for the exclusive lock deadlock, and SQLite answers "locked" at once
+    rather than calling the busy handler, so the wait is here."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            db.enable_wal()
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(random.uniform(0.005, 0.05))  # apart, so one of the two gets there first
 
 
 def _connect_readonly(path: Path) -> Database:
@@ -180,7 +211,7 @@ def _migrate(db: Database) -> None:
     """Apply pending migrations under one write lock, so two processes opening
     a new file at once can't both try to create the same tables; then stamp it as ours."""
     stamped = db.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
-    if stamped and not schema.migrations.pending(db):
+    if stamped and not schema.migrations.pending(db) and not schema.missing_record_columns(db):
         return
     db.conn.execute("BEGIN IMMEDIATE")
     try:

@@ -11,9 +11,11 @@ import json
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
-migrations = Migrations("tpw")
+from ..record import fields
+from ..record.calls import CallRow
+from ..record.results import ResultRow, TestSummary
 
-SESSION_STATUSES = ("running", "completed", "failed", "interrupted", "cancelled")
+migrations = Migrations("tpw")
 
 
 @migrations()
@@ -224,8 +226,101 @@ def m005_sweeps(db: Database) -> None:
     db["sessions"].create_index(["sweep_id"])
 
 
+# The tables whose columns are a record's field list (``record.fields``), keyed by the session.
+RECORD_TABLES = {"results": ResultRow, "summaries": TestSummary, "calls": CallRow}
+
+
+def _legacy_kind(test: str, server: bool = False) -> str:
+    """What a test was, for rows stored before its kind was: the last place a name is read for it."""
+    if server or "@c" in test:
+        return "server"
+    return test[:2] if test[:2] in ("pp", "tg") and test[2:].isdigit() else "workload"
+
+
+def _legacy_summary(row: dict) -> dict:
+    """A summary as m001-m005 kept it in ``sessions.summary`` (JSON), as a row of ``summaries``."""
+    latency = row.get("latency") or {}
+    total = row.get("total_tokens", row.get("tokens"))
+    seconds = row.get("seconds")
+    out = {
+        **row,
+        **latency,
+        "kind": _legacy_kind(row["test"], "concurrency" in row),
+        "tokens_per_repetition": row.get("tokens"),
+        "tokens": total,
+        "tokens_per_s": total / seconds if total and seconds else None,
+        "unknown": json.dumps(row.get("unknown") or {}),
+    }
+    if "concurrency" in row:
+        out.setdefault("inter_token_basis", "token")
+    return {c: out.get(c) for c in fields.column_names(TestSummary)}
+
+
+@migrations()
+def m006_typed_records(db: Database) -> None:
+    """Every record's table has its field list's columns: the test kind is stored (no name is parsed
+    for it again), summaries are rows, a server's target and the load time leave the engine settings."""
+    add_record_columns(db)
+    for row_id, test in db.execute("SELECT id, test FROM results").fetchall():
+        db.execute("UPDATE results SET kind = ? WHERE id = ?", [_legacy_kind(test), row_id])
+    for name in ("load_ms", "server", "system_info"):
+        db["sessions"].add_column(name, float if name == "load_ms" else str)
+    db["summaries"].create(
+        {"session_id": int, "position": int, **{c.name: c.sql_type for c in fields.columns(TestSummary)}},
+        pk=("session_id", "position"),
+        foreign_keys=[("session_id", "sessions", "id")],
+    )
+    old = db.execute("SELECT id, settings, tests, summary FROM sessions").fetchall()
+    for session_id, settings_json, tests_json, summary_json in old:
+        settings = json.loads(settings_json) if settings_json else {}
+        server, load_ms = None, settings.pop("load_ms", None)
+        if "endpoint" in settings:
+            server = {
+                "url": settings["endpoint"],
+                "api_model": settings.get("api_model", "?"),
+                "concurrency": settings.get("concurrency", []),
+                "repetitions_per_client": settings.get("repetitions_per_client", 1),
+            }
+            settings = None
+        summaries = [_legacy_summary(r) for r in json.loads(summary_json or "null") or []]
+        tests = [
+            {"name": t, "kind": _legacy_kind(t, server is not None)} if isinstance(t, str) else t
+            for t in json.loads(tests_json or "[]")
+        ]
+        db.execute(
+            "UPDATE sessions SET settings = ?, server = ?, load_ms = ?, tests = ? WHERE id = ?",
+            [
+                json.dumps(settings) if settings is not None else None,
+                json.dumps(server) if server else None,
+                load_ms,
+                json.dumps(tests),
+                session_id,
+            ],
+        )
+        db["summaries"].insert_all({"session_id": session_id, "position": i, **r} for i, r in enumerate(summaries))
+    db["sessions"].transform(drop={"summary"})
+
+
+def add_record_columns(db: Database) -> None:
+    """Add to each record table any column its record's field list has and the table lacks."""
+    for table, record in RECORD_TABLES.items():
+        if not db[table].exists():
+            continue
+        have = set(db[table].columns_dict)
+        for column in fields.columns(record):
+            if column.name not in have:
+                db[table].add_column(column.name, column.sql_type)
+
+
+def missing_record_columns(db: Database) -> bool:
+    return any(
+        db[t].exists() and not set(fields.column_names(r)) <= set(db[t].columns_dict) for t, r in RECORD_TABLES.items()
+    )
+
+
 def apply(db: Database) -> None:
     migrations.apply(db)
+    add_record_columns(db)
 
 
 def migration_names() -> list[str]:

@@ -5,52 +5,35 @@ The library the CLI and the GUI share; each thread opens its own ``Store``.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import json
 import os
 import platform
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
 import numpy as np
 
-from .. import serialize
 from ..errors import TpwError
+from ..record import fields
+from ..record.calls import CallRow, SampleRow, StoredToken
+from ..record.results import ResultRow, TestSummary
+from ..record.stored import Settle, StoredSession, StoredSweep
+from ..record.vocab import STATUSES, checked
+from ..serialize import SafeCsvWriter, dump
 from .db import DatabaseReadOnly, connect
+from .rows import stored_session
 
 HEARTBEAT_STALE_S = 30.0
 
-_JSON_COLUMNS = (
-    "settings",
-    "options",
-    "tests",
-    "workload",
-    "sampler",
-    "summary",
-    "warnings",
-    "info",
-    "gpus",
-    "perf",
-    "unknown",
-    "cooldowns",
-    "plan",
-    "settles",
+# A session row joined with its model and machine: everything ``rows.stored_session`` reads.
+SESSION_SQL = (
+    "SELECT s.*, m.path AS model_path, m.file_name AS model, m.sha256 AS model_sha256, m.architecture, "
+    "m.name AS model_name, m.n_params, m.n_layers, m.n_ctx_train, m.quantization, m.size_bytes, "
+    "h.cpu, h.cpu_logical, h.cpu_physical, h.ram_gib, h.os, h.python "
+    "FROM sessions s LEFT JOIN models m ON m.id = s.model_id LEFT JOIN machines h ON h.id = s.machine_id"
 )
-RESULT_COLUMNS = (
-    "test", "repetition", "phase", "t_start_ns", "t_end_ns", "tokens", "seconds", "joules", "joules_error",
-    "joules_above_idle", "average_w", "peak_w", "tokens_per_s", "tokens_per_j", "j_per_token", "wh_per_1k_tokens",
-    "cost_per_1m_tokens", "tokens_per_j_above_idle", "j_per_token_above_idle", "method", "confident",
-    "low_confidence", "unknown",
-)  # fmt: skip
-SAMPLE_COLUMNS = ("source", "method", "t_ns", "t_s", "power_w", "energy_j")
-
-
-def _decode(row: dict[str, Any]) -> dict[str, Any]:
-    for key in _JSON_COLUMNS:
-        if isinstance(row.get(key), str):
-            row[key] = json.loads(row[key])
-    return row
 
 
 def _pid_alive(pid: int) -> bool:
@@ -125,7 +108,7 @@ class Store:
         since: str | None = None,
         until: str | None = None,
         limit: int | None = 100,
-    ) -> list[dict[str, Any]]:
+    ) -> list[StoredSession]:
         """Newest first. ``model`` matches the file name or GGUF name (substring);
         ``since``/``until`` are ISO dates or timestamps (UTC)."""
         filters = [  # (condition, its arguments when the filter is given)
@@ -138,61 +121,57 @@ class Store:
         where = [condition for condition, values in filters if values]
         args = [value for _, values in filters if values for value in values]
         sql = (
-            "SELECT s.id, s.started_at, s.ended_at, s.status, s.method, s.tests, s.idle_power_w, s.summary, "
-            "s.gpu_offload, s.settings, s.sweep_id, s.sweep_variant, s.sweep_round, s.power_limit_w, "
-            "m.file_name AS model, m.quantization, m.n_params, m.size_bytes "
-            "FROM sessions s LEFT JOIN models m ON m.id = s.model_id"
+            SESSION_SQL
             + (" WHERE " + " AND ".join(where) if where else "")
             + " ORDER BY s.started_at DESC, s.id DESC"
             + (" LIMIT ?" if limit else "")
         )
         if limit:
             args.append(limit)
-        return [_decode(dict(r)) for r in self.db.query(sql, args)]
+        return self._sessions(list(self.db.query(sql, args)))
 
-    def session(self, session_id: int) -> dict[str, Any]:
-        """A session with its model, machine and power sources."""
-        row = next(
-            self.db.query(
-                "SELECT s.*, m.path AS model_path, m.file_name AS model, m.sha256 AS model_sha256, "
-                "m.architecture, m.name AS model_name, m.n_params, m.quantization, m.size_bytes, "
-                "h.cpu, h.ram_gib, h.os, h.gpus FROM sessions s "
-                "LEFT JOIN models m ON m.id = s.model_id LEFT JOIN machines h ON h.id = s.machine_id WHERE s.id = ?",
-                [session_id],
-            ),
-            None,
-        )
-        if row is None:
+    def session(self, session_id: int) -> StoredSession:
+        """A session with its model, machine, power sources and summaries."""
+        rows = list(self.db.query(SESSION_SQL + " WHERE s.id = ?", [session_id]))
+        if not rows:
             raise TpwError(f"no session {session_id} in {self.path}")
-        session = _decode(dict(row))
-        session["sources"] = self.sources(session_id)
-        return session
+        return self._sessions(rows)[0]
 
-    def sources(self, session_id: int) -> list[dict[str, Any]]:
-        return [
-            _decode(dict(r))
+    def _sessions(self, rows: list[dict[str, Any]]) -> list[StoredSession]:
+        """Session rows as records, their sources and summaries fetched in one query each."""
+        ids = [r["id"] for r in rows]
+        marks = ",".join("?" * len(ids))
+        sources: dict[int, list] = {i: [] for i in ids}
+        summaries: dict[int, list] = {i: [] for i in ids}
+        if ids:
+            for r in self.db.query(f"SELECT * FROM session_sources WHERE session_id IN ({marks}) ORDER BY rowid", ids):
+                sources[r["session_id"]].append(r)
             for r in self.db.query(
-                "SELECT name, method, measures, info FROM session_sources WHERE session_id = ?", [session_id]
-            )
-        ]
+                f"SELECT * FROM summaries WHERE session_id IN ({marks}) ORDER BY session_id, position", ids
+            ):
+                summaries[r["session_id"]].append(fields.from_row(TestSummary, r))
+        try:
+            return [stored_session(r, sources[r["id"]], summaries[r["id"]]) for r in rows]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise TpwError(f"{self.path}: a session row is not what tpw wrote ({exc})") from None
 
-    def results(self, session_id: int) -> list[dict[str, Any]]:
+    def results(self, session_id: int) -> list[ResultRow]:
         return [
-            _decode(dict(r))
+            fields.from_row(ResultRow, r)
             for r in self.db.query("SELECT * FROM results WHERE session_id = ? ORDER BY id", [session_id])
         ]
 
-    def calls(self, session_id: int) -> list[dict[str, Any]]:
+    def calls(self, session_id: int) -> list[CallRow]:
         return [
-            _decode(dict(r))
+            fields.from_row(CallRow, r)
             for r in self.db.query(
                 "SELECT * FROM calls WHERE session_id = ? ORDER BY test, repetition, call", [session_id]
             )
         ]
 
-    def tokens(self, session_id: int) -> list[dict[str, Any]]:
+    def tokens(self, session_id: int) -> list[StoredToken]:
         return [
-            dict(r)
+            fields.from_row(StoredToken, r)
             for r in self.db.query(
                 "SELECT test, repetition, call, idx, t_ns, token_id, text FROM tokens "
                 "WHERE session_id = ? ORDER BY t_ns",
@@ -254,96 +233,89 @@ class Store:
             }
         return out
 
-    def summary_rows(self, session_ids: list[int] | None = None, **filters) -> list[dict[str, Any]]:
-        """One row per session, test and phase: the figures to compare runs by."""
-        ids = session_ids if session_ids is not None else [s["id"] for s in self.list_sessions(limit=None, **filters)]
-        rows = []
-        for session_id in ids:
-            session = self.session(session_id)
-            for s in session.get("summary") or []:
-                rows.append(
-                    {
-                        "session_id": session_id,
-                        "started_at": session["started_at"],
-                        "status": session["status"],
-                        "model": session["model"],
-                        "quantization": session["quantization"],
-                        "idle_power_w": session["idle_power_w"],
-                        **s,
-                    }
-                )
-        return rows
-
-    def sweeps(self, limit: int | None = 50) -> list[dict[str, Any]]:
-        """Sweeps, newest first, with how many sessions each holds."""
+    def sweeps(self, limit: int | None = 50) -> list[StoredSweep]:
+        """Sweeps, newest first."""
         rows = self.db.query(
-            "SELECT w.*, (SELECT count(*) FROM sessions s WHERE s.sweep_id = w.id) AS n_sessions FROM sweeps w "
-            "ORDER BY w.started_at DESC, w.id DESC" + (" LIMIT ?" if limit else ""),
+            "SELECT * FROM sweeps ORDER BY started_at DESC, id DESC" + (" LIMIT ?" if limit else ""),
             [limit] if limit else [],
         )
-        return [_decode(dict(r)) for r in rows]
+        return [self._sweep(dict(r)) for r in rows]
 
-    def sweep(self, sweep_id: int) -> dict[str, Any]:
+    def sweep(self, sweep_id: int) -> StoredSweep:
         row = next(self.db.query("SELECT * FROM sweeps WHERE id = ?", [sweep_id]), None)
         if row is None:
             raise TpwError(f"no sweep {sweep_id} in {self.path}")
-        sweep = _decode(dict(row))
-        sweep["session_ids"] = [
-            r["id"]
-            for r in self.db.query("SELECT id FROM sessions WHERE sweep_id = ? ORDER BY sweep_round, id", [sweep_id])
-        ]
-        return sweep
+        return self._sweep(dict(row))
+
+    def _sweep(self, row: dict[str, Any]) -> StoredSweep:
+        plan = json.loads(row["plan"] or "{}")
+        ids = tuple(
+            r[0]
+            for r in self.db.execute(
+                "SELECT id FROM sessions WHERE sweep_id = ? ORDER BY sweep_round, id", [row["id"]]
+            ).fetchall()
+        )
+        return StoredSweep(
+            id=row["id"],
+            started_at=row["started_at"],
+            ended_at=row["ended_at"],
+            status=checked(row["status"], STATUSES, "status"),
+            kind=row["kind"] or "?",
+            variants=tuple(v["label"] for v in plan.get("variants", [])),
+            command=plan.get("command", ""),
+            settles=tuple(fields.from_row(Settle, r) for r in json.loads(row["settles"] or "[]")),
+            error=row["error"],
+            session_ids=ids,
+        )
 
     def delete(self, session_id: int) -> None:
         self.session(session_id)  # raises for an unknown id
         with self.db.atomic():
-            for table in ("samples", "tokens", "calls", "results", "session_sources"):
+            for table in ("samples", "tokens", "calls", "results", "summaries", "session_sources"):
                 self.db.execute(f"DELETE FROM {table} WHERE session_id = ?", [session_id])
             self.db.execute("DELETE FROM sessions WHERE id = ?", [session_id])
 
     # --- export ---------------------------------------------------------------------------
 
-    def _raw_samples(self, session_id: int, t0_ns: int):
-        methods = {s["name"]: s["method"] for s in self.sources(session_id)}
+    def raw_samples(self, session: StoredSession) -> Iterator[SampleRow]:
+        methods = {s.name: s.method for s in session.meta.power_sources}
         for source, t_ns, power_w, energy_j in self.db.execute(
             "SELECT source, t_ns, power_w, energy_j FROM samples WHERE session_id = ? ORDER BY t_ns, source",
-            [session_id],
+            [session.id],
         ):
-            yield {
-                "source": source,
-                "method": methods.get(source),
-                "t_ns": t_ns,
-                "t_s": (t_ns - t0_ns) / 1e9,
-                "power_w": power_w,
-                "energy_j": energy_j,
-            }
+            yield SampleRow(source, methods.get(source, "?"), t_ns, (t_ns - session.t0_ns) / 1e9, power_w, energy_j)
 
     def export(self, session_id: int, fmt: str, out: TextIO) -> None:
-        """Every sample and result row of a session, each with its method.
+        """Every sample and result row of a session, each with its method; columns from the records' field lists.
 
-        JSON: one document (session, sources, results, calls, samples, tokens).
+        JSON: one document (session, results, calls, samples, tokens).
         CSV: one table in long form; a ``record`` column says whether a row is
         a ``result`` or a ``sample``, and only that kind's columns are filled.
+        Every text cell is spreadsheet-safe (a peer's model name can't run as a formula).
         """
         session = self.session(session_id)
         if fmt == "json":
             doc = {
-                "session": {k: v for k, v in session.items() if k != "sources"},
-                "sources": session["sources"],
-                "results": self.results(session_id),
-                "calls": self.calls(session_id),
-                "samples": list(self._raw_samples(session_id, session["t0_ns"])),
-                "tokens": self.tokens(session_id),
+                "session": session,
+                "summaries": fields.rows(session.outcome.summaries, json_text=False),
+                "results": fields.rows(self.results(session_id), json_text=False),
+                "calls": fields.rows(self.calls(session_id), json_text=False),
+                "samples": fields.rows(self.raw_samples(session), json_text=False),
+                "tokens": fields.rows(self.tokens(session_id), json_text=False),
             }
-            serialize.dump(doc, out, indent=1)
+            dump(doc, out, indent=1)
             out.write("\n")
         elif fmt == "csv":
-            columns = ("record", "session_id", *RESULT_COLUMNS, *(c for c in SAMPLE_COLUMNS if c != "method"))
-            writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore")
-            writer.writeheader()
-            for row in self.results(session_id):
-                writer.writerow({"record": "result", **row, "unknown": serialize.dumps(row["unknown"] or {})})
-            for row in self._raw_samples(session_id, session["t0_ns"]):
-                writer.writerow({"record": "sample", "session_id": session_id, **row})
+            result_columns = fields.column_names(ResultRow)
+            sample_columns = [c for c in fields.column_names(SampleRow) if c not in ("method", *result_columns)]
+            columns = ["record", "session_id", *result_columns, *sample_columns]
+            writer = SafeCsvWriter(out)
+            writer.writerow(columns)
+            for result in self.results(session_id):
+                row = {"record": "result", "session_id": session_id, **fields.to_row(result)}
+                writer.writerow([row.get(c) for c in columns])
+            for sample in self.raw_samples(session):
+                row = {"record": "sample", "session_id": session_id, **fields.to_row(sample)}
+                writer.writerow([row.get(c) for c in columns])
         else:
             raise TpwError(f"unknown export format {fmt!r} (choose csv or json)")

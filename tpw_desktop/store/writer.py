@@ -10,7 +10,6 @@ another process tell a live session from one whose process died.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import queue
 import sqlite3
@@ -26,10 +25,16 @@ import numpy as np
 from sqlite_utils import Database
 
 from ..errors import TpwError
+from ..files import file_sha256
 from ..paths import default_db_path
-from ..record.token import TokenEvent
+from ..record import fields
+from ..record.calls import CallRow, TokenEvent
+from ..record.meta import RunMeta
+from ..record.results import ResultRow
+from ..record.stored import RunOutcome, Settle
+from ..record.vocab import Status
 from .db import connect, describe_sqlite_error, utc_now
-from .rows import as_json, idle_columns, insert_session
+from .rows import as_json, insert_session, outcome_columns, summary_rows
 
 COMMIT_INTERVAL_S = 0.25
 
@@ -94,7 +99,7 @@ class SessionWriter:
 
     # --- Recorder protocol -------------------------------------------------------
 
-    def begin(self, meta: dict[str, Any], sampler: SampleFeed) -> int:
+    def begin(self, meta: RunMeta, sampler: SampleFeed) -> int:
         """Create the session row; from now on its samples are written as they come."""
         names = sampler.source_names()
         cursors = [sampler.samples_written(i) for i in range(len(names))]
@@ -106,8 +111,8 @@ class SessionWriter:
             return session_id, sha256
 
         session_id, sha256 = self._call(create)
-        if sha256 is None and not meta["model"].get("endpoint"):
-            self._hash_model_later(meta["model"]["path"])
+        if sha256 is None and not meta.model.server:
+            self._hash_model_later(meta.model.path)
         return session_id
 
     def token(
@@ -116,35 +121,16 @@ class SessionWriter:
         text = event.text if store_text else None
         self._token_rows.put((session_id, test, repetition, call, event.index, event.t_ns, event.token_id, text))
 
-    def repetition(self, session_id: int, repetition, results, store_text: bool) -> None:
-        calls = [
-            {
-                "test": repetition.test,
-                "repetition": repetition.index,
-                "call": i,
-                "t_start_ns": c.generation.t_start_ns,
-                "t_end_ns": c.generation.t_end_ns,
-                "prompt_tokens": c.generation.prompt_tokens,
-                "generated_tokens": len(c.generation.events),
-                "stop_reason": c.generation.stop_reason,
-                "prompt_text": c.prompt if store_text else None,
-                "output_text": c.generation.text if store_text else None,
-                "perf": as_json(c.generation.perf.as_dict()),
-            }
-            for i, c in enumerate(repetition.calls)
-        ]
-        self.rows(session_id, calls, [r.as_dict() for r in results])
-
-    def rows(self, session_id: int, calls: list[dict[str, Any]], results: list[dict[str, Any]]) -> None:
-        """Calls and result rows of a session (an endpoint run builds them itself)."""
-        calls = [{"session_id": session_id, **c} for c in calls]
-        rows = [{"session_id": session_id, **r, "unknown": as_json(r["unknown"])} for r in results]
+    def rows(self, session_id: int, calls: list[CallRow], results: list[ResultRow]) -> None:
+        """A repetition's calls and result rows (columns from the records' field lists)."""
+        call_rows = [{"session_id": session_id, **fields.to_row(c)} for c in calls]
+        result_rows = [{"session_id": session_id, **fields.to_row(r)} for r in results]
 
         def write(db: Database) -> None:
-            if calls:
-                db["calls"].insert_all(calls)
-            if rows:
-                db["results"].insert_all(rows)
+            if call_rows:
+                db["calls"].insert_all(call_rows)
+            if result_rows:
+                db["results"].insert_all(result_rows)
 
         self._submit(write)
 
@@ -158,19 +144,19 @@ class SessionWriter:
             )
         )
 
-    def finish_sweep(self, sweep_id: int, status: str, settles: list[dict], error: str | None = None) -> None:
+    def finish_sweep(self, sweep_id: int, status: Status, settles: list[Settle], error: str | None = None) -> None:
         self._call(
             lambda db: db["sweeps"].update(
                 sweep_id, {"status": status, "ended_at": utc_now(), "settles": as_json(settles), "error": error}
             )
         )
 
-    def idle(self, session_id: int, summary: dict[str, Any]) -> None:
+    def idle(self, session_id: int, outcome: RunOutcome) -> None:
         """The idle baseline as soon as it is measured: a killed run keeps it."""
-        self._submit(lambda db: db["sessions"].update(session_id, idle_columns(summary)))
+        self._submit(lambda db: db["sessions"].update(session_id, outcome_columns(outcome)))
 
-    def finish(self, session_id: int, status: str, summary: dict[str, Any], error: str | None = None) -> None:
-        """Write the last samples and the outcome; returns once it is committed."""
+    def finish(self, session_id: int, status: Status, outcome: RunOutcome, error: str | None = None) -> None:
+        """Write the last samples, the outcome and the summaries; returns once it is committed."""
 
         def write(db: Database) -> None:
             db["sessions"].update(
@@ -180,12 +166,11 @@ class SessionWriter:
                     "ended_at": utc_now(),
                     "heartbeat_at": utc_now(),
                     "error": error,
-                    "summary": as_json(summary.get("summary")),
-                    "sampler": as_json(summary.get("sampler")),
-                    "cooldowns": as_json(summary.get("cooldowns") or []),
-                    **idle_columns(summary),
+                    **outcome_columns(outcome),
                 },
             )
+            db.execute("DELETE FROM summaries WHERE session_id = ?", [session_id])
+            db["summaries"].insert_all(summary_rows(session_id, outcome.summaries))
             # This commit also writes the session's last tokens and samples, then detaches it.
             self._attached[session_id].finished = True
 
@@ -336,14 +321,11 @@ class SessionWriter:
         def work() -> None:
             try:
                 stat = os.stat(path)
-                digest = hashlib.sha256()
-                with open(path, "rb") as f:
-                    for chunk in iter(lambda: f.read(1 << 20), b""):
-                        digest.update(chunk)
+                digest = file_sha256(path)
             except OSError:
                 return
             sql = "UPDATE models SET sha256 = ? WHERE path = ? AND size_bytes = ? AND mtime_ns = ?"
-            args = (digest.hexdigest(), path, stat.st_size, stat.st_mtime_ns)
+            args = (digest, path, stat.st_size, stat.st_mtime_ns)
             try:
                 self._submit(lambda db: db.conn.execute(sql, args))
             except RuntimeError:  # the writer closed meanwhile: next session hashes again

@@ -28,9 +28,9 @@ def power_choices(env: PowerEnvironment) -> list[tuple[str, str]]:
     for item in availability(env):
         if item.available and item.kind != "estimate":
             for source in item.sources:
-                choices.append((source["name"], f"{source['name']} — {source['method']}"))
+                choices.append((source.name, f"{source.name} — {source.method}"))
             if len(item.sources) > 1:
-                choices.append((item.kind, f"{item.kind}: all — {item.sources[0]['method']}"))
+                choices.append((item.kind, f"{item.kind}: all — {item.sources[0].method}"))
     choices.append(("estimate-process", "estimate: the measuring process's CPU — estimated"))
     choices.append(("estimate", "estimate: the whole machine's CPU — estimated"))
     choices.append((f"replay:{resources_dir() / DEMO_TRACE}", "demo trace — replayed"))

@@ -11,12 +11,13 @@ from __future__ import annotations
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QHBoxLayout,
-    QLabel,
     QPushButton,
     QToolButton,
     QVBoxLayout,
     QWidget,
 )
+
+from .form import plain_label
 
 
 class _Row(QWidget):
@@ -24,7 +25,7 @@ class _Row(QWidget):
         super().__init__()
         layout = QHBoxLayout(self)
         layout.setContentsMargins(8, 3, 8, 3)
-        self.label = QLabel()
+        self.label = plain_label()
         self.label.setWordWrap(True)
         self.label.setTextInteractionFlags(Qt.TextSelectableByMouse)
         self.action = QPushButton()

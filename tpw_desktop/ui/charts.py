@@ -9,6 +9,7 @@ live, whole history.
 
 from __future__ import annotations
 
+import html
 import math
 from pathlib import Path
 
@@ -18,8 +19,9 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QBrush, QFont
 from PySide6.QtWidgets import QGraphicsItem, QMenu
 
-from ..atomic import atomic_writer
 from ..errors import TpwError
+from ..files import atomic_writer
+from ..serialize import SafeCsvWriter
 from ..view.live import LiveSeries
 from .chart_items import PHASE_KINDS, GridLines, PhaseBands, opaque
 from .svg_export import export_svg
@@ -129,7 +131,11 @@ class LiveCharts(pg.GraphicsLayoutWidget):
         for i, (name, method) in enumerate(series.sources):
             key = f"source{i % 4}"
             curve = self.power_plot.plot(
-                [], [], name=f"{name} ({method})", pen=pg.mkPen(self.theme.colors[key], width=1), connect="finite"
+                [],
+                [],
+                name=html.escape(f"{name} ({method})"),
+                pen=pg.mkPen(self.theme.colors[key], width=1),
+                connect="finite",
             )
             curve.color_key, curve.base_width, curve.dash = key, 1, False
             self._power_curves.append(curve)
@@ -243,13 +249,14 @@ class LiveCharts(pg.GraphicsLayoutWidget):
         self.rate_instant.setData(x, bins["tok_s"])
         self.rate_rolling.setData(x, bins["tok_s_rolling"])
         self.eff_rolling.setData(x, bins["tok_j_rolling"])
-        self.eff_run.setData(x, bins["tok_j_run"])
-        self.eff_run_above.setData(x, bins["tok_j_run_above_idle"])
+        run_x, run_tok_j, run_above = series.run_series()
+        self.eff_run.setData(run_x, run_tok_j)
+        self.eff_run_above.setData(run_x, run_above)
         if self.auto_y:
             idle = [np.array([self.idle_line.value()])] if self.idle_line.isVisible() else []
             self._fit_y(self.power_plot, *(y for _, y in power), *idle)
             self._fit_y(self.rate_plot, bins["tok_s"], bins["tok_s_rolling"])
-            self._fit_y(self.eff_plot, bins["tok_j_rolling"], bins["tok_j_run"], bins["tok_j_run_above_idle"])
+            self._fit_y(self.eff_plot, bins["tok_j_rolling"], run_tok_j, run_above)
         self._refresh_regions(series)
 
     def _refresh_regions(self, series: LiveSeries) -> None:
@@ -303,9 +310,8 @@ class LiveCharts(pg.GraphicsLayoutWidget):
 
 
 def _write_csv(charts: LiveCharts, f) -> None:
-    """Every visible curve as columns (x, y per curve), named by chart and legend."""
-    import csv
-
+    """Every visible curve as columns (x, y per curve), named by chart and legend (spreadsheet-safe: a
+    source's name can't run as a formula)."""
     columns: list[tuple[str, np.ndarray]] = []
     for plot, chart in zip(charts.plots, ("tokens_per_s", "power_w", "tokens_per_j")):
         for item in plot.listDataItems():
@@ -315,7 +321,7 @@ def _write_csv(charts: LiveCharts, f) -> None:
             label = f"{chart}:{item.name()}"
             columns += [(f"{label}:time_s", x), (f"{label}:value", y)]
     length = max((len(c) for _, c in columns), default=0)
-    writer = csv.writer(f)
+    writer = SafeCsvWriter(f)
     writer.writerow([name for name, _ in columns])
     for i in range(length):
         writer.writerow(["" if i >= len(c) or not np.isfinite(c[i]) else f"{c[i]:.6g}" for _, c in columns])

@@ -9,6 +9,7 @@ efficiency curve, with the best cap marked.
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,7 @@ from ..analysis.compare import ComparedRow, Comparison, compare, plus_minus, rat
 from ..analysis.report import write_report
 from ..errors import TpwError
 from ..store import Store
+from .form import plain_label
 from .svg_export import export_svg
 from .theme import Theme
 
@@ -63,7 +65,7 @@ class CompareView(QWidget):
         self.charts_button.clicked.connect(self.export_charts)
         self.title = QLabel("Pick sessions in History and press 'Compare selected', or choose a sweep.")
         self.title.setWordWrap(True)
-        self.warnings = QLabel()
+        self.warnings = plain_label()
         self.warnings.setWordWrap(True)
         self.warnings.hide()
         self.table = QTableWidget(0, len(HEADERS))
@@ -95,7 +97,7 @@ class CompareView(QWidget):
     def _compose(self) -> None:
         top = QHBoxLayout()
         for label, widget in (("sweep", self.sweep_box), ("baseline", self.baseline_box)):
-            top.addWidget(QLabel(label))
+            top.addWidget(plain_label(label))
             top.addWidget(widget, 1)
         top.addWidget(self.report_button)
         top.addWidget(self.charts_button)
@@ -132,11 +134,9 @@ class CompareView(QWidget):
             self.problem.emit(f"compare: {exc}")
             return
         for s in sweeps:
-            self.sweep_box.addItem(
-                f"sweep {s['id']}: {s.get('kind')}, {s.get('status')}, {s.get('started_at', '')[:16]}", s["id"]
-            )
+            self.sweep_box.addItem(f"sweep {s.id}: {s.kind}, {s.status}, {s.started_at[:16]}", s.id)
         if self.comparison is None and sweeps:  # nothing picked yet: the newest sweep
-            self.show_sweep(int(sweeps[0]["id"]))
+            self.show_sweep(sweeps[0].id)
 
     def _sweep_chosen(self, index: int) -> None:
         sweep_id = self.sweep_box.itemData(index)
@@ -168,16 +168,16 @@ class CompareView(QWidget):
     def show_comparison(self, comparison: Comparison) -> None:
         self.comparison = comparison
         what = (
-            f"sweep {comparison.sweep['id']} ({comparison.sweep['kind']})"
+            f"sweep {comparison.sweep.id} ({comparison.sweep.kind})"
             if comparison.sweep
             else f"{len(comparison.sessions)} sessions"
         )
         self.title.setText(
-            f"<b>{what}</b>: {len(comparison.variants)} variants, ratios against "
-            f"<b>{comparison.baseline}</b>. Speeds are means of runs ± sd; energy pools every run's "
+            f"<b>{html.escape(what)}</b>: {len(comparison.variants)} variants, ratios against "
+            f"<b>{html.escape(comparison.baseline)}</b>. Speeds are means of runs ± sd; energy pools every run's "
             "tokens over its joules."
         )
-        self.warnings.setText("".join(f"⚠ {w}<br>" for w in comparison.differences))
+        self.warnings.setText("\n".join(f"⚠ {w}" for w in comparison.differences))
         self.warnings.setStyleSheet(f"background: {self.theme.colors['warning']}; padding: 4px")
         self.warnings.setVisible(bool(comparison.differences))
         self.baseline_box.clear()

@@ -12,7 +12,6 @@ from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import (
-    QLabel,
     QPlainTextEdit,
     QSplitter,
     QTabWidget,
@@ -21,10 +20,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..analysis.tables import figure, header, speed
 from ..run.results import RunReport
 from ..view.dashboard import DashboardFigures, live_dashboard
 from ..view.live import LiveSeries
 from .charts import LiveCharts
+from .form import plain_label
 from .theme import Theme
 from .tiles import TileBoard
 
@@ -42,7 +43,7 @@ _TILES = (
 class DashboardView(QWidget):
     def __init__(self, theme: Theme, parent=None):
         super().__init__(parent)
-        self.header = QLabel()  # presentation mode: which model, and whether a run is on
+        self.header = plain_label()  # presentation mode: which model, and whether a run is on
         self.header.setAlignment(Qt.AlignCenter)
         self.header.hide()
         self.tiles = TileBoard()
@@ -75,19 +76,8 @@ class DashboardView(QWidget):
             self.tiles[key].set(figure.value, figure.basis, unit=unit, why=figure.why)
 
     def show_live(self, live: LiveSeries, price_per_kwh: float | None, currency: str) -> None:
-        """The tiles during a run: the live series' latest figures, through ``metrics.dashboard``."""
-        f = live.live_figures()
-        self.show_figures(
-            live_dashboard(
-                f["tok_s"],
-                f["power_w"],
-                f["tok_j"],
-                f["ttft_s"],
-                method=live.method,
-                price_per_kwh=price_per_kwh,
-                currency=currency,
-            )
-        )
+        """The tiles during a run: the live series' latest figures, through ``view.dashboard``."""
+        self.show_figures(live_dashboard(live.live_figures(price_per_kwh), method=live.method, currency=currency))
 
     def new_call(self) -> None:
         if self.output.document().characterCount() > 1:
@@ -134,35 +124,24 @@ class DashboardView(QWidget):
 
 
 def summary_html(report: RunReport, db_path: Path | None) -> str:
-    """The run's summary rows, each missing figure footnoted with why."""
-    model = report.meta["model"]
-    currency = report.meta["options"]["currency"]
+    """The run's summary rows, each missing figure footnoted with why; headers from the record's field list."""
+    model = report.meta.model
+    currency = report.meta.options.currency
     rows, notes = [], {}
-
-    def cell(value, digits: int, reason: str | None = None) -> str:
-        if value is not None:
-            return f"{value:.{digits}f}"
-        return f"– [{notes.setdefault(reason, len(notes) + 1)}]" if reason else "–"
-
+    names = (
+        "average_w",
+        "tokens_per_j",
+        "tokens_per_j_above_idle",
+        "j_per_token",
+        "wh_per_1k_tokens",
+        "cost_per_1m_tokens",
+    )
     for s in report.summaries:
-        p = s.pooled
-        method = p.method + ("" if p.confident else " (low confidence)")
-        mean, sd = s.tokens_per_s
         rows.append(
             f"<tr><td>{html.escape(s.test)}/{s.phase}</td><td align=right>{s.tokens_per_repetition}</td>"
-            f"<td align=right>{cell(mean, 2)} ± {cell(sd, 2)}</td>"
-            + "".join(
-                f"<td align=right>{cell(getattr(p, name), digits, p.unknown.get(name))}</td>"
-                for name, digits in (
-                    ("average_w", 1),
-                    ("tokens_per_j", 3),
-                    ("tokens_per_j_above_idle", 3),
-                    ("j_per_token", 4),
-                    ("wh_per_1k_tokens", 4),
-                    ("cost_per_1m_tokens", 4),
-                )
-            )
-            + f"<td>{html.escape(method)}</td></tr>"
+            f"<td align=right>{html.escape(speed(s))}</td>"
+            + "".join(f"<td align=right>{html.escape(figure(s, n, notes))}</td>" for n in names)
+            + f"<td>{html.escape(s.method_text)}</td></tr>"
         )
     idle = report.idle
     idle_text = (
@@ -172,22 +151,21 @@ def summary_html(report: RunReport, db_path: Path | None) -> str:
     )
     if report.save_error:
         saved = f"<b>Not saved: {html.escape(report.save_error)}</b> (File ▸ Save results as…)."
+    elif report.session_id:
+        saved = f"Saved as session {report.session_id} in {html.escape(str(db_path))}."
     else:
-        saved = (
-            f"Saved as session {report.session_id} in {html.escape(str(db_path))}."
-            if report.session_id
-            else "Not saved."
-        )
+        saved = "Not saved."
     footnotes = "".join(f"<br>[{n}] {html.escape(reason)}" for reason, n in notes.items())
+    headers = "".join(f"<th>{html.escape(header(n))}</th>" for n in names[:-1])
     table = (
-        "<table cellspacing=0 cellpadding=3 border=1><tr><th>test/phase</th><th>tokens</th><th>tok/s</th><th>W</th>"
-        "<th>tok/J</th><th>tok/J above idle</th><th>J/token</th><th>Wh/1k tok</th>"
-        f"<th>cost/1M tok ({html.escape(currency)})</th><th>method</th></tr>{''.join(rows)}</table>"
+        "<table cellspacing=0 cellpadding=3 border=1><tr><th>test/phase</th><th>tokens</th><th>tok/s</th>"
+        f"{headers}<th>{html.escape(header(names[-1]))} ({html.escape(currency)})</th><th>method</th></tr>"
+        f"{''.join(rows)}</table>"
         if rows
         else "<p>No repetition finished.</p>"
     )
     return (
-        f"<p><b>{html.escape(model['file_name'])}</b> ({html.escape(model['quantization'])}) · run {report.status} · "
+        f"<p><b>{html.escape(model.file_name)}</b> ({html.escape(model.quantization)}) · run {report.status} · "
         f"idle baseline {idle_text} · {saved}</p>{table}"
         "<p>Speed is the mean of repetitions (as llama-bench); energy figures are pooled: all repetitions' tokens "
         "over all their joules." + footnotes + "</p>"

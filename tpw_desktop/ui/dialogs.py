@@ -35,7 +35,8 @@ from ..engine.gguf_info import read_model_facts
 from ..engine.quantize import TYPES, check_type, default_output, is_quantized
 from ..errors import TpwError
 from ..run.sweep import SETTINGS, plan_sweep, sweep_command
-from .form import spin_box
+from ..worker.protocol import JobFinished, JobProgress, Quantized
+from .form import plain_label, spin_box
 
 DEFAULT_TYPE = "Q4_K_M"
 
@@ -89,7 +90,7 @@ class QuantizeDialog(QDialog):
         self.qtype.currentTextChanged.connect(self._suggest_output)
         self.progress = QProgressBar()
         self.progress.hide()
-        self.message = QLabel("Makes a new file with llama.cpp's quantizer; the source stays as it is.")
+        self.message = plain_label("Makes a new file with llama.cpp's quantizer; the source stays as it is.")
         self.message.setWordWrap(True)
         self.message.setTextInteractionFlags(Qt.TextSelectableByMouse)
         self.buttons = QDialogButtonBox()
@@ -108,9 +109,8 @@ class QuantizeDialog(QDialog):
         layout.addWidget(self.buttons)
         self.go.setDefault(True)  # Enter runs it (set once the button is in the dialog, else Qt picks the first)
         c = window.controller
-        c.quantize_progress.connect(self._progress)
-        c.quantize_finished.connect(self._finished)
-        c.quantize_failed.connect(self._failed)
+        c.job_progress.connect(self._progress)
+        c.job_finished.connect(self._finished)
         self.made: Path | None = None
         self._suggest_output()
         self.resize(620, self.sizeHint().height())
@@ -158,22 +158,24 @@ class QuantizeDialog(QDialog):
         self.progress.show()
         self._say(f"quantizing {facts.file_name} to {qtype}…")
 
-    def _progress(self, done: int, total: int) -> None:
-        self.progress.setRange(0, total)
-        self.progress.setValue(done)
-        self.progress.setFormat(f"tensor {done}/{total}")
+    def _progress(self, progress: JobProgress) -> None:
+        if progress.job != "quantize" or progress.total is None:
+            return
+        self.progress.setRange(0, progress.total)
+        self.progress.setValue(progress.done or 0)
+        self.progress.setFormat(f"tensor {progress.done}/{progress.total}")
 
-    def _finished(self, path: Path, description: str) -> None:
-        self.made = Path(path)
+    def _finished(self, finished: JobFinished) -> None:
+        if finished.job != "quantize":
+            return
         self.progress.hide()
         self.go.setEnabled(True)
-        self.window_.model_panel.remember(Path(path))  # in the model list, ready to load or sweep
-        self._say(f"Made {description}. It is in the Recent models list, ready to sweep.")
-
-    def _failed(self, message: str) -> None:
-        self.progress.hide()
-        self.go.setEnabled(True)
-        self._say(message, error=True)
+        if not isinstance(finished.result, Quantized):
+            self._say(finished.error or "quantizing failed", error=True)
+            return
+        self.made = finished.result.path
+        self.window_.model_panel.remember(self.made)  # in the model list, ready to load or sweep
+        self._say(f"Made {finished.result.description}. It is in the Recent models list, ready to sweep.")
 
 
 class SweepDialog(QDialog):
@@ -266,7 +268,7 @@ class SweepDialog(QDialog):
                 None if self.setting.currentText() == "none" else f"{self.setting.currentText()}={self.values.text()}"
             )
             limits = [float(v) for v in self.limits.text().split(",") if v.strip()]
-            tests, _ = w.workload_panel.tests()
+            tests = w.workload_panel.tests()
             command = sweep_command(
                 models,
                 tests,
@@ -295,7 +297,7 @@ class SweepDialog(QDialog):
         runs = len(plan.variants) * plan.rounds
         self.plan_label.setText(
             f"{len(plan.variants)} variants × {plan.rounds} rounds = {runs} runs of "
-            f"{', '.join(t.name for t in plan.tests)}:<br>"
+            f"{html.escape(', '.join(t.name for t in plan.tests))}:<br>"
             + html.escape(", ".join(v.label for v in plan.variants))
             + f"<br><small>same as: <code>{html.escape(plan.command)}</code></small>"
         )

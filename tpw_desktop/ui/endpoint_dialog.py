@@ -8,6 +8,8 @@ against the sampled power as for a local model.
 
 from __future__ import annotations
 
+import os
+
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
@@ -15,7 +17,6 @@ from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QFormLayout,
     QHBoxLayout,
-    QLabel,
     QLineEdit,
     QSpinBox,
     QVBoxLayout,
@@ -24,10 +25,12 @@ from PySide6.QtWidgets import (
 
 from ..errors import TpwError
 from ..peers.openai_server import Endpoint
+from ..peers.text import plain
+from ..peers.urls import server_url
 from ..run.server import concurrency_levels
 from ..worker.protocol import StartEndpoint
 from .dialogs import side_button
-from .form import spin_box
+from .form import plain_label, spin_box
 
 LIST_TIMEOUT_S = 3.0  # listing models happens on the window's thread: keep a dead server from freezing it long
 
@@ -56,7 +59,11 @@ class EndpointDialog(QDialog):
         )
         self.repetitions = spin_box(QSpinBox, 1, 100, 2, tip="Times each client sends the workload at each level")
         self.timeout = spin_box(QDoubleSpinBox, 1, 3600, 60, suffix=" s")
-        self.message = QLabel(
+        self.api_key = QLineEdit(os.environ.get("OPENAI_API_KEY", ""))
+        self.api_key.setEchoMode(QLineEdit.Password)
+        self.api_key.setPlaceholderText("none (or $OPENAI_API_KEY)")
+        self.api_key.setToolTip("Sent as a bearer token to a server that needs one; never saved or shown")
+        self.message = plain_label(
             "Only this machine's power is measured: run the server here, or watch a remote one "
             "in the Fleet view. Without a power sensor the whole machine's CPU is estimated, the "
             "server's included."
@@ -78,6 +85,7 @@ class EndpointDialog(QDialog):
         form.addRow("clients, up to", self.concurrency)
         form.addRow("repetitions", self.repetitions)
         form.addRow("timeout", self.timeout)
+        form.addRow("API key", self.api_key)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(self.message)
@@ -91,37 +99,53 @@ class EndpointDialog(QDialog):
 
     def list_models(self) -> bool:
         try:
-            names = Endpoint(self.url.text().strip(), LIST_TIMEOUT_S).models()
+            endpoint = Endpoint(self.url.text().strip(), LIST_TIMEOUT_S, api_key=self._key())
+            try:
+                names = endpoint.models()
+            finally:
+                endpoint.close()
         except TpwError as exc:
             self._say(str(exc), error=True)
             return False
         self.model.clear()
-        self.model.addItems(names)
+        for name in names:  # a peer's text: shown plain, sent back as it was
+            self.model.addItem(plain(name, 80), name)
         self._say(f"{len(names)} model{'s' if len(names) != 1 else ''} on the server.")
         return True
+
+    def _key(self) -> str | None:
+        return self.api_key.text().strip() or None
+
+    def _model_id(self) -> str:
+        """The listed model's id as the server spelled it, or what the user typed."""
+        index = self.model.currentIndex()
+        listed = self.model.itemData(index) if index >= 0 else None
+        typed = self.model.currentText().strip()
+        return listed if listed is not None and self.model.itemText(index) == typed else typed
 
     def start(self) -> None:
         if not self.model.currentText().strip() and not self.list_models():
             return
         levels = tuple(concurrency_levels(self.concurrency.value()))
         options = self.window_.run_options(repetitions=self.repetitions.value())
+        try:
+            address = server_url(self.url.text().strip(), "server", "http://127.0.0.1:8080")
+        except TpwError as exc:  # a malformed URL is said here, not after the idle baseline
+            self._say(str(exc), error=True)
+            return
         job = StartEndpoint(
-            self.url.text().strip(),
-            self.model.currentText().strip(),
+            address.full,
+            self._model_id(),
             self.workload.currentData(),
             levels,
             self.repetitions.value(),
             options,
             self.timeout.value(),
+            self._key(),
         )
-        try:
-            Endpoint(job.url)  # a malformed URL is said here, not after the idle baseline
-        except TpwError as exc:
-            self._say(str(exc), error=True)
-            return
         if not self.window_.controller.start_endpoint(job):
             self._say("Busy: wait for the run or the model being loaded (and a power source), then start.", True)
             return
-        self.window_.settings.setValue("endpoint/url", job.url)
+        self.window_.settings.setValue("endpoint/url", address.shown)  # never a password in the settings file
         self.window_.settings.setValue("endpoint/concurrency", self.concurrency.value())
         self.accept()

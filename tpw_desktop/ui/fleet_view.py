@@ -9,6 +9,7 @@ reporting is marked, and left out of the fleet's sums.
 
 from __future__ import annotations
 
+import html
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -19,7 +20,6 @@ from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QHBoxLayout,
     QHeaderView,
-    QLabel,
     QLineEdit,
     QPushButton,
     QSplitter,
@@ -30,12 +30,17 @@ from PySide6.QtWidgets import (
 )
 
 from ..errors import TpwError
-from ..prometheus.fleet import FleetFigures, PrometheusApi, fleet_figures
-from .form import spin_box
+from ..peers.prometheus_server import PrometheusApi
+from ..peers.text import plain
+from ..peers.urls import redact
+from ..prometheus.fleet import FleetFigures, fleet_figures
+from .form import plain_label, spin_box
 from .theme import Theme
 
 HEADERS = ("node", "engine", "tok/s", "W", "tok/J", "method", "resolution", "status")
 POLL_S = 5.0
+TOP_NODES = 50  # table rows: a fleet of 10,000 series shows its busiest nodes, and counts the rest
+PLOTTED_NODES = 8  # curves beside the fleet's
 
 
 def _fig(value: float | None, digits: int) -> str:
@@ -53,7 +58,7 @@ class FleetView(QWidget):
         self.watch_button.setCheckable(True)
         self.watch_button.toggled.connect(self.watch)
         self.url.returnPressed.connect(lambda: self.watch_button.setChecked(True))  # Enter watches, as a user types
-        self.state = QLabel("Not watching. Enter your Prometheus server and press Enter or Watch.")
+        self.state = plain_label("Not watching. Enter your Prometheus server and press Enter or Watch.")
         self.state.setWordWrap(True)
         self.table = QTableWidget(0, len(HEADERS))
         self.table.setHorizontalHeaderLabels(HEADERS)
@@ -72,6 +77,8 @@ class FleetView(QWidget):
         self.history: dict[str, tuple[list[float], list[float]]] = {}
         self.figures: FleetFigures | None = None
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tpw-fleet")
+        self._api: PrometheusApi | None = None
+        self._api_for = ""
         self._pending: Future | None = None
         self._started = time.monotonic()
         self.timer = QTimer(self)
@@ -79,9 +86,9 @@ class FleetView(QWidget):
         self.timer.timeout.connect(self._tick)
         self._next_poll = 0.0
         top = QHBoxLayout()
-        top.addWidget(QLabel("Prometheus"))
+        top.addWidget(plain_label("Prometheus"))
         top.addWidget(self.url, 1)
-        top.addWidget(QLabel("window"))
+        top.addWidget(plain_label("window"))
         top.addWidget(self.window_s)
         top.addWidget(self.watch_button)
         split = QSplitter(Qt.Vertical)
@@ -117,11 +124,20 @@ class FleetView(QWidget):
         if self._pending is None and time.monotonic() >= self._next_poll:
             self._next_poll = time.monotonic() + POLL_S
             url, window_s = self.url.text().strip(), self.window_s.value()
-            self._pending = self._pool.submit(lambda: fleet_figures(PrometheusApi(url), window_s))
+            self._pending = self._pool.submit(self._poll, url, window_s)
+
+    def _poll(self, url: str, window_s: float) -> FleetFigures:
+        """On the pool's thread: one client per URL, kept between polls (and closed with the view)."""
+        if self._api is None or self._api_for != url:
+            if self._api is not None:
+                self._api.close()
+            self._api, self._api_for = PrometheusApi(url), url
+        return fleet_figures(self._api, window_s)
 
     def show_figures(self, figures: FleetFigures) -> None:
         self.figures = figures
-        rows = [*figures.nodes, figures.fleet]
+        top, hidden = figures.top(TOP_NODES)
+        rows = [*top, figures.fleet]
         self.table.setRowCount(len(rows))
         bold = QFont()
         bold.setBold(True)
@@ -137,7 +153,7 @@ class FleetView(QWidget):
                 _fig(n.tokens_per_s, 1),
                 _fig(n.watts, 1),
                 _fig(n.tokens_per_j, 3),
-                n.method + ("" if n.confident or not n.reporting else " (low confidence)"),
+                n.method_text,
                 f"{n.resolution_s:g} s scrapes" if n.resolution_s else "?",
                 status,
             )
@@ -148,11 +164,13 @@ class FleetView(QWidget):
                 if j in (2, 3, 4):
                     item.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
                 self.table.setItem(i, j, item)
-            self._plot_point(n.node if n is not figures.fleet else "fleet", n.tokens_per_j)
+            if n is figures.fleet or i < PLOTTED_NODES:
+                self._plot_point(n.node if n is not figures.fleet else "fleet", n.tokens_per_j)
         down = [n.node for n in figures.nodes if not n.reporting]
+        more = f" (the busiest {len(top)} shown, {hidden} more counted in the fleet row)" if hidden else ""
         self.state.setText(
-            f"{len(figures.nodes)} nodes, {figures.window_s:g} s windows, every {POLL_S:g} s"
-            + (f" · stopped reporting: {', '.join(down)}" if down else "")
+            f"{len(figures.nodes)} nodes{more}, {figures.window_s:g} s windows, every {POLL_S:g} s"
+            + (f" · stopped reporting: {plain(', '.join(down))}" if down else "")
         )
 
     def _plot_point(self, name: str, tok_j: float | None) -> None:
@@ -164,7 +182,7 @@ class FleetView(QWidget):
                 self.theme.colors["eff_run"] if name == "fleet" else self.theme.colors[f"source{len(self.curves) % 4}"]
             )
             self.curves[name] = self.plot.plot(
-                [], [], name=name, pen=pg.mkPen(color, width=3 if name == "fleet" else 1), connect="finite"
+                [], [], name=html.escape(name), pen=pg.mkPen(color, width=3 if name == "fleet" else 1), connect="finite"
             )
         self.curves[name].setData(xs, ys)
 
@@ -176,7 +194,7 @@ class FleetView(QWidget):
             self.plot.getAxis(axis).setTextPen(theme.colors["foreground"])
 
     def save(self, s: QSettings) -> None:
-        s.setValue("fleet/url", self.url.text())
+        s.setValue("fleet/url", redact(self.url.text()))  # never a password in the settings file
         s.setValue("fleet/window_s", self.window_s.value())
 
     def restore(self, s: QSettings) -> None:
@@ -186,3 +204,6 @@ class FleetView(QWidget):
     def close_pool(self) -> None:
         self.timer.stop()
         self._pool.shutdown(wait=False, cancel_futures=True)
+        api, self._api = self._api, None
+        if api is not None:
+            api.close()

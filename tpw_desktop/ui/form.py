@@ -1,13 +1,18 @@
 """Form helpers every panel and dialog shares.
 
-Spin boxes and combo boxes ignore the mouse wheel unless they have focus:
-scrolling a panel must not change a setting under the pointer.
+Labels are plain text unless made otherwise on purpose: a message may quote
+a server's error, a model's name or a file's, and none of them is ever
+rendered as rich text. Spin boxes and combo boxes ignore the mouse wheel
+unless they have focus: scrolling a panel must not change a setting under
+the pointer.
 """
 
 from __future__ import annotations
 
+import html
+
 from PySide6.QtCore import QEvent, QObject, Qt
-from PySide6.QtWidgets import QComboBox
+from PySide6.QtWidgets import QComboBox, QLabel
 
 
 class _WheelGuard(QObject):
@@ -44,3 +49,15 @@ def spin_box(cls, low, high, value, *, suffix: str = "", step=None, special: str
     spin.setSpecialValueText(special)
     spin.setToolTip(tip)
     return spin
+
+
+def plain_label(text: str = "") -> QLabel:
+    """A label that shows its text as it is: never as HTML (it may hold a peer's text)."""
+    label = QLabel(text)
+    label.setTextFormat(Qt.PlainText)
+    return label
+
+
+def plain_tip(text: str) -> str:
+    """A tooltip that shows ``text`` as it is (Qt would take text that looks like HTML for rich text)."""
+    return "<p style='white-space:pre-wrap'>" + html.escape(text) + "</p>"

@@ -19,7 +19,6 @@ from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
     QHeaderView,
-    QLabel,
     QLineEdit,
     QPushButton,
     QSplitter,
@@ -31,23 +30,15 @@ from PySide6.QtWidgets import (
 
 from ..analysis.history import HistoryRow, history_rows, session_details, stored_series
 from ..errors import TpwError
+from ..record import fields
+from ..record.stored import StoredSession
 from ..store import Store
 from .charts import LiveCharts
+from .form import plain_label
 from .theme import Theme
 
-COLUMNS = (  # (header, HistoryRow field, digits for a number or None for text)
-    ("date (UTC)", "started_at", None),
-    ("model", "model", None),
-    ("quant", "quantization", None),
-    ("device", "device", None),
-    ("workload", "workload", None),
-    ("tok/s", "tokens_per_s", 1),
-    ("tok/J", "tokens_per_j", 2),
-    ("J/token", "j_per_token", 4),
-    ("method", "method", None),
-    ("status", "status", None),
-    ("sweep", "sweep", None),
-)
+# (header, HistoryRow field, digits for a number or None for text): HistoryRow's field list, its id aside
+COLUMNS = tuple((c.header, c.name, c.digits) for c in fields.columns(HistoryRow) if c.name != "session_id")
 SORT_ROLE = Qt.UserRole + 1
 ID_ROLE = Qt.UserRole + 2
 ANY = "any"
@@ -140,7 +131,7 @@ class HistoryView(QWidget):
         self.table.horizontalHeader().setStretchLastSection(True)
         self.table.activated.connect(lambda _: self.open_selected())  # Enter, or a double-click
         self.table.selectionModel().selectionChanged.connect(lambda *_: self._update_buttons())
-        self.count_label = QLabel()
+        self.count_label = plain_label()
         self.charts = LiveCharts(theme)
         self.details = QTextBrowser()
         self.details.setOpenLinks(False)
@@ -156,7 +147,7 @@ class HistoryView(QWidget):
         top = QHBoxLayout()
         top.addWidget(self.filter_edit, 1)
         for label, box in (("status", self.status_box), ("method", self.method_box)):
-            top.addWidget(QLabel(label))
+            top.addWidget(plain_label(label))
             top.addWidget(box)
         for button in (self.refresh_button, self.open_button, self.compare_button, self.sweep_button):
             top.addWidget(button)
@@ -236,9 +227,9 @@ class HistoryView(QWidget):
         ids = self.selected_ids()
         if ids:
             with Store.for_reading(self.db_path) as store:
-                sweep_id = store.session(ids[0]).get("sweep_id")
-            if sweep_id is not None:
-                self.sweep_requested.emit(int(sweep_id))
+                sweep = store.session(ids[0]).meta.sweep
+            if sweep is not None and sweep.id is not None:
+                self.sweep_requested.emit(sweep.id)
 
     # --- one session ------------------------------------------------------------------------
 
@@ -282,13 +273,13 @@ class HistoryView(QWidget):
                 restore(value)
 
 
-def _details_html(session: dict) -> str:
+def _details_html(session: StoredSession) -> str:
     summary, facts = session_details(session)
     head = "".join(f"<th>{html.escape(h)}</th>" for h in summary[0]) if summary else ""
     body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in summary[1:])
     meta = "".join(f"<tr><th align=left>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in facts)
     return (
-        f"<h3>Session {session['id']}: {html.escape(str(session.get('model') or '?'))}</h3>"
+        f"<h3>Session {session.id}: {html.escape(session.meta.model.file_name)}</h3>"
         f"<table cellspacing=0 cellpadding=3 border=1>{head and '<tr>' + head + '</tr>'}{body}</table>"
         f"<h4>Ran on</h4><table cellpadding=2>{meta}</table>"
     )

@@ -9,13 +9,13 @@ model, a replayed trace and a temporary database.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
-    QLabel,
     QMainWindow,
     QPushButton,
     QScrollArea,
@@ -27,21 +27,30 @@ from PySide6.QtWidgets import (
 )
 
 from .. import serialize
-from ..atomic import atomic_writer
 from ..engine.workloads import load_workloads
 from ..errors import TpwError
-from ..run.session import RunOptions
+from ..files import atomic_writer
+from ..record.meta import RunOptions
 from .banner import Banner
 from .compare_view import CompareView
 from .controller import RunController
 from .dashboard import DashboardView
 from .fleet_view import FleetView
+from .form import plain_label
 from .history import HistoryView
 from .menus import build_menus
 from .panels import EnginePanel, ModelPanel, PowerPanel, WorkloadPanel
 from .presenter import Presenter
 from .theme import THEMES, apply_palette
 from .workflows import Workflows
+
+
+def private_file(path: str) -> None:
+    """The settings file readable by this user only, like the session database (it names servers and files)."""
+    try:
+        os.chmod(path, 0o600)
+    except OSError:  # not written yet, or a platform store without a file
+        pass
 
 
 class MainWindow(QMainWindow):
@@ -135,13 +144,13 @@ class MainWindow(QMainWindow):
         self.main_split.addWidget(centre)
         self.main_split.setStretchFactor(1, 1)
         self.setCentralWidget(self.main_split)
-        self.status_label = QLabel("starting the measuring process…")
+        self.status_label = plain_label("starting the measuring process…")
         # A long message or path must never widen the window past the screen: they are cut instead
         # (the full database path is in the tooltip).
         self.status_label.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
-        self.rate_label = QLabel()
+        self.rate_label = plain_label()
         db = self.controller.db_path
-        self.db_label = QLabel(f"sessions: {db}" if db and self.controller.record else "sessions: not saved")
+        self.db_label = plain_label(f"sessions: {db}" if db and self.controller.record else "sessions: not saved")
         self.db_label.setToolTip(self.db_label.text())
         self.db_label.setText(self.db_label.fontMetrics().elidedText(self.db_label.text(), Qt.ElideMiddle, 360))
         self.statusBar().addWidget(self.status_label, 1)
@@ -167,6 +176,7 @@ class MainWindow(QMainWindow):
         s.setValue("window/geometry", self.saveGeometry())
         s.setValue("window/split", self.main_split.saveState())
         s.sync()
+        private_file(s.fileName())
 
     def _parts(self) -> tuple:
         return (
@@ -234,16 +244,16 @@ class MainWindow(QMainWindow):
                 kind="settings",
             )
         try:
-            tests, workload_text = self.workload_panel.tests()
+            tests = self.workload_panel.tests()
         except TpwError as exc:
             self.show_error(str(exc))
             return
         self.dashboard.output.clear()
         self.dashboard.tabs.setCurrentWidget(self.dashboard.output)
         self.save_settings()
-        for kind in ("error", "run"):
+        for kind in ("error", "run", "caution"):
             self.banner.clear(kind)
-        c.start(tests, self.run_options(), workload_text)
+        c.start(tests, self.run_options())
 
     def measure_idle(self) -> None:
         options = self.power_panel.options()
@@ -265,7 +275,7 @@ class MainWindow(QMainWindow):
         if path:
             try:
                 with atomic_writer(path) as f:
-                    serialize.dump(report.as_dict(), f, indent=2)
+                    serialize.dump(report.as_json(), f, indent=2)
             except TpwError as exc:
                 self.show_error(str(exc))
                 return

@@ -29,11 +29,11 @@ from PySide6.QtWidgets import (
 )
 
 from ..engine.gguf_info import ModelFacts, format_params, format_size
-from ..engine.settings import EngineSettings
 from ..engine.workloads import TestSpec, Workload
 from ..errors import TpwError
-from ..run.session import RunOptions
-from .form import guard_wheel, set_combo_value, spin_box
+from ..peers.urls import redact
+from ..record.meta import EngineSettings, RunOptions
+from .form import guard_wheel, plain_label, set_combo_value, spin_box
 
 MAX_RECENT = 8
 BENCH_CHOICE = "bench"
@@ -238,7 +238,7 @@ class PowerPanel(QGroupBox):
         for spec, description in choices:
             self.source.addItem(description, spec)
         self.source.activated.connect(lambda _i: self.source_chosen.emit(self.source.currentData()))
-        self.sources_label = QLabel()
+        self.sources_label = plain_label()
         self.sources_label.setWordWrap(True)
         self.price = spin_box(QDoubleSpinBox, 0.0, 100.0, 0.30, suffix=" per kWh")
         self.price.setDecimals(3)
@@ -258,7 +258,7 @@ class PowerPanel(QGroupBox):
         self.idle_button = QPushButton("Measure idle now")
         self.idle_button.setToolTip("Re-measure the idle baseline (Ctrl+I)")
         self.idle_button.clicked.connect(self.measure_idle_requested)
-        self.idle_label = QLabel("idle baseline: not measured")
+        self.idle_label = plain_label("idle baseline: not measured")
         self.idle_label.setWordWrap(True)
         form = QFormLayout(self)
         form.addRow("source", self.source)
@@ -266,7 +266,7 @@ class PowerPanel(QGroupBox):
         price_row = QHBoxLayout()
         price_row.addWidget(self.price, 1)
         price_row.addWidget(self.currency)
-        form.addRow("electricity", price_row)
+        form.addRow(plain_label("electricity"), price_row)
         form.addRow(self.idle)
         form.addRow("settle first", self.settle_s)
         form.addRow("idle for", self.idle_s)
@@ -280,15 +280,13 @@ class PowerPanel(QGroupBox):
 
     def show_spec(self, spec: str) -> None:
         if self.source.findData(spec) < 0:
-            self.source.addItem(spec, spec)
+            self.source.addItem(redact(spec), spec)
         set_combo_value(self.source, spec)
 
     def show_sources(self, sources, for_server: bool = False) -> None:
         """``for_server``: the machine's estimate swapped in for a server (its CPU isn't the measuring process's)."""
         note = "for the server, until the next local run: " if for_server else ""
-        self.sources_label.setText(
-            note + "<br>".join(f"{html.escape(s.name)} — <i>{s.method}</i>: {html.escape(s.measures)}" for s in sources)
-        )
+        self.sources_label.setText(note + "\n".join(f"{s.name} — {s.method}: {s.measures}" for s in sources))
 
     def show_idle(self, measured) -> None:
         b = measured.baseline
@@ -311,7 +309,7 @@ class PowerPanel(QGroupBox):
 
     def save(self, s: QSettings) -> None:
         for key, value in (
-            ("spec", self.spec),
+            ("spec", redact(self.spec)),  # never a password in the settings file
             ("price", self.price.value()),
             ("currency", self.currency.text()),
             ("idle", self.idle.isChecked()),
@@ -389,10 +387,10 @@ class WorkloadPanel(QGroupBox):
         set_combo_value(self.choice, choice)
         self._changed()
 
-    def tests(self) -> tuple[list[TestSpec], dict | None]:
+    def tests(self) -> list[TestSpec]:
         choice = self.choice.currentData()
         if choice == BENCH_CHOICE:
-            return [TestSpec.pp(512), TestSpec.tg(128)], None
+            return [TestSpec.pp(512), TestSpec.tg(128)]
         if choice == CUSTOM_CHOICE:
             prompt = self.prompt.toPlainText().strip()
             if not prompt:
@@ -401,7 +399,7 @@ class WorkloadPanel(QGroupBox):
             w = Workload.single_prompt(prompt, self.max_tokens.value())
         else:
             w = self.workloads[choice]
-        return [TestSpec.of(w)], {w.name: [c.messages for c in w.calls]}
+        return [TestSpec.of(w)]
 
     def save(self, s: QSettings) -> None:
         if self.choice.currentData() == CUSTOM_CHOICE:

@@ -12,7 +12,10 @@ import time
 
 from PySide6.QtCore import QObject, QTimer
 
-from ..view.dashboard import report_dashboard
+from ..run.events import Caution, IdleMeasured, SaveProblem, Status
+from ..run.results import RunReport
+from ..view.dashboard import finished_dashboard
+from ..worker.protocol import JobFinished, JobProgress, JobStarted, Loaded, PowerReady, SourcesFailing, Started
 
 # Every redraw takes CPU from the model being measured (on a 2-core machine, from its own
 # threads: 10 frames a second cost runs from the window ~10% of their speed). So a frame is
@@ -35,6 +38,7 @@ class Presenter(QObject):
         self._text: list[str] = []
         self.dirty = False
         self._run_label = ""
+        self._loading = ""  # the model file being loaded
         self._connect()
         self.timer = QTimer(self)
         self.timer.setInterval(IDLE_TICK_MS)
@@ -54,22 +58,63 @@ class Presenter(QObject):
         d.charts.export_requested.connect(w.export_charts)
         w.banner.action_clicked.connect(self._banner_action)
         c.state_changed.connect(lambda _s: self.update_controls())
-        c.started.connect(lambda started: w.engine_panel.set_gpu_support(started.build.gpu_offload_supported))
-        c.status.connect(self._status)
-        c.power_ready.connect(self._on_power_ready)
-        c.power_failed.connect(self._on_power_failed)
-        c.loading.connect(self._on_loading)
-        c.loaded.connect(self._on_loaded)
-        c.load_failed.connect(self._on_load_failed)
-        c.run_started.connect(self._on_run_started)
-        c.run_finished.connect(self._on_run_finished)
-        c.run_failed.connect(self._on_run_failed)
-        c.idle_measured.connect(self._on_idle)
-        c.sources_failing.connect(self._on_sources_failing)
-        c.save_problem.connect(lambda m: w.show_warning(m, kind="save"))
+        c.started.connect(self._on_started)
+        c.job_started.connect(self._on_job_started)
+        c.job_progress.connect(self._on_job_progress)
+        c.job_finished.connect(self._on_job_finished)
+        c.news.connect(self._on_news)
         c.text_arrived.connect(self._text.append)  # shown with the next redraw, not once per batch
         c.data_arrived.connect(self._data_arrived)
         c.process_died.connect(self._on_process_died)
+
+    # --- what the controller says: a job's messages, a run's news -----------------------------------
+
+    def _on_started(self, started: Started) -> None:
+        self.w.engine_panel.set_gpu_support(started.build.gpu_offload_supported)
+        if started.save_problem:
+            self.w.show_warning(f"sessions won't be saved: {started.save_problem}", kind="save")
+        if self.w.controller.model is None:
+            self.w.status_label.setText("ready: load a model (File ▸ Open model) or measure a server")
+
+    def _on_job_started(self, started: JobStarted) -> None:
+        if started.job == "run":
+            self._run_label = started.detail or "idle baseline"
+            self._header()
+        elif started.job == "load":
+            self._loading = started.detail  # the file's name
+
+    def _on_job_progress(self, progress: JobProgress) -> None:
+        if progress.job == "load":
+            self._on_loading(self._loading, progress.message)
+
+    def _on_job_finished(self, finished: JobFinished) -> None:
+        if finished.job == "power":
+            if isinstance(finished.result, PowerReady):
+                self._on_power_ready(finished.result)
+            else:
+                self._on_power_failed(f"power source: {finished.error}")
+        elif finished.job == "load":
+            if isinstance(finished.result, Loaded):
+                self._on_loaded(finished.result)
+            else:
+                self._on_load_failed(finished)
+        elif finished.job == "run":
+            if finished.status == "failed":
+                self._on_run_failed(finished.error or "unknown", finished.result)
+            elif isinstance(finished.result, RunReport):
+                self._on_run_finished(finished.result)
+
+    def _on_news(self, news) -> None:
+        if isinstance(news, Status):
+            self._status(news.message)
+        elif isinstance(news, IdleMeasured):
+            self._on_idle(news)
+        elif isinstance(news, SaveProblem):
+            self.w.show_warning(news.message, kind="save")
+        elif isinstance(news, Caution):
+            self.w.show_warning(news.message, kind="caution")
+        elif isinstance(news, SourcesFailing):
+            self._on_sources_failing(news)
 
     def _on_power_ready(self, ready) -> None:
         if ready.chosen:
@@ -104,7 +149,7 @@ class Presenter(QObject):
             self.w.banner.clear("load")
         self.update_controls()
 
-    def _on_load_failed(self, failed) -> None:
+    def _on_load_failed(self, failed: JobFinished) -> None:
         if failed.still_loaded:
             self.w.model_panel.progress.hide()
             kept = f" {failed.still_loaded} is still loaded."
@@ -113,11 +158,7 @@ class Presenter(QObject):
             self.w.model_panel.show_none()
             kept = " No model is loaded now."
             self.w.status_label.setText("no model loaded")
-        self.w.show_error(f"Could not load the model: {failed.message}.{kept}", kind="load")
-
-    def _on_run_started(self, started) -> None:
-        self._run_label = ", ".join(started.tests) if started.tests else "idle baseline"
-        self._header()
+        self.w.show_error(f"Could not load the model: {failed.error}.{kept}", kind="load")
 
     def _status(self, message: str) -> None:
         self.w.status_label.setText(message)
@@ -128,12 +169,12 @@ class Presenter(QObject):
         self.w.power_panel.show_idle(measured)
         self.w.dashboard.charts.set_idle(measured.baseline.power_w if measured.baseline else None)
 
-    def _on_run_finished(self, report) -> None:
+    def _on_run_finished(self, report: RunReport) -> None:
         self.paint(force=True)  # the whole run, drawn before its figures replace the live ones
-        if not report.meta["tests"]:
+        if not report.meta.tests:
             self.w.status_label.setText("idle baseline measured" if report.idle else "idle measurement stopped")
         else:
-            figures = report_dashboard(report.summaries, currency=report.meta["options"]["currency"])
+            figures = finished_dashboard(report.summaries, currency=report.meta.options.currency)
             if figures is not None:
                 self.w.dashboard.show_figures(figures)
             self.w.dashboard.show_report(report, self.w.controller.db_path)
@@ -145,7 +186,7 @@ class Presenter(QObject):
                 )
         self.w.run_ended.emit(report.status)
 
-    def _on_run_failed(self, message: str, report) -> None:
+    def _on_run_failed(self, message: str, report: RunReport | None) -> None:
         saved = " · the session was saved as failed" if report is not None and report.session_id else ""
         self.w.show_error(f"The run failed: {message}{saved}", kind="run")
         self.w.status_label.setText("run failed")

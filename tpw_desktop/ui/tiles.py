@@ -5,7 +5,9 @@ from __future__ import annotations
 import math
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QFrame, QGridLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFrame, QGridLayout, QSizePolicy, QVBoxLayout, QWidget
+
+from .form import plain_label, plain_tip
 
 # key, title, unit, decimals
 TILES = (
@@ -39,11 +41,11 @@ class Tile(QFrame):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(10, 6, 10, 6)
         layout.setSpacing(0)
-        self.title = QLabel(title)
-        self.value = QLabel("–")
+        self.title = plain_label(title)
+        self.value = plain_label("–")
         self.value.setAlignment(Qt.AlignLeft | Qt.AlignVCenter)
-        self.unit_label = QLabel(unit)
-        self.method = QLabel("")
+        self.unit_label = plain_label(unit)
+        self.method = plain_label("")
         self.method.setWordWrap(True)
         for w in (self.title, self.value, self.unit_label, self.method):
             layout.addWidget(w)
@@ -59,7 +61,7 @@ class Tile(QFrame):
         self.basis = basis
         self._show_basis()
         tip = f"{self.title.text()}: {self.value.text()} {self.unit_label.text()} ({basis})"
-        self.setToolTip(tip + (f"\nunknown: {why}" if value is None and why else ""))
+        self.setToolTip(plain_tip(tip + (f"\nunknown: {why}" if value is None and why else "")))
 
     def _show_basis(self) -> None:
         """The whole basis; from the back of a room (presentation mode), its method only."""

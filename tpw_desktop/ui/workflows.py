@@ -10,13 +10,15 @@ runs), on loopback, while *Run ▸ Serve Prometheus metrics* is on.
 from __future__ import annotations
 
 from PySide6.QtCore import QObject
-from PySide6.QtWidgets import QLabel
 
+from ..analysis.tables import cut_short_note, levels_table
 from ..prometheus.exporter import DEFAULT_PORT
-from ..run.server import cut_short_note, levels_table
-from ..view.dashboard import endpoint_dashboard
+from ..run.results import RunReport
+from ..view.dashboard import finished_dashboard
+from ..worker.protocol import JobFinished, JobProgress, MetricsServing, SweepDone
 from .dialogs import QuantizeDialog, SweepDialog
 from .endpoint_dialog import EndpointDialog
+from .form import plain_label
 
 
 class Workflows(QObject):
@@ -30,13 +32,11 @@ class Workflows(QObject):
             view.problem.connect(lambda message: window.show_error(message, kind="history"))
         compare.saved.connect(lambda path: window.status_label.setText(f"saved {path}"))
         window.views.currentChanged.connect(self._tab_shown)
-        c.sweep_progress.connect(self._sweep_progress)
-        c.sweep_finished.connect(self._sweep_finished)
-        c.run_finished.connect(lambda _report: self.refresh_if_shown())
-        c.metrics_serving.connect(self._metrics_serving)
-        c.endpoint_finished.connect(self._endpoint_finished)
+        c.job_progress.connect(self._job_progress)
+        c.job_finished.connect(self._job_finished)
+        c.news.connect(lambda news: self._metrics_serving(news) if isinstance(news, MetricsServing) else None)
         self.dialog = None
-        self.metrics_label = QLabel()
+        self.metrics_label = plain_label()
         self.metrics_label.hide()
         window.statusBar().addPermanentWidget(self.metrics_label)
 
@@ -89,37 +89,48 @@ class Workflows(QObject):
         self.dialog.show()
         return self.dialog
 
-    def _endpoint_finished(self, finished) -> None:
+    def _job_progress(self, progress: JobProgress) -> None:
+        if progress.job == "sweep":
+            text = f"sweep: {progress.message}"
+            self.w.status_label.setText(text)
+            self.w.views.setCurrentWidget(self.w.dashboard)
+            self.w.dashboard.set_header(text)
+
+    def _job_finished(self, finished: JobFinished) -> None:
+        if finished.job == "run":
+            self.refresh_if_shown()
+        elif finished.job == "endpoint":
+            self._endpoint_finished(finished)
+        elif finished.job == "sweep":
+            self._sweep_finished(finished)
+
+    def _endpoint_finished(self, finished: JobFinished) -> None:
         """The curve of tokens/J against clients in the output pane; a failure in the banner."""
-        if finished.levels:
-            self.w.dashboard.append_text("\n\n" + levels_table(finished.levels, brief=True, tablefmt="plain") + "\n")
+        report = finished.result if isinstance(finished.result, RunReport) else None
+        levels = report.summaries if report else []
+        if levels:
+            self.w.dashboard.append_text("\n\n" + levels_table(levels, brief=True, tablefmt="plain") + "\n")
         self.w.dashboard.show_output()  # the table is the result; "Last run" still holds the last local run
-        figures = endpoint_dashboard(list(finished.levels), currency=self.w.power_panel.options()["currency"])
+        figures = finished_dashboard(levels, currency=self.w.power_panel.options()["currency"])
         if figures is not None:
             self.w.dashboard.show_figures(figures)
-        saved = f" · session {finished.session_id} saved" if finished.session_id else ""
+        saved = f" · session {report.session_id} saved" if report and report.session_id else ""
         self.w.status_label.setText(f"server measured: {finished.status}{saved}")
         if finished.error:
-            kept = " The levels that finished were kept." if finished.levels else ""
+            kept = " The levels that finished were kept." if levels else ""
             self.w.show_error(f"Measuring the server failed: {finished.error}.{kept}", kind="run")
-        elif note := cut_short_note(finished.levels):
+        elif note := cut_short_note(levels):
             self.w.show_warning(f"Measured, but {note}.", kind="run")
         self.refresh_if_shown()
         self.w.run_ended.emit(finished.status)
 
-    def _sweep_progress(self, progress) -> None:
-        left = f", about {progress.seconds_left / 60:.0f} min left" if progress.seconds_left else ""
-        text = f"sweep: run {progress.done + 1}/{progress.total}, {progress.variant}, round {progress.round + 1}{left}"
-        self.w.status_label.setText(text)
-        self.w.views.setCurrentWidget(self.w.dashboard)
-        self.w.dashboard.set_header(text)
-
-    def _sweep_finished(self, finished) -> None:
+    def _sweep_finished(self, finished: JobFinished) -> None:
+        done = finished.result if isinstance(finished.result, SweepDone) else SweepDone(None, 0)
         if finished.error:
-            kept = f" {finished.runs} finished runs were kept." if finished.runs else ""
+            kept = f" {done.runs} finished runs were kept." if done.runs else ""
             self.w.show_error(f"The sweep failed: {finished.error}.{kept}", kind="run")
-        self.w.status_label.setText(f"sweep {finished.sweep_id or ''} {finished.status}: {finished.runs} runs")
-        if finished.sweep_id is not None and finished.runs:
+        self.w.status_label.setText(f"sweep {done.sweep_id or ''} {finished.status}: {done.runs} runs")
+        if done.sweep_id is not None and done.runs:
             self.w.compare_view.refresh_sweeps()
-            self.compare_sweep(finished.sweep_id)
+            self.compare_sweep(done.sweep_id)
         self.w.run_ended.emit(finished.status)

@@ -1,24 +1,26 @@
-"""What the live charts show, kept without Qt so it can be tested and timed alone.
+"""What the live charts and tiles show, kept without Qt so it can be tested and timed alone.
 
-The GUI timer feeds it new power samples (pulled from the sampler's ring
-buffers) and the run's typed events (call starts, tokens, phase edges,
-settle/idle marks); it keeps
-them on a 250 ms grid, updated incrementally, so a refresh never rescans an
-hour of history. Views slice the visible time range and decimate it to a
-few points per pixel column before anything reaches pyqtgraph.
+The GUI timer feeds it new power samples (with their energy) pulled from
+the measuring process, and the run's typed events (call starts, tokens,
+phase edges, settle/idle marks). Rates are kept on a 250 ms grid, updated
+incrementally, so a refresh never rescans an hour of history; each bin's
+joules are the difference of a source's cumulative energy at the bin's
+edges (its counter, or ``metrics``' integral of its power). This run's
+efficiency is ``run_figure``'s: the saved figure's own code over the exact
+phase edges. Views slice the visible time range and decimate it to a few
+points per pixel column before anything reaches pyqtgraph.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from ..metrics import rate, spread_tokens, trailing_sum, weakest_method
-from ..metrics.efficiency import MIN_ABOVE_IDLE_SHARE
-from ..record.token import TokenEvent
+from ..metrics import IdleBaseline, cumulative_trapezoid_j, rate, spread_tokens, trailing_sum, weakest_method
+from ..record.calls import TokenEvent
 from ..run.events import CallStarted, Marked, PhaseEnded
+from .run_figure import RunFigure, RunSoFar, SourceTrack
 
 BIN_NS = 250_000_000
 ROLLING_BINS = 8  # rolling rates over the last 2 s
@@ -80,68 +82,140 @@ class PhaseSpan:
     t1_ns: int | None  # None while open
 
 
+@dataclass(frozen=True)
+class LiveFigures:
+    """The tiles' latest figures: rolling speed and power, and this run's efficiency so far."""
+
+    tok_s: float | None  # the last 2 s, every token (prompt tokens spread over their prompt's span)
+    power_w: float | None  # the last 2 s
+    run: RunSoFar | None  # None before the first measured span
+    ttft_s: float | None
+
+
+class _Source:
+    """One source's samples, and the cumulative joules its bins are cut from."""
+
+    def __init__(self):
+        self.t, self.p, self.e = _Growing(np.int64), _Growing(np.float64), _Growing(np.float64)
+        self.valid_t, self.cumulative_j = _Growing(np.int64), _Growing(np.float64)
+        self.has_counter = False
+        self._last_power: tuple[int, float] | None = None  # the newest good power reading, where the integral is
+
+    def add(self, t_ns: np.ndarray, power_w: np.ndarray, energy_j: np.ndarray) -> None:
+        self.t.extend(t_ns)
+        self.p.extend(power_w)
+        self.e.extend(energy_j)
+        self.has_counter |= bool(np.isfinite(energy_j).any())
+        if self.has_counter:  # the counter itself, where it was read
+            ok = np.isfinite(energy_j)
+            self.valid_t.extend(t_ns[ok])
+            self.cumulative_j.extend(energy_j[ok])
+            return
+        ok = np.isfinite(power_w)
+        t, p = t_ns[ok], power_w[ok]
+        if not len(t):
+            return
+        start = 0.0
+        if self._last_power is not None:  # the integral goes on from the newest good reading
+            t = np.concatenate(([self._last_power[0]], t))
+            p = np.concatenate(([self._last_power[1]], p))
+            start = self.cumulative_j.view()[-1]
+        joules = start + cumulative_trapezoid_j(t, p, per_s=1e9)
+        skip = 1 if self._last_power is not None else 0
+        self.valid_t.extend(t[skip:])
+        self.cumulative_j.extend(joules[skip:])
+        self._last_power = (int(t[-1]), float(p[-1]))
+
+    @property
+    def covered_ns(self) -> int | None:
+        return int(self.valid_t.view()[-1]) if self.valid_t.n else None
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
+        return self.t.view(), self.p.view(), self.e.view(), self.has_counter
+
+
 class LiveSeries:
     """Power, tokens and phases since ``origin_ns``, on the engine's clock, fed the run's typed events."""
 
-    def __init__(self, sources: list[tuple[str, str]], origin_ns: int):
+    def __init__(
+        self,
+        sources: list[tuple[str, str]],
+        origin_ns: int,
+        *,
+        resolutions_s: list[float | None] | None = None,
+        still_means_zero: list[bool] | None = None,
+    ):
         """``sources``: (name, method) of each power source, in sampler order."""
         self.sources = sources
         self.origin_ns = origin_ns
         self.method = weakest_method(m for _, m in sources)
-        self._t = [_Growing(np.int64) for _ in sources]
-        self._p = [_Growing(np.float64) for _ in sources]
-        self._bin_power_sum = [_Growing(np.float64) for _ in sources]
-        self._bin_power_n = [_Growing(np.float64) for _ in sources]
+        self._src = [_Source() for _ in sources]
         self._bin_tokens = _Growing(np.float64)
-        # The live "this run" figures count only measured pp/tg spans, as the
-        # run's results do (no settle, idle or warm-up): their tokens, and the
-        # share of each bin they cover.
-        self._bin_measured_tokens = _Growing(np.float64)
-        self._bin_measured = _Growing(np.float64)
+        self._bin_joules = _Growing(np.float64, fill=np.nan)
+        self._bins_done = 0  # bins whose joules every source covers
+        tracks = zip(sources, resolutions_s or [None] * len(sources), still_means_zero or [False] * len(sources))
+        self.run_figure = RunFigure([SourceTrack(n, m, r, z) for (n, m), r, z in tracks])
         self.phases: list[PhaseSpan] = []
-        self._in_warmup = False
-        self.idle_w: float | None = None
+        self.idle: IdleBaseline | None = None
         self.run_start_ns: int | None = None
         self.run_end_ns: int | None = None
         self.last_ttft_s: float | None = None
         self.latest_ns = origin_ns
 
+    @property
+    def idle_w(self) -> float | None:
+        return self.idle.power_w if self.idle else None
+
     # --- input -----------------------------------------------------------------------------
 
-    def _bin(self, t_ns: np.ndarray | int):
+    def _bin(self, t_ns):
         return (np.asarray(t_ns) - self.origin_ns) // BIN_NS
 
     def _ensure_bins(self, n_bins: int) -> None:
-        for g in (
-            *self._bin_power_sum,
-            *self._bin_power_n,
-            self._bin_tokens,
-            self._bin_measured,
-            self._bin_measured_tokens,
-        ):
+        for g in (self._bin_tokens, self._bin_joules):
             g.ensure(n_bins)
             g.n = max(g.n, n_bins)
 
-    def add_samples(self, index: int, t_ns: np.ndarray, power_w: np.ndarray) -> None:
+    def add_samples(self, index: int, t_ns: np.ndarray, power_w: np.ndarray, energy_j: np.ndarray | None = None):
         keep = t_ns >= self.origin_ns
-        t_ns, power_w = t_ns[keep], power_w[keep]
+        energy_j = np.full(len(t_ns), np.nan) if energy_j is None else energy_j
+        t_ns, power_w, energy_j = t_ns[keep], power_w[keep], energy_j[keep]
         if not len(t_ns):
             return
-        self._t[index].extend(t_ns)
-        self._p[index].extend(power_w)
+        self._src[index].add(t_ns, power_w, energy_j)
         self.latest_ns = max(self.latest_ns, int(t_ns[-1]))
-        bins = self._bin(t_ns)
-        self._ensure_bins(int(bins[-1]) + 1)
-        ok = np.isfinite(power_w)
-        np.add.at(self._bin_power_sum[index].raw, bins[ok], power_w[ok])
-        np.add.at(self._bin_power_n[index].raw, bins[ok], 1)
+        self._ensure_bins(int(self._bin(t_ns[-1])) + 1)
+        self._update_bins()
+        self.run_figure.update(lambda i: self._src[i].arrays(), self._covered_ns(), self.idle)
+
+    def _covered_ns(self) -> int | None:
+        covered = [s.covered_ns for s in self._src]
+        return None if None in covered else min(covered)
+
+    def _update_bins(self) -> None:
+        """Joules of each bin every source now covers: cumulative energy differenced at the bin's edges."""
+        covered = self._covered_ns()
+        if covered is None:
+            return
+        last = min(int(self._bin(covered)), self._bin_joules.n)  # bins ending at or before ``covered``
+        if last <= self._bins_done:
+            return
+        edges = self.origin_ns + np.arange(self._bins_done, last + 1, dtype=np.int64) * BIN_NS
+        total = np.zeros(len(edges) - 1)
+        for s in self._src:
+            t, c = s.valid_t.view(), s.cumulative_j.view()
+            at = np.interp(edges, t, c, left=np.nan)  # before a source's first sample: unknown
+            total += np.diff(at)
+        self._bin_joules.raw[self._bins_done : last] = total
+        self._bins_done = last
 
     def sample_times_ns(self, index: int) -> np.ndarray:
         """Every sample of source ``index`` that reached the window: what a soak compares the store against."""
-        return self._t[index].view()
+        return self._src[index].t.view()
 
     def run_started(self, t_ns: int) -> None:
         self.run_start_ns, self.run_end_ns = t_ns, None
+        self.run_figure.reset()
 
     def run_ended(self, t_ns: int) -> None:
         self.run_end_ns = t_ns
@@ -161,7 +235,9 @@ class LiveSeries:
             self.add_tokens(token_times)
             token_times = []
             if isinstance(event, CallStarted):
-                self._call_started(event)
+                self._close_open_span(event.t_ns)
+                kind = "warmup" if event.warmup else ("tg" if event.kind == "tg" else "pp")
+                self.phases.append(PhaseSpan(kind, event.t_ns, None))
             elif isinstance(event, PhaseEnded):
                 self._phase_ended(event)
             elif isinstance(event, Marked):
@@ -169,12 +245,6 @@ class LiveSeries:
                 self.phases.append(PhaseSpan(event.kind, event.t_start_ns, event.t_end_ns))
         self.add_tokens(token_times)
         return texts
-
-    def _call_started(self, event: CallStarted) -> None:
-        self._close_open_span(event.t_ns)
-        self._in_warmup = event.warmup
-        kind = "warmup" if event.warmup else ("tg" if event.kind == "tg" else "pp")
-        self.phases.append(PhaseSpan(kind, event.t_ns, None))
 
     def add_tokens(self, t_ns: list[int]) -> None:
         """Generated tokens in time order; the first of a call ends its prompt processing."""
@@ -186,20 +256,21 @@ class LiveSeries:
         if span is not None and span.kind == "pp" and span.t1_ns is None:
             span.t1_ns = t_ns[0]
             self.last_ttft_s = (t_ns[0] - span.t0_ns) / 1e9
-            self.phases.append(span := PhaseSpan("tg", t_ns[0], None))
+            self.phases.append(PhaseSpan("tg", t_ns[0], None))
         self.latest_ns = max(self.latest_ns, t_ns[-1])
 
     def _phase_ended(self, event: PhaseEnded) -> None:
-        """A measured span's exact edges: prompt tokens spread over it, and its share of the bins."""
+        """A measured span's exact edges: its window for this run's figure; a prompt's tokens spread over it."""
+        self.run_figure.add(event)
+        self.run_figure.update(lambda i: self._src[i].arrays(), self._covered_ns(), self.idle)
+        if event.phase == "total" or event.kind == "server":
+            return  # a call's total and a server's level are windows, not stretches of the charts
         t0, t1 = event.t_start_ns, event.t_end_ns
         self._ensure_bins(int(self._bin(max(t0, t1))) + 1)
         if event.phase == "pp":
             spread_tokens(self._bin_tokens.raw, t0, t1, event.tokens, self.origin_ns, BIN_NS)
-        if not event.warmup and t1 > t0:
-            spread_tokens(self._bin_measured.raw, t0, t1, (t1 - t0) / BIN_NS, self.origin_ns, BIN_NS)
-            spread_tokens(self._bin_measured_tokens.raw, t0, t1, event.tokens, self.origin_ns, BIN_NS)
         span = self.phases[-1] if self.phases else None
-        if span is not None and span.kind == ("warmup" if event.warmup else event.phase):
+        if span is not None and span.kind == ("warmup" if event.repetition < 0 else event.phase):
             if event.phase == "pp" and span.kind == "pp":
                 span.t0_ns = t0
             span.t1_ns = t1
@@ -224,82 +295,50 @@ class LiveSeries:
         return slice(max(lo - 1, 0), hi + 1)  # one point beyond each edge, so lines reach it
 
     def power_series(self, index: int, x0_s: float, x1_s: float, max_points: int) -> tuple[np.ndarray, np.ndarray]:
-        t, p = self._t[index].view(), self._p[index].view()
+        t, p = self._src[index].t.view(), self._src[index].p.view()
         s = self._slice(t, x0_s, x1_s)
         return decimate_minmax(self.seconds(t[s]), p[s], max_points)
 
-    def _bin_range(self, x0_s: float, x1_s: float) -> slice:
-        n = self._bin_tokens.n
-        lo = max(int(x0_s * 1e9 // BIN_NS) - ROLLING_BINS, 0)
-        hi = min(int(x1_s * 1e9 // BIN_NS) + 2, n)
-        return slice(lo, max(lo, hi))
-
-    def _total_power_bins(self) -> np.ndarray:
-        total = np.zeros(self._bin_tokens.n)
-        for s, n in zip(self._bin_power_sum, self._bin_power_n):
-            total += rate(s.view(), n.view())  # mean per bin; NaN where a source had no reading
-        return total
-
     def bin_series(self, x0_s: float, x1_s: float) -> dict[str, np.ndarray]:
-        """Per-bin series for the visible range: rates, watts and tokens per joule."""
+        """Per-bin series for the visible range: token rates, and rolling tokens per joule (ratios of sums)."""
         n = self._bin_tokens.n
         if n == 0:
-            empty = np.zeros(0)
-            return dict.fromkeys(
-                ("x", "tok_s", "tok_s_rolling", "tok_j_rolling", "tok_j_run", "tok_j_run_above_idle"), empty
-            )
+            return dict.fromkeys(("x", "tok_s", "tok_s_rolling", "tok_j_rolling"), np.zeros(0))
+        lo = max(int(x0_s * 1e9 // BIN_NS) - ROLLING_BINS, 0)
+        hi = max(lo, min(int(x1_s * 1e9 // BIN_NS) + 2, n))
         bin_s = BIN_NS / 1e9
-        tokens = self._bin_tokens.view()
-        power = self._total_power_bins()
-        joules = power * bin_s
+        tokens = self._bin_tokens.view()[lo:hi]
+        joules = self._bin_joules.view()[lo:hi]
         rolling_tokens = trailing_sum(tokens, ROLLING_BINS)
         rolling_joules = trailing_sum(joules, ROLLING_BINS)
-        rolling_seconds = np.minimum(np.arange(1, n + 1), ROLLING_BINS) * bin_s
-        x = (np.arange(n) + 1) * bin_s  # a bin's value is known at its end
-        series = {
-            "x": x,
+        rolling_joules[~np.isfinite(joules)] = np.nan  # no rolling figure until the bin's energy is known
+        rolling_seconds = np.minimum(np.arange(lo + 1, hi + 1), ROLLING_BINS) * bin_s
+        return {
+            "x": (np.arange(lo, hi) + 1) * bin_s,  # a bin's value is known at its end
             "tok_s": tokens / bin_s,
             "tok_s_rolling": rolling_tokens / rolling_seconds,
-            "tok_j_rolling": rate(rolling_tokens, rolling_joules),
+            "tok_j_rolling": rate(rolling_tokens, np.where(np.isfinite(rolling_joules), rolling_joules, 0.0)),
         }
-        series.update(self._run_cumulative(self._bin_measured_tokens.view(), joules, self._bin_measured.view(), bin_s))
-        s = self._bin_range(x0_s, x1_s)
-        return {k: v[s] for k, v in series.items()}
 
-    def _run_cumulative(self, tokens, joules, measured, bin_s) -> dict[str, np.ndarray]:
-        """Tokens over the energy spent inside the run's measured spans, cumulatively."""
-        n = len(tokens)
-        run = np.full(n, np.nan)
-        above = np.full(n, np.nan)
-        if self.run_start_ns is not None:
-            first = int(self._bin(self.run_start_ns))
-            last = n if self.run_end_ns is None else min(n, int(self._bin(self.run_end_ns)) + 1)
-            if last > first:
-                share = measured[first:last]
-                cum_tokens = np.cumsum(tokens[first:last])
-                cum_joules = np.cumsum(np.nan_to_num(joules[first:last]) * share)
-                run[first:last] = rate(cum_tokens, cum_joules)
-                if self.idle_w is not None:
-                    cum_above = cum_joules - self.idle_w * np.cumsum(share) * bin_s
-                    # Until the run has spent a real share above idle, this ratio divides
-                    # by noise around zero: leave it blank rather than draw a spike.
-                    cum_above[cum_above < MIN_ABOVE_IDLE_SHARE * cum_joules] = np.nan
-                    above[first:last] = rate(cum_tokens, cum_above)
-        return {"tok_j_run": run, "tok_j_run_above_idle": above}
+    def run_series(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """This run's tokens per joule (and above idle) through each measured span, at its end."""
+        points = self.run_figure.series
+        x = np.array([self.seconds(t) for t, _ in points], dtype=np.float64)
+        tok_j = np.array([np.nan if f.tokens_per_j is None else f.tokens_per_j for _, f in points])
+        above = np.array(
+            [np.nan if f.tokens_per_j_above_idle is None else f.tokens_per_j_above_idle for _, f in points]
+        )
+        return x, tok_j, above
 
     # --- tiles ---------------------------------------------------------------------------------
 
-    def live_figures(self) -> dict[str, float | None]:
-        """Latest rolling rate and power, and the current run's cumulative efficiency."""
-        series = self.bin_series(max(self.now_s - 3, 0), self.now_s + 1)
-        last = {k: (float(v[-2]) if len(v) > 1 else math.nan) for k, v in series.items()}  # the last full bin
-        run = [v for v in series["tok_j_run"] if np.isfinite(v)]
-        power = self._total_power_bins()
-        recent_power = power[-ROLLING_BINS - 1 : -1] if len(power) > 1 else power
-        recent_power = recent_power[np.isfinite(recent_power)]
-        return {
-            "tok_s": last.get("tok_s_rolling", math.nan),
-            "power_w": float(recent_power.mean()) if len(recent_power) else math.nan,
-            "tok_j": run[-1] if run else math.nan,
-            "ttft_s": self.last_ttft_s,
-        }
+    def live_figures(self, price_per_kwh: float | None = None) -> LiveFigures:
+        """Latest rolling rate and power (the last full bins), and this run's efficiency so far."""
+        n = self._bins_done
+        lo = max(0, n - ROLLING_BINS)
+        joules = self._bin_joules.view()[lo:n]
+        tokens = self._bin_tokens.view()[max(0, self._bin_tokens.n - 1 - ROLLING_BINS) : self._bin_tokens.n - 1]
+        seconds = len(joules) * BIN_NS / 1e9
+        power = float(np.sum(joules) / seconds) if seconds and np.isfinite(joules).all() else None
+        speed = float(tokens.sum() / (len(tokens) * BIN_NS / 1e9)) if len(tokens) else None
+        return LiveFigures(speed, power, self.run_figure.figures(self.idle, price_per_kwh), self.last_ttft_s)

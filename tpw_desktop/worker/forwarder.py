@@ -75,9 +75,9 @@ class Forwarder:
         sampler, blocks = self._sampler, []
         if sampler is not None:
             for i in range(len(sampler.sources)):
-                self._cursors[i], data = sampler.ring(i).since(self._cursors[i])
+                self._cursors[i], data = sampler.samples_since(i, self._cursors[i])
                 if len(data["t_ns"]):
-                    blocks.append(SampleBlock(i, data["t_ns"], data["power_w"]))
+                    blocks.append(SampleBlock(i, data["t_ns"], data["power_w"], data["energy_j"]))
             failing = tuple(sampler.failing_sources())
             if failing != self._failing:
                 errors = sampler.errors()

@@ -3,13 +3,14 @@
 The window's painting can't take the GIL from the token loop here, and
 this process's CPU time is what ``estimate-process`` counts. Three threads:
 
-- the main thread runs jobs (select power, load, run) one at a time; it
-  owns the engine, as llama.cpp requires;
+- the main thread runs jobs one at a time; it owns the engine, as llama.cpp
+  requires. Every job is answered alike: started, progress, finished with
+  a typed status and result (``protocol``);
 - a command thread reads the pipe, so Stop takes effect at once even while
   a run holds the main thread;
 - a forwarder sends what happened, in order, plus new power samples, as one
   batch every 250 ms while a run streams and every 500 ms otherwise (and at
-  once for a state change the window is waiting for).
+  once for a message the window is waiting for).
 """
 
 from __future__ import annotations
@@ -22,23 +23,22 @@ from dataclasses import replace
 
 from ..errors import TpwError
 from ..power import PowerEnvironment, Sampler, open_sources
+from ..run.events import RunEvent
+from ..run.recording import failure_text
+from ..run.sweep import SweepProgress
 from .forwarder import Forwarder
 from .protocol import (
-    EndpointFinished,
+    JOB_KINDS,
+    Job,
+    JobFinished,
+    JobProgress,
+    JobStarted,
     Loaded,
-    LoadFailed,
-    Loading,
     LoadModel,
     MetricsServing,
-    PowerFailed,
     PowerReady,
     Quantize,
-    QuantizeFailed,
-    QuantizeFinished,
-    QuantizeProgress,
-    RunFailed,
-    RunFinished,
-    RunStarted,
+    Quantized,
     SelectPower,
     ServeMetrics,
     Shutdown,
@@ -48,8 +48,7 @@ from .protocol import (
     StartRun,
     StartSweep,
     StopRun,
-    SweepFinished,
-    SweepStarted,
+    SweepDone,
 )
 
 
@@ -101,28 +100,46 @@ class MeasuringProcess:
                 return
 
     def serve(self) -> None:
+        handlers = {
+            SelectPower: self.select_power,
+            LoadModel: self.load,
+            StartRun: self.run,
+            StartSweep: self.sweep,
+            StartEndpoint: self.endpoint,
+            Quantize: self.quantize,
+        }
         while True:
             job = self.jobs.get()
             if isinstance(job, Shutdown):
                 break
-            handler = {
-                SelectPower: self.select_power,
-                LoadModel: self.load,
-                StartRun: self.run,
-                StartSweep: self.sweep,
-                StartEndpoint: self.endpoint,
-                Quantize: self.quantize,
-            }[type(job)]
-            handler(job)
+            kind = JOB_KINDS[type(job)]
+            try:
+                handlers[type(job)](job)
+            except Exception as exc:  # noqa: BLE001 - a job's failure is said in the window; the process lives on
+                self.finished(JobFinished(kind, "failed", None, failure_text(exc)))
         self.close()
+
+    # --- the job messages ----------------------------------------------------------------------
+
+    def started(self, job: Job, detail: str = "") -> None:
+        self.forward.post(JobStarted(JOB_KINDS[type(job)], time.monotonic_ns(), detail), urgent=True)
+
+    def progress(self, job: Job, message: str, done: int | None = None, total: int | None = None) -> None:
+        self.forward.post(JobProgress(JOB_KINDS[type(job)], message, done, total), urgent=done == total)
+
+    def finished(self, message: JobFinished) -> None:
+        self.forward.post(message, urgent=True)
+
+    # --- the jobs --------------------------------------------------------------------------------
 
     def select_power(self, job: SelectPower, *, chosen: bool = True) -> None:
         """``chosen``: the window's choice (kept to come back to), not a swap for one endpoint run."""
+        self.started(job, job.spec)
         try:
             env = PowerEnvironment(tdp_w=job.tdp_w, auto_estimate=job.auto_estimate)
             sampler = Sampler(open_sources(job.spec, env), rate_hz=job.rate_hz)
         except TpwError as exc:
-            self.forward.post(PowerFailed(job.spec, str(exc)), urgent=True)
+            self.finished(JobFinished("power", "failed", None, str(exc)))
             return
         if chosen:  # what is sampled now; a source that failed to open leaves the previous one, and its choice
             self.power = job
@@ -133,8 +150,17 @@ class MeasuringProcess:
         self.sampler = sampler
         self.forward.use_sampler(sampler)
         self._restart_exporter()
-        sources = tuple(SourceInfo(s.name, s.method, s.measures) for s in sampler.sources)
-        self.forward.post(PowerReady(job.spec, sources, time.monotonic_ns(), chosen), urgent=True)
+        sources = tuple(
+            SourceInfo(
+                s.name,
+                s.method,
+                s.measures,
+                getattr(s, "resolution_s", None),
+                getattr(s, "still_counter_means_zero", False),
+            )
+            for s in sampler.sources
+        )
+        self.finished(JobFinished("power", "completed", PowerReady(job.spec, sources, time.monotonic_ns(), chosen)))
 
     def load(self, job: LoadModel) -> None:
         """A file that isn't a usable GGUF is refused before the current model is closed."""
@@ -142,26 +168,24 @@ class MeasuringProcess:
         from ..engine.llama_engine import Engine
 
         started = time.monotonic()
-        self.forward.post(Loading(job.path, "reading the GGUF header"), urgent=True)
+        self.started(job, job.path.name)
+        self.progress(job, "reading the GGUF header")
         try:
             read_model_facts(job.path)
         except TpwError as exc:
-            self.forward.post(LoadFailed(str(exc), self._loaded_name()), urgent=True)
+            self.finished(JobFinished("load", "failed", None, str(exc), self._loaded_name()))
             return
-        self.forward.post(Loading(job.path, "loading weights into llama.cpp"), urgent=True)
+        self.progress(job, "loading weights into llama.cpp")
         self._close_engine()
         try:
             self.engine = Engine(job.path, job.settings)
         except Exception as exc:  # noqa: BLE001 - llama.cpp fails in many ways; the process must survive
-            message = (
-                str(exc) if isinstance(exc, TpwError) else f"{job.path}: could not load ({type(exc).__name__}: {exc})"
-            )
-            self.forward.post(LoadFailed(message, None), urgent=True)
+            message = str(exc) if isinstance(exc, TpwError) else f"{job.path}: could not load ({failure_text(exc)})"
+            self.finished(JobFinished("load", "failed", None, message))
             return
         e = self.engine
-        self.forward.post(
-            Loaded(e.facts, e.build, e.settings, tuple(e.warnings), time.monotonic() - started), urgent=True
-        )
+        loaded = Loaded(e.facts, e.build, e.settings, tuple(e.warnings), time.monotonic() - started)
+        self.finished(JobFinished("load", "completed", loaded))
 
     def _use_chosen_power(self) -> None:
         """After an endpoint swapped in the machine's estimate: a local run counts this process again."""
@@ -183,9 +207,9 @@ class MeasuringProcess:
 
         self._use_chosen_power()
         if self.engine is None or self.sampler is None:
-            self.forward.post(
-                RunFailed("no model is loaded" if self.engine is None else "no power source", None), urgent=True
-            )
+            self.started(job)
+            why = "no model is loaded" if self.engine is None else "no power source"
+            self.finished(JobFinished("run", "failed", None, why))
             return
         self.stop.clear()
         recorder = self.writer if job.record else None
@@ -196,35 +220,33 @@ class MeasuringProcess:
                 "GPU" if self.engine.settings.n_gpu_layers else "CPU",
             )
         run = MeasuredRun(
-            self.engine, self.sampler, job.options, recorder=recorder, listener=self._listener, stop=self.stop
+            self.engine, self.sampler, job.options, recorder=recorder, listener=self._listener(job), stop=self.stop
         )
-        self.forward.post(RunStarted(time.monotonic_ns(), tuple(t.name for t in job.tests), job.record), urgent=True)
+        self.started(job, ", ".join(t.name for t in job.tests))
         self.forward.streaming.set()
         try:
-            report = run.run(list(job.tests), job.workload_text)
+            report = run.run(list(job.tests))
         except Exception as exc:  # noqa: BLE001 - reported in the window; saved as failed by MeasuredRun
-            message = str(exc) if isinstance(exc, TpwError) else f"{type(exc).__name__}: {exc}"
-            self.forward.post(RunFailed(message, run.report), urgent=True)
+            self.finished(JobFinished("run", "failed", run.report, failure_text(exc)))
             return
         finally:
             self.forward.streaming.clear()
-        self.forward.post(RunFinished(report, job.record), urgent=True)
+        self.finished(JobFinished("run", report.status, report, report.error))
 
     def sweep(self, job: StartSweep) -> None:
         """The sweep loads each variant's model itself; the window's model comes back afterwards."""
         from ..power.limits import PowerLimiter
         from ..run.sweep import SweepRunner
 
+        self.started(job, job.plan.kind)
         if self.sampler is None:
-            self.forward.post(SweepFinished("failed", None, 0, "no power source"), urgent=True)
+            self.finished(JobFinished("sweep", "failed", None, "no power source"))
             return
         self._use_chosen_power()
         previous = LoadModel(self.engine.facts.path, self.engine.settings) if self.engine is not None else None
         self._close_engine()
         self.stop.clear()
         limiter = None
-        status, sweep_id, runs, error = "failed", None, 0, None
-        self.forward.post(SweepStarted(time.monotonic_ns(), len(job.plan.variants) * job.plan.rounds), urgent=True)
         if self.exporter is not None:
             self.exporter.set_model(f"sweep of {job.plan.kind}", "various", "various")
         self.forward.streaming.set()
@@ -232,17 +254,22 @@ class MeasuringProcess:
             if any(v.power_limit_w is not None for v in job.plan.variants):
                 limiter = PowerLimiter()
             runner = SweepRunner(
-                job.plan, self.sampler, recorder=self.writer, listener=self._listener, stop=self.stop, limiter=limiter
+                job.plan,
+                self.sampler,
+                recorder=self.writer,
+                listener=self._listener(job),
+                stop=self.stop,
+                limiter=limiter,
             )
             report = runner.run()
-            status, sweep_id, runs = report.status, report.sweep_id, len(report.runs)
+            finished = JobFinished("sweep", report.status, SweepDone(report.sweep_id, len(report.runs)), report.error)
         except Exception as exc:  # noqa: BLE001 - said in the window; the finished runs are saved
-            error = str(exc) if isinstance(exc, TpwError) else f"{type(exc).__name__}: {exc}"
+            finished = JobFinished("sweep", "failed", SweepDone(None, 0), failure_text(exc))
         finally:
             self.forward.streaming.clear()
             if limiter is not None:
                 limiter.close()
-        self.forward.post(SweepFinished(status, sweep_id, runs, error), urgent=True)
+        self.finished(finished)
         if previous is not None:
             self.load(previous)
 
@@ -253,17 +280,20 @@ class MeasuringProcess:
         from ..run.server import EndpointBench
 
         if self.sampler is None:
-            self.forward.post(EndpointFinished("failed", None, "no power source", ()), urgent=True)
+            self.started(job)
+            self.finished(JobFinished("endpoint", "failed", None, "no power source"))
             return
         self._see_the_server()
         self.stop.clear()
         if self.exporter is not None:
             self.exporter.set_model(job.api_model, "?", "endpoint")
-        self.forward.post(RunStarted(time.monotonic_ns(), (job.workload,), self.writer is not None), urgent=True)
+        self.started(job, job.workload)
         self.forward.streaming.set()
+        endpoint = None
         try:
+            endpoint = Endpoint(job.url, job.timeout_s, api_key=job.api_key, stop=self.stop)
             bench = EndpointBench(
-                Endpoint(job.url, job.timeout_s),
+                endpoint,
                 job.api_model,
                 get_workload(job.workload),
                 job.levels,
@@ -271,41 +301,49 @@ class MeasuringProcess:
                 job.options,
                 repetitions=job.repetitions,
                 recorder=self.writer,
-                listener=self._listener,
+                listener=self._listener(job),
                 stop=self.stop,
             )
             report = bench.run()
-            levels = tuple(lv.as_dict() for lv in report.levels)
-            finished = EndpointFinished(report.status, report.session_id, report.error, levels)
+            finished = JobFinished("endpoint", report.status, report, report.error)
         except Exception as exc:  # noqa: BLE001 - said in the window
-            message = str(exc) if isinstance(exc, TpwError) else f"{type(exc).__name__}: {exc}"
-            finished = EndpointFinished("failed", None, message, ())
+            finished = JobFinished("endpoint", "failed", None, failure_text(exc))
         finally:
             self.forward.streaming.clear()
-        self.forward.post(finished, urgent=True)
+            if endpoint is not None:
+                endpoint.close()
+        self.finished(finished)
 
     def quantize(self, job: Quantize) -> None:
         from ..engine.quantize import describe, quantize
 
-        def progress(done: int, total: int) -> None:
-            self.forward.post(QuantizeProgress(done, total), urgent=done == total)
-
+        self.started(job, job.source.name)
         try:
             result = quantize(
-                job.source, job.qtype, job.output, allow_requantize=job.allow_requantize, progress=progress
+                job.source,
+                job.qtype,
+                job.output,
+                allow_requantize=job.allow_requantize,
+                progress=lambda done, total: self.progress(job, "quantizing", done, total),
             )
         except Exception as exc:  # noqa: BLE001 - llama.cpp fails in many ways; the process must survive
-            message = str(exc) if isinstance(exc, TpwError) else f"{type(exc).__name__}: {exc}"
-            self.forward.post(QuantizeFailed(message), urgent=True)
+            self.finished(JobFinished("quantize", "failed", None, failure_text(exc)))
             return
-        self.forward.post(QuantizeFinished(result.output.path, describe(result)), urgent=True)
+        self.finished(JobFinished("quantize", "completed", Quantized(result.output.path, describe(result))))
 
-    def _listener(self, event) -> None:
-        """A run's events: to the window, and to the exporter's token counters when it serves."""
-        self.forward.post(event)
-        exporter = self.exporter
-        if exporter is not None:
-            exporter.listener(event)
+    def _listener(self, job: Job):
+        """A job's run events: to the window (a sweep's progress as the job's), and to the exporter's counters."""
+
+        def listen(event: RunEvent | SweepProgress) -> None:
+            if isinstance(event, SweepProgress):
+                self.progress(job, event.text, event.done, event.total)
+                return
+            self.forward.post(event)
+            exporter = self.exporter
+            if exporter is not None:
+                exporter.listener(event)
+
+        return listen
 
     def _restart_exporter(self) -> None:
         """Serve (again, for a new sampler) or stop serving, as the window last asked."""
@@ -361,5 +399,5 @@ class MeasuringProcess:
 
 
 def main(commands, events, db_path: str | None, record: bool) -> None:
-    """The process's entry point (multiprocessing, spawn): serve until told to stop or orphaned."""
+    """The process's entry point: serve until told to stop or orphaned."""
     MeasuringProcess(commands, events, db_path, record).serve()

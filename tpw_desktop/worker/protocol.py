@@ -1,25 +1,31 @@
 """What crosses between the window and its measuring process: small frozen dataclasses.
 
-Commands go to the measuring process; it answers with ``Batch``es that carry,
-in order, the run's events and its state changes, plus the power samples
-taken since the last batch. Batches come twice a second when idle and four
-times a second while a run streams: never one message per token.
+Commands go to the measuring process. Each command that is a job (choose a
+power source, load a model, run, sweep, measure a server, quantize) is
+answered the same way: ``JobStarted``, any number of ``JobProgress``, then
+one ``JobFinished`` with a typed status and result. A new job touches the
+command, its result type and the one place that shows it.
+
+Answers travel in ``Batch``es that carry, in order, the job messages and the
+run's events, plus the power samples (with their energy) taken since the
+last batch. Batches come twice a second when idle and four times a second
+while a run streams: never one message per token.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
 from ..engine.gguf_info import ModelFacts
-from ..engine.settings import BuildFacts, EngineSettings
 from ..engine.workloads import TestSpec
+from ..record.meta import BuildFacts, EngineSettings, RunOptions
 from ..run.events import RunEvent
 from ..run.results import RunReport
-from ..run.session import RunOptions
-from ..run.sweep import SweepPlan, SweepProgress
+from ..run.sweep import SweepPlan
 
 # --- to the measuring process ---------------------------------------------------------------
 
@@ -42,13 +48,7 @@ class LoadModel:
 class StartRun:
     tests: tuple[TestSpec, ...]
     options: RunOptions
-    workload_text: dict | None = None
     record: bool = True  # False for an idle measurement on its own
-
-
-@dataclass(frozen=True)
-class StopRun:
-    """Stop after the current token (handled at once, on the process's command thread)."""
 
 
 @dataclass(frozen=True)
@@ -70,13 +70,17 @@ class Quantize:
 class StartEndpoint:
     """Measure an OpenAI-compatible server at 1..N clients (``tpw bench --endpoint``)."""
 
-    url: str
+    url: str  # as typed, credentials included: used for the requests only, never stored or shown
     api_model: str
     workload: str
     levels: tuple[int, ...]
     repetitions: int
     options: RunOptions
     timeout_s: float = 60.0
+    api_key: str | None = None
+
+    def __repr__(self) -> str:  # a command may be logged: never with its secrets
+        return f"StartEndpoint(api_model={self.api_model!r}, workload={self.workload!r}, levels={self.levels})"
 
 
 @dataclass(frozen=True)
@@ -88,11 +92,27 @@ class ServeMetrics:
 
 
 @dataclass(frozen=True)
+class StopRun:
+    """Stop after the current token (handled at once, on the process's command thread)."""
+
+
+@dataclass(frozen=True)
 class Shutdown:
     pass
 
 
-Command = SelectPower | LoadModel | StartRun | StartSweep | StartEndpoint | Quantize | ServeMetrics | StopRun | Shutdown
+Job = SelectPower | LoadModel | StartRun | StartSweep | StartEndpoint | Quantize
+Command = Job | ServeMetrics | StopRun | Shutdown
+JobKind = Literal["power", "load", "run", "sweep", "endpoint", "quantize"]
+JOB_KINDS: dict[type, JobKind] = {
+    SelectPower: "power",
+    LoadModel: "load",
+    StartRun: "run",
+    StartSweep: "sweep",
+    StartEndpoint: "endpoint",
+    Quantize: "quantize",
+}
+JobStatus = Literal["completed", "failed", "cancelled", "interrupted"]
 
 # --- from the measuring process ---------------------------------------------------------------
 
@@ -110,6 +130,8 @@ class SourceInfo:
     name: str
     method: str
     measures: str
+    resolution_s: float | None = None  # its known resolution (else measured from the data)
+    still_counter_means_zero: bool = False  # a counter of events: not moving means none happened
 
 
 @dataclass(frozen=True)
@@ -118,18 +140,6 @@ class PowerReady:
     sources: tuple[SourceInfo, ...]
     t_ns: int  # when sampling started, on the shared monotonic clock
     chosen: bool = True  # False: the machine's estimate swapped in to measure a server, until the next local run
-
-
-@dataclass(frozen=True)
-class PowerFailed:
-    spec: str
-    message: str
-
-
-@dataclass(frozen=True)
-class Loading:
-    path: Path
-    stage: str
 
 
 @dataclass(frozen=True)
@@ -142,67 +152,42 @@ class Loaded:
 
 
 @dataclass(frozen=True)
-class LoadFailed:
-    message: str
-    still_loaded: str | None  # the model that stays loaded, if any
-
-
-@dataclass(frozen=True)
-class RunStarted:
-    t_ns: int
-    tests: tuple[str, ...]
-    record: bool
-
-
-@dataclass(frozen=True)
-class RunFinished:
-    report: RunReport
-    record: bool
-
-
-@dataclass(frozen=True)
-class RunFailed:
-    message: str
-    report: RunReport | None
-
-
-@dataclass(frozen=True)
-class SweepStarted:
-    t_ns: int
-    total_runs: int
-
-
-@dataclass(frozen=True)
-class SweepFinished:
-    status: str  # completed | cancelled | failed
+class SweepDone:
     sweep_id: int | None  # None when nothing was saved
     runs: int
-    error: str | None
 
 
 @dataclass(frozen=True)
-class QuantizeProgress:
-    tensors_done: int
-    tensors_total: int
-
-
-@dataclass(frozen=True)
-class QuantizeFinished:
+class Quantized:
     path: Path
     description: str
 
 
+JobResult = PowerReady | Loaded | RunReport | SweepDone | Quantized
+
+
 @dataclass(frozen=True)
-class QuantizeFailed:
+class JobStarted:
+    job: JobKind
+    t_ns: int  # on the shared monotonic clock
+    detail: str = ""  # the tests of a run, the file being loaded ...
+
+
+@dataclass(frozen=True)
+class JobProgress:
+    job: JobKind
     message: str
+    done: int | None = None  # of ``total`` (tensors quantized, runs of a sweep); None: no count
+    total: int | None = None
 
 
 @dataclass(frozen=True)
-class EndpointFinished:
-    status: str  # completed | cancelled | failed
-    session_id: int | None
-    error: str | None
-    levels: tuple[dict, ...]  # each concurrency level's summary, as stored
+class JobFinished:
+    job: JobKind
+    status: JobStatus
+    result: JobResult | None = None  # a failed run keeps its partial report; a failed load keeps nothing
+    error: str | None = None
+    still_loaded: str | None = None  # a failed load: the model that stays loaded, if any
 
 
 @dataclass(frozen=True)
@@ -219,39 +204,22 @@ class SourcesFailing:
     detail: str | None
 
 
-State = (
-    Started
-    | PowerReady
-    | PowerFailed
-    | Loading
-    | Loaded
-    | LoadFailed
-    | RunStarted
-    | RunFinished
-    | RunFailed
-    | SweepStarted
-    | SweepProgress
-    | SweepFinished
-    | QuantizeProgress
-    | QuantizeFinished
-    | QuantizeFailed
-    | EndpointFinished
-    | MetricsServing
-    | SourcesFailing
-)
+Notice = Started | JobStarted | JobProgress | JobFinished | MetricsServing | SourcesFailing
 
 
 @dataclass(frozen=True)
 class SampleBlock:
-    """New samples of one source: times (ns, shared clock) and watts."""
+    """New samples of one source: times (ns, shared clock), watts, and its cumulative energy (J, NaN
+    without a counter or where a read failed) so the window computes windows as the run does."""
 
     source: int
     t_ns: np.ndarray
     power_w: np.ndarray
+    energy_j: np.ndarray
 
 
 @dataclass(frozen=True)
 class Batch:
-    items: tuple[State | RunEvent, ...] = ()
+    items: tuple[Notice | RunEvent, ...] = ()
     samples: tuple[SampleBlock, ...] = ()
     sampling_hz: float | None = None

@@ -1,11 +1,13 @@
-"""Write a file all at once or not at all: a temporary file beside it, renamed on success.
+"""Files tpw writes or reads whole: written all at once or not at all, hashed in chunks.
 
 An export or a results file that fails halfway (a missing folder, a full
-disk, an unknown session) must not truncate what was there before.
+disk, an unknown session) must not truncate what was there before: it is a
+temporary file beside the target, renamed on success.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from collections.abc import Iterator
@@ -43,3 +45,12 @@ def _remove(path: str) -> None:
         os.unlink(path)
     except OSError:
         pass
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """The file's sha256, read in 1 MiB chunks (a model of many GB never sits in memory)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
