@@ -168,6 +168,8 @@ def test_the_process_runs_apart_from_the_window(qtbot, controller):
 
 
 def test_the_window_and_tpw_bench_record_into_one_database_at_once(qtbot, controller, tiny_model, db_path):
+    """The bench runs until stopped, so the window's whole run happens while it records."""
+    import signal
     import subprocess
     import sys
     from pathlib import Path
@@ -176,34 +178,22 @@ def test_the_window_and_tpw_bench_record_into_one_database_at_once(qtbot, contro
     load(qtbot, c, tiny_model)
     tpw = str(Path(sys.executable).with_name("tpw"))
     bench = subprocess.Popen(
-        [
-            tpw,
-            "--db",
-            str(db_path),
-            "bench",
-            str(tiny_model),
-            "-p",
-            "0",
-            "-n",
-            "256",
-            "-r",
-            "20",
-            "--idle-s",
-            "0",
-            "-q",
-        ],
+        [tpw, "--db", str(db_path), "bench", str(tiny_model), "-p", "0", "-n", "128", "-r", "1000", "--idle-s", "0"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
-    report = run(qtbot, c, [TestSpec.tg(256)], repetitions=20)
-    out, err = bench.communicate(timeout=120)
-    assert bench.returncode == 0, err
+    qtbot.waitUntil(lambda: stored_results(db_path) > 0, timeout=60_000)  # the bench is recording
+    report = run(qtbot, c, [TestSpec.tg(128)], repetitions=10)
+    bench.send_signal(signal.SIGINT)
+    out, err = bench.communicate(timeout=60)
+    assert bench.returncode == 130, err
     assert report.status == "completed"
     with Store(db_path) as store:
-        rows = store.list_sessions()
-        assert sorted(s.status for s in rows) == ["completed", "completed"]
-        assert all(len(store.results(s.id)) == 20 for s in rows)
+        window, cli = sorted(store.list_sessions(), key=lambda s: s.meta.options.repetitions)
+        assert window.status == "completed" and len(store.results(window.id)) == 10
+        assert cli.status == "cancelled" and len(store.results(cli.id)) > 1
+        assert cli.ended_at > window.ended_at  # it recorded throughout the window's run
 
 
 def test_the_state_machine_refuses_what_the_state_does_not_allow(qtbot, controller, tiny_model):

@@ -438,6 +438,30 @@ def endpoint_done(finished) -> bool:
     return finished.job == "endpoint"
 
 
+def endpoint_dialog(window, url: str):
+    """The window's *Measure a server…* dialog on ``url``: one client, one repetition, no idle baseline."""
+    window.power_panel.idle.setChecked(False)
+    dialog = window.workflows.open_endpoint()
+    dialog.url.setText(url)
+    dialog.model.setEditText("bad-model")
+    dialog.concurrency.setValue(1)
+    dialog.repetitions.setValue(1)
+    return dialog
+
+
+def measure_in_window(qtbot, window, mode: str, *, credentials: str = "", api_key: str = ""):
+    """Measure a ``BadServer(mode)`` from the window's dialog; the finished job."""
+    bad = BadServer(mode)
+    try:
+        dialog = endpoint_dialog(window, bad.url.replace("http://", f"http://{credentials}"))
+        dialog.api_key.setText(api_key)
+        with qtbot.waitSignal(window.controller.job_finished, timeout=60_000, check_params_cb=endpoint_done) as done:
+            dialog.start()
+    finally:
+        bad.close()
+    return done.args[0], bad
+
+
 def test_the_window_measures_a_server_and_streams_its_tokens(qtbot, make_window, server):
     window = make_window()
     dialog = window.workflows.open_endpoint()
@@ -483,20 +507,8 @@ def test_the_window_says_when_the_server_is_not_there(qtbot, make_window):
 
 def test_the_window_keeps_a_server_s_password_out_of_its_settings(qtbot, make_window, tmp_path):
     window = make_window()
-    window.power_panel.idle.setChecked(False)
-    bad = BadServer("usage_ok")
-    try:
-        dialog = window.workflows.open_endpoint()
-        dialog.url.setText(bad.url.replace("http://", "http://bob:hunter2@"))
-        dialog.api_key.setText("sk-window")
-        dialog.model.setEditText("bad-model")
-        dialog.concurrency.setValue(1)
-        dialog.repetitions.setValue(1)
-        with qtbot.waitSignal(window.controller.job_finished, timeout=60_000, check_params_cb=endpoint_done) as done:
-            dialog.start()
-    finally:
-        bad.close()
-    assert done.args[0].status == "completed"
+    finished, bad = measure_in_window(qtbot, window, "usage_ok", credentials="bob:hunter2@", api_key="sk-window")
+    assert finished.status == "completed"
     assert {r["auth"] for r in bad.requests if "chat" in r["path"]} == {"Bearer sk-window"}
     window.save_settings()
     settings = window.settings.fileName()
@@ -507,39 +519,16 @@ def test_the_window_keeps_a_server_s_password_out_of_its_settings(qtbot, make_wi
 
 def test_the_window_warns_when_the_server_cut_streams_short(qtbot, make_window):
     window = make_window()
-    window.power_panel.idle.setChecked(False)
-    cutter = BadServer("cut")
-    try:
-        dialog = window.workflows.open_endpoint()
-        dialog.url.setText(cutter.url)
-        dialog.model.setEditText("bad-model")
-        dialog.concurrency.setValue(1)
-        dialog.repetitions.setValue(1)
-        with qtbot.waitSignal(window.controller.job_finished, timeout=60_000, check_params_cb=endpoint_done) as done:
-            dialog.start()
-    finally:
-        cutter.close()
-    report = done.args[0].result
-    assert done.args[0].status == "completed" and report.summaries[0].level.cut_short > 0
+    finished, _ = measure_in_window(qtbot, window, "cut")
+    assert finished.status == "completed" and finished.result.summaries[0].level.cut_short > 0
     assert "Measured, but streams ended without a finish reason" in window.banner.text()
     assert "--interrupt_requests False" in window.banner.text()
 
 
 def test_a_server_s_failure_is_a_banner_and_a_failed_session_in_the_window(qtbot, make_window):
     window = make_window()
-    window.power_panel.idle.setChecked(False)
-    bad = BadServer("content_number")
-    try:
-        dialog = window.workflows.open_endpoint()
-        dialog.url.setText(bad.url)
-        dialog.model.setEditText("bad-model")
-        dialog.concurrency.setValue(1)
-        dialog.repetitions.setValue(1)
-        with qtbot.waitSignal(window.controller.job_finished, timeout=60_000, check_params_cb=endpoint_done) as done:
-            dialog.start()
-    finally:
-        bad.close()
-    assert done.args[0].status == "failed"
+    finished, _ = measure_in_window(qtbot, window, "content_number")
+    assert finished.status == "failed"
     assert "a stream chunk's content is a int, not text" in window.banner.text()
     window.views.setCurrentWidget(window.history)
     statuses = [window.history.model.item(r, 10).text() for r in range(window.history.model.rowCount())]
@@ -548,13 +537,9 @@ def test_a_server_s_failure_is_a_banner_and_a_failed_session_in_the_window(qtbot
 
 def test_the_window_s_stop_cuts_a_silent_server_at_once(qtbot, make_window):
     window = make_window()
-    window.power_panel.idle.setChecked(False)
     silent = BadServer("silent")
     try:
-        dialog = window.workflows.open_endpoint()
-        dialog.url.setText(silent.url)
-        dialog.model.setEditText("bad-model")
-        dialog.concurrency.setValue(1)
+        dialog = endpoint_dialog(window, silent.url)
         dialog.timeout.setValue(600)
         dialog.start()
         qtbot.waitUntil(lambda: any("chat" in r["path"] for r in silent.requests), timeout=30_000)

@@ -122,8 +122,16 @@ def _shown(n) -> dict:
     show_default=True,
     help="Show the busiest this many nodes (and the fleet); the rest are counted.",
 )
+@click.option(
+    "--timeout",
+    "timeout_s",
+    type=click.FloatRange(min=0.1),
+    default=5.0,
+    show_default=True,
+    help="Seconds to wait for each answer from Prometheus.",
+)
 @output_options
-def fleet(url, window_s, every_s, top_n, as_json, as_csv, table_format):
+def fleet(url, window_s, every_s, top_n, timeout_s, as_json, as_csv, table_format):
     """Tokens per joule per node and for the fleet, from a Prometheus server (dcgm-exporter, llama-server, vLLM).
 
     URL is the Prometheus server, e.g. http://127.0.0.1:9090.
@@ -131,7 +139,7 @@ def fleet(url, window_s, every_s, top_n, as_json, as_csv, table_format):
     from ..peers.prometheus_server import PrometheusApi
     from ..prometheus.fleet import fleet_figures
 
-    api = PrometheusApi(url)
+    api = PrometheusApi(url, timeout_s=timeout_s)
     columns = [(k, k) for k in ("node", "engine", "tok/s", "W", "tok/J", "method", "resolution", "note")]
     with stop_on_signals() as signals:
         while True:

@@ -32,14 +32,6 @@ class PerfCounters:
     generated_tokens: int
     generation_ms: float
 
-    @property
-    def prompt_tokens_per_s(self) -> float | None:
-        return self.prompt_tokens / self.prompt_ms * 1e3 if self.prompt_ms > 0 else None
-
-    @property
-    def generation_tokens_per_s(self) -> float | None:
-        return self.generated_tokens / self.generation_ms * 1e3 if self.generation_ms > 0 else None
-
 
 @dataclass(frozen=True)
 class CallRow:

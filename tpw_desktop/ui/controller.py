@@ -390,7 +390,3 @@ class RunController(QObject):
             if ids
             else "no session was open"
         )
-
-    @property
-    def model_loaded(self) -> bool:
-        return self.model is not None and self.state not in ("dead", "starting")

@@ -79,10 +79,6 @@ class DashboardView(QWidget):
         """The tiles during a run: the live series' latest figures, through ``view.dashboard``."""
         self.show_figures(live_dashboard(live.live_figures(price_per_kwh), method=live.method, currency=currency))
 
-    def new_call(self) -> None:
-        if self.output.document().characterCount() > 1:
-            self.output.appendPlainText("")
-
     def append_text(self, text: str) -> None:
         cursor = self.output.textCursor()
         cursor.movePosition(cursor.MoveOperation.End)

@@ -48,9 +48,10 @@ def _fig(value: float | None, digits: int) -> str:
 
 
 class FleetView(QWidget):
-    def __init__(self, theme: Theme, parent=None):
+    def __init__(self, theme: Theme, parent=None, *, poll_s: float = POLL_S):
         super().__init__(parent)
         self.theme = theme
+        self.poll_s = poll_s
         self.url = QLineEdit("http://127.0.0.1:9090")
         self.url.setToolTip("The Prometheus server that scrapes dcgm-exporter and llama-server, vLLM or tpw")
         self.window_s = spin_box(QDoubleSpinBox, 5, 3600, 60, suffix=" s", tip="How much history each figure covers")
@@ -120,9 +121,9 @@ class FleetView(QWidget):
             try:
                 self.show_figures(future.result())
             except TpwError as exc:
-                self.state.setText(f"⚠ {exc} (trying again every {POLL_S:g} s)")
+                self.state.setText(f"⚠ {exc} (trying again every {self.poll_s:g} s)")
         if self._pending is None and time.monotonic() >= self._next_poll:
-            self._next_poll = time.monotonic() + POLL_S
+            self._next_poll = time.monotonic() + self.poll_s
             url, window_s = self.url.text().strip(), self.window_s.value()
             self._pending = self._pool.submit(self._poll, url, window_s)
 
@@ -169,7 +170,7 @@ class FleetView(QWidget):
         down = [n.node for n in figures.nodes if not n.reporting]
         more = f" (the busiest {len(top)} shown, {hidden} more counted in the fleet row)" if hidden else ""
         self.state.setText(
-            f"{len(figures.nodes)} nodes{more}, {figures.window_s:g} s windows, every {POLL_S:g} s"
+            f"{len(figures.nodes)} nodes{more}, {figures.window_s:g} s windows, every {self.poll_s:g} s"
             + (f" · stopped reporting: {plain(', '.join(down))}" if down else "")
         )
 
