@@ -112,7 +112,8 @@ class BadServer:
     silent: never answers; error: HTTP 500 with escape sequences in its body; drip: a byte every 0.2 s,
     forever; flood: content chunks forever; longline: one line of 2 MiB; models_*: a bad model list;
     auth: wants ``Bearer sk-test`` and echoes what it got in a 401; slow_headers: its response headers come
-    0.5 s after the request; slow_first: the headers at once, the first chunk 0.5 s later)."""
+    0.5 s after the request; slow_first: the headers at once, the first chunk 0.5 s later; slow: well-formed,
+    a token every 0.25 s for 2 s)."""
 
     def __init__(self, mode: str):
         self.mode = mode
@@ -174,6 +175,11 @@ class BadServer:
                 if server.mode == "flood":
                     while True:
                         w.write(chunk("more"))
+                if server.mode == "slow":
+                    for _ in range(8):
+                        w.flush()
+                        time.sleep(0.25)
+                        w.write(chunk(" more"))
                 w.write(STREAMS.get(server.mode, FINISH + DONE))
                 w.flush()
 

@@ -366,16 +366,18 @@ def test_an_estimate_of_tpw_alone_is_refused_for_a_server(server):
     assert "estimate-process counts only tpw's own CPU time, not the server's" in done.stderr
 
 
-def test_metrics_are_served_while_measuring_a_server(server, flat_trace):
+def test_metrics_are_served_while_measuring_a_server(flat_trace):
+    """A server that takes 2 s a call, so the scrapes meet the run on a loaded machine too."""
     import urllib.request
 
     port = free_port()
+    slow = BadServer("slow")
     child = subprocess.Popen(
         [
             TPW,
             "bench",
             "--endpoint",
-            server.url,
+            slow.url,
             "--concurrency",
             "2",
             *QUICK,
@@ -391,14 +393,17 @@ def test_metrics_are_served_while_measuring_a_server(server, flat_trace):
     )
     seen = ""
     deadline = time.monotonic() + 60
-    while child.poll() is None and time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=1) as r:
-                seen = r.read().decode()
-        except OSError:
-            pass
-        time.sleep(0.2)
-    out, err = child.communicate(timeout=60)
+    try:
+        while child.poll() is None and time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=1) as r:
+                    seen += r.read().decode()  # every scrape: the run may end between two of them
+            except OSError:
+                pass
+            time.sleep(0.2)
+        out, err = child.communicate(timeout=60)
+    finally:
+        slow.close()
     assert child.returncode == 0, err
     assert 'tpw_energy_joules_total{method="replayed"' in seen and "tpw_model_info" in seen
 
