@@ -61,3 +61,19 @@ def percentile(values, q: float) -> float:
 def median_ratio(pairs: list[tuple[float, float]]) -> float:
     """Median over rounds of a/b, each pair measured side by side (drift cancels within a round)."""
     return statistics.median(a / b for a, b in pairs)
+
+
+def median_interval(ratios: list[float], confidence: float = 0.9, resamples: int = 4000) -> tuple[float, float]:
+    """A bootstrap interval of the median of per-round ratios: how far the median itself may be off.
+
+    Says whether rounds were enough to resolve a few per cent on a machine whose speed drifts.
+    """
+    import numpy as np
+
+    if len(ratios) < 3:
+        return (float("nan"), float("nan"))
+    rng = np.random.default_rng(12345)  # the same rounds always give the same interval
+    values = np.asarray(ratios, dtype=float)
+    medians = np.median(rng.choice(values, size=(resamples, len(values)), replace=True), axis=1)
+    tail = (1 - confidence) / 2 * 100
+    return float(np.percentile(medians, tail)), float(np.percentile(medians, 100 - tail))

@@ -15,7 +15,7 @@ idle: normal, presentation, minimized.
 Needs a display: with no DISPLAY it starts Xvfb at 1920x1080 and openbox
 (F11 full screen needs a window manager). Debian: xvfb openbox.
 
-    .venv/bin/python benchmarks/gui_cost.py [--rounds 8] [--reps 3] [--json OUT]
+    .venv/bin/python benchmarks/gui_cost.py [--rounds 20] [--reps 2] [--json OUT]
 """
 
 from __future__ import annotations
@@ -141,6 +141,10 @@ def paused(window: Window):
     return pause()
 
 
+# A round's ratio scatters by ~±7% on this VM; the median of 20 rounds is known to about ±2%
+# (the interval printed beside it), enough to tell 0.97 from 1.0.
+ROUNDS, REPS = 20, 2
+GOAL = 0.97
 ARMS = ("bench_alone", "bench_beside_idle_window", "window_run", "presentation_run")
 
 
@@ -250,17 +254,18 @@ def driver(reps: int, tmp: str) -> None:
         window.set_presentation(presentation)
         if minimized:
             window.showMinimized()
-        done = []
-        window.run_ended.connect(lambda status: done.append(status))
         QTimer.singleShot(1000, lambda: window.controller.start([TestSpec.tg(128)], window.run_options()))
 
-        def finished() -> None:
+        def finished(_status: str) -> None:
+            # told by the window's own signal: a timer polling for the end here would wake the window
+            # 20 times a second through the run and charge the benchmark's cost to the window
+            window.run_ended.disconnect(finished)
             report = window.controller.last_report
             window.set_presentation(False)
             window.showNormal()
             reply("run", tg=report.summaries[0].tokens_per_s_mean, status=report.status)
 
-        when(lambda: done, finished)
+        window.run_ended.connect(finished)
 
     def idle_cpu(seconds: float) -> None:
         result = {}
@@ -305,10 +310,10 @@ def driver(reps: int, tmp: str) -> None:
 
 
 def run(quick: bool = False, rounds: int | None = None, reps: int | None = None) -> Result:
-    from common import Figure, Table
+    from common import Figure, Table, median_interval
     from common import Result as _Result
 
-    rounds, reps = rounds or (1 if quick else 10), reps or (1 if quick else 3)
+    rounds, reps = rounds or (1 if quick else ROUNDS), reps or (1 if quick else REPS)
     display = start_display()
     try:
         result = measure(rounds, reps, cpu_s=2.0 if quick else 10.0)
@@ -317,17 +322,18 @@ def run(quick: bool = False, rounds: int | None = None, reps: int | None = None)
             process.terminate()
     ratios, cpu = result["median_ratios"], result["idle_cpu_percent"]
     res = _Result("dashboard", "benchmarks/gui_cost.py", raw=result)
-    for key, label, goal in (
-        ("bench_beside_idle_window", "tpw bench beside an idle window / alone", 0.97),
-        ("window_run", "tg128 run from the window / tpw bench alone", 0.95),
-        ("presentation_run", "tg128 run in presentation mode / tpw bench alone", 0.95),
+    for key, label in (
+        ("bench_beside_idle_window", "tpw bench beside an idle window / alone"),
+        ("window_run", "tg128 run from the window / tpw bench alone"),
+        ("presentation_run", "tg128 run in presentation mode / tpw bench alone"),
     ):
+        low, high = median_interval([r[key] / r["bench_alone"] for r in result["rounds"]])
         res.figures.append(
             Figure(
                 label,
-                f"≥ {goal:.2f}x",
-                f"{ratios[key]:.3f}x (median of {rounds} rounds)",
-                ratios[key] >= goal,
+                f"≥ {GOAL:.2f}x",
+                f"{ratios[key]:.3f}x (median of {rounds} rounds; 90% interval of the median {low:.3f}-{high:.3f})",
+                ratios[key] >= GOAL,
                 value=ratios[key],
                 note="1920x1080 Xvfb with openbox; arms alternate within each round",
             )
@@ -353,8 +359,8 @@ def run(quick: bool = False, rounds: int | None = None, reps: int | None = None)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=8)
-    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=ROUNDS)
+    parser.add_argument("--reps", type=int, default=REPS)
     parser.add_argument("--json", type=Path, help="write the figures here")
     parser.add_argument("--driver", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--tmp", help=argparse.SUPPRESS)

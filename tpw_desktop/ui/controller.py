@@ -1,7 +1,7 @@
 """The run controller: the window's connection to its measuring process, and its state machine.
 
-A ``QObject`` with no widgets, so it is tested with qtbot alone. It polls
-the measuring process's pipe on a timer, feeds the live series, and turns
+A ``QObject`` with no widgets, so it is tested with qtbot alone. It reads
+the measuring process's pipe when it has something, feeds the live series, and turns
 what arrives into a handful of signals: a job started, progressed or
 finished (``worker.protocol``), news from a run, text, new data, a death.
 Its state changes only along ``TRANSITIONS``; a command the current state
@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Literal
 
-from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtCore import QObject, QSocketNotifier, Signal
 
 from ..engine.workloads import TestSpec
 from ..errors import TpwError
@@ -46,11 +46,6 @@ from ..worker.protocol import (
     StartRun,
     StartSweep,
 )
-
-# The pipe is read this often: the process sends 4 batches a second while a run streams, 2 otherwise
-# (and a job's messages at once).
-STREAMING_POLL_MS = 100
-IDLE_POLL_MS = 250
 
 State = Literal["starting", "ready", "loading", "idle", "running", "stopping", "quantizing", "dead"]
 # What moves the state: a command sent ("load", "run", "stop" ...), a job that ended, the process's news.
@@ -85,7 +80,6 @@ TRANSITIONS: dict[tuple[State, Event], State | Literal["at rest"]] = {
     **{(s, "died"): "dead" for s in ANY},
     **{("dead", "restart"): "starting"},
 }
-STREAMING_STATES = ("running", "stopping", "loading", "starting")
 
 
 class RunController(QObject):
@@ -123,11 +117,8 @@ class RunController(QObject):
         # starting priority: the window may lower its own later (``app.main``), and a process
         # inherits the nice value of the thread that starts it.
         self._spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tpw-spawner")
+        self.notifier: QSocketNotifier | None = None
         self.client = self._spawn()
-        self.timer = QTimer(self)
-        self.timer.setInterval(STREAMING_POLL_MS)  # starting: answers are expected soon
-        self.timer.timeout.connect(self.poll)
-        self.timer.start()
 
     # --- the state machine -------------------------------------------------------------------------
 
@@ -145,7 +136,6 @@ class RunController(QObject):
     def _set_state(self, state: State) -> None:
         if state != self.state:
             self.state = state
-            self.timer.setInterval(STREAMING_POLL_MS if state in STREAMING_STATES else IDLE_POLL_MS)
             self.state_changed.emit(state)
 
     # --- commands ----------------------------------------------------------------------------
@@ -221,12 +211,24 @@ class RunController(QObject):
         return self._go("stop")
 
     def _spawn(self):
-        return self._spawner.submit(self._client_factory, self.db_path, self.record).result()
+        """A measuring process, read when its pipe has something: no timer wakes the window in between.
+
+        A timer polling the pipe woke this process 10 times a second through a run; on a machine
+        whose cores the model keeps busy each wake-up stalls one of its threads (issue 19).
+        The pipe is readable on a batch and at its end, so a process that dies is noticed as fast.
+        """
+        if self.notifier is not None:
+            self.notifier.deleteLater()
+        client = self._spawner.submit(self._client_factory, self.db_path, self.record).result()
+        self.notifier = QSocketNotifier(client.fileno(), QSocketNotifier.Read, self)
+        self.notifier.activated.connect(self.poll)
+        return client
 
     def restart(self) -> None:
         """A new measuring process after the old one died: same power sources, same model."""
         if not self._go("restart"):
             return
+        self.notifier.setEnabled(False)
         self.client.close(timeout_s=1)
         self.client = self._spawn()
         for command in (self._last_power, self._last_metrics):
@@ -236,7 +238,7 @@ class RunController(QObject):
             self.load(self._last_load.path, self._last_load.settings)
 
     def close(self) -> None:
-        self.timer.stop()
+        self.notifier.setEnabled(False)
         self.client.close()
         self._spawner.shutdown(wait=False)
 
@@ -244,6 +246,7 @@ class RunController(QObject):
 
     def poll(self) -> None:
         if self.state == "dead":
+            self.notifier.setEnabled(False)  # the pipe's end stays readable: stop hearing it
             return
         try:
             batches = self.client.receive()

@@ -22,11 +22,10 @@ from ..worker.protocol import JobFinished, JobProgress, JobStarted, Loaded, Powe
 # drawn only after new data; while a run streams, at most 4 a second (the rate charts' bins are
 # 250 ms: a faster frame shows nothing new there) and no more often than keeps painting under
 # PAINT_BUDGET of one core (a frame that takes 12 ms is drawn every ~0.5 s); otherwise once a second.
+# No timer ticks in between: a frame is drawn when data arrives, or once, later, if it came too soon.
 STREAMING_PAINT_S = 0.25
 IDLE_PAINT_S = 1.0
 PAINT_BUDGET = 0.025
-STREAMING_TICK_MS = 100
-IDLE_TICK_MS = 250
 
 
 class Presenter(QObject):
@@ -40,10 +39,9 @@ class Presenter(QObject):
         self._run_label = ""
         self._loading = ""  # the model file being loaded
         self._connect()
-        self.timer = QTimer(self)
-        self.timer.setInterval(IDLE_TICK_MS)
+        self.timer = QTimer(self)  # the frame put off because the last one was too recent
+        self.timer.setSingleShot(True)
         self.timer.timeout.connect(self.paint)
-        self.timer.start()
 
     def _connect(self) -> None:
         w = self.w
@@ -214,7 +212,6 @@ class Presenter(QObject):
 
     def update_controls(self) -> None:
         state = self.w.controller.state
-        self.timer.setInterval(STREAMING_TICK_MS if state in ("running", "stopping") else IDLE_TICK_MS)
         idle = state == "idle"
         self.w.start_button.setEnabled(idle)
         self.w.stop_button.setEnabled(state == "running")
@@ -239,6 +236,7 @@ class Presenter(QObject):
         self.w.rate_label.setText(
             f"sampling {self.w.controller.sampling_hz:.0f} Hz" if self.w.controller.sampling_hz else ""
         )
+        self.paint()
 
     def paint(self, force: bool = False) -> None:
         """Redraw only what changed, and nothing while the window is minimized or hidden.
@@ -250,7 +248,10 @@ class Presenter(QObject):
         now = time.monotonic()
         streaming = self.w.controller.state in ("running", "stopping")
         interval = max(STREAMING_PAINT_S, self.frame_s / PAINT_BUDGET) if streaming else IDLE_PAINT_S
-        if now - self._painted_at < interval and not force:
+        too_soon_s = interval - (now - self._painted_at)
+        if too_soon_s > 0 and not force:
+            if not self.timer.isActive():
+                self.timer.start(int(too_soon_s * 1000) + 1)
             return
         self.dirty = False
         self._painted_at = now

@@ -1,7 +1,7 @@
 """The window's side of the measuring process: start it, send commands, collect batches, notice death.
 
-No Qt here: the window's run controller polls ``receive()`` on a timer, and
-tests drive a client directly.
+No Qt here: the window's run controller calls ``receive()`` when ``fileno()``
+is readable, and tests drive a client directly.
 """
 
 from __future__ import annotations
@@ -55,6 +55,10 @@ class MeasureClient:
 
     def stop_run(self) -> None:
         self.send(StopRun())
+
+    def fileno(self) -> int:
+        """The pipe batches arrive on: readable when one waits, and when the process has gone."""
+        return self._events.fileno()
 
     def receive(self, limit: int = 100) -> list[Batch]:
         """Batches waiting now (never blocks); ProcessGone once the process is dead and drained."""
