@@ -221,6 +221,8 @@ def test_a_prometheus_that_is_not_there_is_one_line():
 
 
 def test_the_fleet_view_shows_each_node_and_marks_one_that_stopped(qtbot, tmp_path):
+    from PySide6.QtCore import Qt
+
     from tpw_desktop.ui.fleet_view import FleetView
     from tpw_desktop.ui.theme import THEMES
 
@@ -235,9 +237,11 @@ def test_the_fleet_view_shows_each_node_and_marks_one_that_stopped(qtbot, tmp_pa
         prometheus.wait_for('up{node="gpu-2"} == 0')
         view.url.setText(prometheus.url)
         view.window_s.setValue(30)
-        view.watch(True)
+        qtbot.mouseClick(view.watch_button, Qt.LeftButton)
         qtbot.waitUntil(lambda: view.figures is not None, timeout=15_000)
         state = view.state.text()
+        qtbot.mouseClick(view.watch_button, Qt.LeftButton)  # pressed again: stops watching
+        assert not view.timer.isActive() and not view.watch_button.isChecked()
     finally:
         view.watch(False)
         view.close_pool()

@@ -59,10 +59,10 @@ class CompareView(QWidget):
         self.baseline_box.activated.connect(lambda _: self._recompare(self.baseline_box.currentText()))
         self.report_button = QPushButton("Export report…")
         self.report_button.setToolTip("The comparison as one HTML file (charts inline), or CSV/JSON of every figure")
-        self.report_button.clicked.connect(self.export_report)
+        self.report_button.clicked.connect(self.ask_export_report)
         self.charts_button = QPushButton("Export charts…")
         self.charts_button.setToolTip("The charts as a PNG picture or an SVG drawing")
-        self.charts_button.clicked.connect(self.export_charts)
+        self.charts_button.clicked.connect(self.ask_export_charts)
         self.title = QLabel("Pick sessions in History and press 'Compare selected', or choose a sweep.")
         self.title.setWordWrap(True)
         self.warnings = plain_label()
@@ -123,6 +123,7 @@ class CompareView(QWidget):
     # --- what to compare -----------------------------------------------------------------------
 
     def refresh_sweeps(self) -> None:
+        """The sweeps in the database, the one being compared still chosen."""
         self.sweep_box.clear()
         self.sweep_box.addItem("choose a sweep…", None)
         if self.db_path is None or not Path(self.db_path).exists():
@@ -137,6 +138,8 @@ class CompareView(QWidget):
             self.sweep_box.addItem(f"sweep {s.id}: {s.kind}, {s.status}, {s.started_at[:16]}", s.id)
         if self.comparison is None and sweeps:  # nothing picked yet: the newest sweep
             self.show_sweep(sweeps[0].id)
+        elif self._sweep_id is not None:
+            self.sweep_box.setCurrentIndex(max(self.sweep_box.findData(self._sweep_id), 0))
 
     def _sweep_chosen(self, index: int) -> None:
         sweep_id = self.sweep_box.itemData(index)
@@ -317,18 +320,29 @@ class CompareView(QWidget):
 
     # --- export --------------------------------------------------------------------------------
 
-    def export_report(self, path: str | None = None) -> None:
+    def ask_export_report(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(
+            self,
+            "Export the comparison",
+            str(Path.home() / "tpw-comparison.html"),
+            "HTML report (*.html);;CSV (*.csv);;JSON (*.json)",
+        )
+        if path:
+            self.export_report(path)
+
+    def ask_export_charts(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(
+            self,
+            "Export the charts",
+            str(Path.home() / "tpw-comparison.png"),
+            "PNG image (*.png);;SVG drawing (*.svg)",
+        )
+        if path:
+            self.export_charts(path)
+
+    def export_report(self, path: str) -> None:
         if self.comparison is None:
             return
-        if path is None:
-            path, _ = QFileDialog.getSaveFileName(
-                self,
-                "Export the comparison",
-                str(Path.home() / "tpw-comparison.html"),
-                "HTML report (*.html);;CSV (*.csv);;JSON (*.json)",
-            )
-            if not path:
-                return
         try:
             write_report(self.comparison, path)
         except TpwError as exc:
@@ -336,18 +350,9 @@ class CompareView(QWidget):
             return
         self.saved.emit(str(path))
 
-    def export_charts(self, path: str | None = None) -> None:
+    def export_charts(self, path: str) -> None:
         if self.comparison is None:
             return
-        if path is None:
-            path, _ = QFileDialog.getSaveFileName(
-                self,
-                "Export the charts",
-                str(Path.home() / "tpw-comparison.png"),
-                "PNG image (*.png);;SVG drawing (*.svg)",
-            )
-            if not path:
-                return
         target = Path(path)
         if target.suffix.lower() not in (".png", ".svg") or not target.parent.is_dir():
             self.problem.emit(f"{target}: choose a .png or .svg file in a folder that exists")

@@ -46,6 +46,7 @@ def build_menus(window) -> dict[str, QAction]:
         checkable=True,
         name="metrics",
     )
+    action(run_menu, "Prometheus metrics p&ort…", window.workflows.choose_metrics_port)
     action(run_menu, "&Restart the measuring process", window.restart, name="restart")
     view = bar.addMenu("&View")
     for number, (name, widget) in enumerate(

@@ -10,6 +10,7 @@ runs), on loopback, while *Run ▸ Serve Prometheus metrics* is on.
 from __future__ import annotations
 
 from PySide6.QtCore import QObject
+from PySide6.QtWidgets import QInputDialog
 
 from ..analysis.tables import cut_short_note, levels_table
 from ..prometheus.exporter import DEFAULT_PORT
@@ -41,9 +42,24 @@ class Workflows(QObject):
         window.statusBar().addPermanentWidget(self.metrics_label)
 
     def serve_metrics(self, on: bool) -> None:
-        port = int(self.w.settings.value("metrics/port", DEFAULT_PORT))
         self.w.settings.setValue("metrics/on", on)
-        self.w.controller.serve_metrics(port if on else None)
+        self.w.controller.serve_metrics(self.metrics_port() if on else None)
+
+    def metrics_port(self) -> int:
+        return int(self.w.settings.value("metrics/port", DEFAULT_PORT))
+
+    def choose_metrics_port(self) -> None:
+        """The port Prometheus scrapes (loopback only); serving moves to it at once if it is on."""
+        port, ok = QInputDialog.getInt(
+            self.w, "Prometheus metrics port", "Serve metrics on 127.0.0.1, port:", self.metrics_port(), 1024, 65535
+        )
+        if not ok:
+            return
+        self.w.settings.setValue("metrics/port", port)
+        if self.w.actions["metrics"].isChecked():
+            self.serve_metrics(True)
+        else:
+            self.w.status_label.setText(f"Prometheus metrics will be served on port {port}")
 
     def _metrics_serving(self, serving) -> None:
         self.metrics_label.setVisible(serving.url is not None)
