@@ -4,7 +4,7 @@ import pytest
 
 from tpw_desktop.metrics import Latency, WindowEnergy, phase_figures
 from tpw_desktop.record.results import ServerLevel, TestSummary
-from tpw_desktop.view.dashboard import finished_dashboard, live_dashboard
+from tpw_desktop.view.dashboard import Figure, finished_dashboard, live_dashboard
 from tpw_desktop.view.live import LiveFigures
 from tpw_desktop.view.run_figure import RunSoFar
 
@@ -73,3 +73,16 @@ def test_live_energy_tiles_are_the_run_s_pooled_figures_named_by_test_and_phase(
     waiting = live_dashboard(LiveFigures(None, None, None, None), method="counter", currency="EUR")
     assert waiting.tokens_per_j.why == "waiting for the first measured span"
     assert waiting.power_w.why == "no power reading yet"
+
+
+def test_the_speed_tile_shows_the_last_prompts_rate_while_a_prompt_is_evaluated():
+    generating = live_dashboard(LiveFigures(0.0, 50.0, None, None), method="counter", currency="EUR")
+    assert generating.speed_tok_s == Figure(0.0, "timed · all tokens, rolling 2 s")
+    first = LiveFigures(0.0, 50.0, None, None, prompt_running=True)
+    assert live_dashboard(first, method="counter", currency="EUR").speed_tok_s == Figure(
+        None, "timed · prompt processing", "a prompt's rate is known when it has been evaluated"
+    )
+    later = LiveFigures(0.0, 50.0, None, None, prompt_running=True, last_prompt_tok_s=312.5)
+    assert live_dashboard(later, method="counter", currency="EUR").speed_tok_s == Figure(
+        312.5, "timed · prompt processing: the last prompt"
+    )

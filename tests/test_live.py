@@ -183,3 +183,36 @@ def test_each_bin_s_joules_are_the_energy_between_its_edges():
     assert series["tok_j_rolling"][last_full] == pytest.approx(200 / 300.0)  # the last 2 s: 200 tokens, 300 J
     assert np.isnan(series["tok_j_rolling"][last_full + 1])
     assert live.live_figures().power_w == pytest.approx(150.0)
+
+
+def test_while_a_prompt_is_evaluated_the_speed_is_the_last_prompts_rate():
+    live = LiveSeries([("meter", "counter")], origin_ns=0)
+    live.feed([CallStarted("pp512", "pp", 0, 0, 512, 1 * S)])
+    first = live.live_figures()
+    assert first.prompt_running and first.last_prompt_tok_s is None
+    live.feed([PhaseEnded("pp512", 0, 0, "pp", S, 3 * S, 512, "pp"), CallStarted("pp512", "pp", 1, 0, 512, 3 * S)])
+    second = live.live_figures()
+    assert second.prompt_running and second.last_prompt_tok_s == 256.0  # 512 tokens in 2 s
+    live.feed([PhaseEnded("pp512", 1, 0, "pp", 3 * S, 4 * S, 512, "pp")])
+    assert not live.live_figures().prompt_running and live.live_figures().last_prompt_tok_s == 512.0
+
+
+def test_each_answer_gets_its_own_heading_in_the_output():
+    live = LiveSeries([("meter", "counter")], origin_ns=0)
+    text = "".join(
+        live.feed(
+            [
+                CallStarted("chat", "workload", -1, 0, 20, 1 * S),
+                TokenEvent(2 * S, 0, 5, "The"),
+                CallStarted("chat", "workload", 0, 0, 20, 3 * S),
+                TokenEvent(4 * S, 0, 5, "The"),
+                CallStarted("chat", "workload", 0, 1, 20, 5 * S),
+                TokenEvent(6 * S, 0, 5, "Once"),
+            ]
+        )
+    )
+    assert text == (
+        "── chat · warm-up · call 1 ──\nThe"
+        "\n\n── chat · repetition 1 · call 1 ──\nThe"
+        "\n\n── chat · repetition 1 · call 2 ──\nOnce"
+    )

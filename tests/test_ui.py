@@ -146,6 +146,9 @@ def test_presentation_mode_shows_the_model_and_whether_a_run_is_on(qtbot, make_w
     window.start()
     qtbot.waitUntil(lambda: "repetition" in d.header.text(), timeout=30_000)
     assert d.header.text().startswith("tiny-llama-f32.gguf · prompt: repetition")
+    tok_j = d.tiles["tok_j"]  # the phase is named on the tile from the back of the room too
+    qtbot.waitUntil(lambda: tok_j.value.text() != "–", timeout=30_000)
+    assert tok_j.method.text() == tok_j.basis and "prompt: whole calls" in tok_j.basis
     with qtbot.waitSignal(window.run_ended, timeout=60_000):
         window.controller.stop()
     qtbot.keyClick(window, Qt.Key_F11)

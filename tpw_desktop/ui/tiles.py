@@ -50,7 +50,6 @@ class Tile(QFrame):
         for w in (self.title, self.value, self.unit_label, self.method):
             layout.addWidget(w)
         self.basis = ""
-        self.presentation = False
         self.set_presentation(False)
 
     def set(self, value, basis: str, unit: str | None = None, why: str | None = None) -> None:
@@ -59,20 +58,14 @@ class Tile(QFrame):
         if unit is not None:
             self.unit_label.setText(unit)
         self.basis = basis
-        self._show_basis()
+        self.method.setText(basis)  # in every mode: what the figure covers is part of the figure
         tip = f"{self.title.text()}: {self.value.text()} {self.unit_label.text()} ({basis})"
         self.setToolTip(plain_tip(tip + (f"\nunknown: {why}" if value is None and why else "")))
-
-    def _show_basis(self) -> None:
-        """The whole basis; from the back of a room (presentation mode), its method only."""
-        self.method.setText(self.basis.split(" · ")[0] if self.presentation else self.basis)
 
     def text(self) -> str:
         return f"{self.value.text()} {self.unit_label.text()} [{self.method.text()}]"
 
     def set_presentation(self, on: bool) -> None:
-        self.presentation = on
-        self._show_basis()
         scale = 2.2 if on else 1.0
         self.title.setStyleSheet(f"font-size: {round(9 * scale)}pt; color: palette(placeholder-text);")
         self.value.setStyleSheet(f"font-size: {round(20 * scale)}pt; font-weight: 600;")

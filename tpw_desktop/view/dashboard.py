@@ -71,7 +71,7 @@ def live_dashboard(live: LiveFigures, *, method: str, currency: str) -> Dashboar
         live.power_w, f"{method} · rolling 2 s", None if live.power_w is not None else "no power reading yet"
     )
     return DashboardFigures(
-        speed_tok_s=Figure(live.tok_s, "timed · all tokens, rolling 2 s"),
+        speed_tok_s=_live_speed(live),
         power_w=power,
         tokens_per_j=energy["tokens_per_j"],
         j_per_token=energy["j_per_token"],
@@ -80,6 +80,16 @@ def live_dashboard(live: LiveFigures, *, method: str, currency: str) -> Dashboar
         first_token_s=Figure(live.ttft_s, "timed · last call", None if live.ttft_s is not None else "no call yet"),
         currency=currency,
     )
+
+
+def _live_speed(live: LiveFigures) -> Figure:
+    """Tokens in the last 2 s; while a prompt is evaluated (its tokens are timed when it ends), the last
+    prompt's rate, so the tile never reads 0 through prompt processing."""
+    if not live.prompt_running:
+        return Figure(live.tok_s, "timed · all tokens, rolling 2 s")
+    if live.last_prompt_tok_s is None:
+        return Figure(None, "timed · prompt processing", "a prompt's rate is known when it has been evaluated")
+    return Figure(live.last_prompt_tok_s, "timed · prompt processing: the last prompt")
 
 
 def finished_dashboard(summaries: Sequence[TestSummary], *, currency: str) -> DashboardFigures | None:

@@ -90,6 +90,16 @@ class LiveFigures:
     power_w: float | None  # the last 2 s
     run: RunSoFar | None  # None before the first measured span
     ttft_s: float | None
+    # A prompt is evaluated in one go, its tokens timed only when it ends: while one runs, the
+    # speed tile shows the last prompt's rate instead of a rolling 0.
+    prompt_running: bool = False
+    last_prompt_tok_s: float | None = None
+
+
+def call_heading(call: CallStarted, first: bool = False) -> str:
+    """The line an answer starts under in the output pane: which test, repetition and call."""
+    which = "warm-up" if call.repetition < 0 else f"repetition {call.repetition + 1}"
+    return f"{'' if first else chr(10) * 2}── {call.test} · {which} · call {call.call + 1} ──\n"
 
 
 class _Source:
@@ -160,6 +170,8 @@ class LiveSeries:
         self.run_start_ns: int | None = None
         self.run_end_ns: int | None = None
         self.last_ttft_s: float | None = None
+        self.last_prompt_tok_s: float | None = None
+        self._headed = False  # the output pane has had its first call's heading
         self.latest_ns = origin_ns
 
     @property
@@ -235,6 +247,9 @@ class LiveSeries:
             self.add_tokens(token_times)
             token_times = []
             if isinstance(event, CallStarted):
+                if event.kind != "pp":  # each answer on its own lines, named, never run into the last
+                    texts.append(call_heading(event, first=not self._headed))
+                    self._headed = True
                 self._close_open_span(event.t_ns)
                 kind = "warmup" if event.warmup else ("tg" if event.kind == "tg" else "pp")
                 self.phases.append(PhaseSpan(kind, event.t_ns, None))
@@ -269,6 +284,8 @@ class LiveSeries:
         self._ensure_bins(int(self._bin(max(t0, t1))) + 1)
         if event.phase == "pp":
             spread_tokens(self._bin_tokens.raw, t0, t1, event.tokens, self.origin_ns, BIN_NS)
+            if t1 > t0:
+                self.last_prompt_tok_s = event.tokens / ((t1 - t0) / 1e9)
         span = self.phases[-1] if self.phases else None
         if span is not None and span.kind == ("warmup" if event.repetition < 0 else event.phase):
             if event.phase == "pp" and span.kind == "pp":
@@ -341,4 +358,12 @@ class LiveSeries:
         seconds = len(joules) * BIN_NS / 1e9
         power = float(np.sum(joules) / seconds) if seconds and np.isfinite(joules).all() else None
         speed = float(tokens.sum() / (len(tokens) * BIN_NS / 1e9)) if len(tokens) else None
-        return LiveFigures(speed, power, self.run_figure.figures(self.idle, price_per_kwh), self.last_ttft_s)
+        span = self.phases[-1] if self.phases else None
+        return LiveFigures(
+            speed,
+            power,
+            self.run_figure.figures(self.idle, price_per_kwh),
+            self.last_ttft_s,
+            prompt_running=span is not None and span.kind == "pp" and span.t1_ns is None,
+            last_prompt_tok_s=self.last_prompt_tok_s,
+        )
