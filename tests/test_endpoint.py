@@ -493,6 +493,9 @@ def test_the_window_measures_a_server_and_streams_its_tokens(qtbot, make_window,
     )
     window.views.setCurrentWidget(window.history)
     assert "tiny" in [window.history.model.item(r, 1).text() for r in range(window.history.model.rowCount())]
+    again = window.workflows.open_endpoint()  # opens as it was started
+    assert (again.url.text(), again.model.currentText(), again.workload.currentData()) == (server.url, "tiny", "chat")
+    assert (again.concurrency.value(), again.repetitions.value()) == (2, 1)
 
 
 def test_the_window_says_when_the_server_is_not_there(qtbot, make_window):

@@ -1,20 +1,28 @@
 """History, Compare, Sweep and Quantize in the window: real widgets over a real database of real runs."""
 
+import html
 import json
+import shlex
+from dataclasses import replace
 from html.parser import HTMLParser
 
 import numpy as np
 import pytest
+from answer_dialogs import answering, cancel, choose_file, press
 from conftest import job_done
 
 pytest.importorskip("PySide6")
 
 from fake_nvml import FakeGpu, make_fake_nvml
 from PySide6.QtCore import QItemSelectionModel, Qt
+from PySide6.QtWidgets import QDialogButtonBox, QMessageBox, QPushButton
 from replay import replay_sampler
 from tpw_cli import run_tpw
 
+from tpw_desktop.cli.measure_options import _KEYS, build_spec
+from tpw_desktop.cli.sweep import sweep_cli
 from tpw_desktop.engine.workloads import TestSpec
+from tpw_desktop.power import PowerEnvironment, open_sources
 from tpw_desktop.power.limits import PowerLimiter
 from tpw_desktop.record.meta import EngineSettings, RunOptions
 from tpw_desktop.run.sweep import SweepRunner, plan_sweep
@@ -149,7 +157,10 @@ def test_compare_a_sweep_with_ratios_its_report_and_charts(qtbot, history_db, tm
     qtbot.addWidget(compare)
     compare.refresh_sweeps()
     assert compare.sweep_box.count() == 3  # "choose…" and both sweeps
-    compare.show_sweep(model_sweep)
+    assert compare.sweep_box.currentData() == limit_sweep  # the newest, to start with
+    compare.sweep_box.activated.emit(compare.sweep_box.findData(model_sweep))  # as a user picks it
+    compare.refresh_sweeps()  # the tab shown again: the choice stays
+    assert compare.sweep_box.currentData() == model_sweep and compare.comparison.sweep.id == model_sweep
     assert compare.comparison.variants == ["tiny-Q8_0", "tiny-Q4_0"]
     assert len(compare.bars["tokens_per_j"].opts["x"]) == 2 and not compare.limit_plot.isVisible()
     compare.baseline_box.setCurrentText("tiny-Q4_0")
@@ -157,20 +168,29 @@ def test_compare_a_sweep_with_ratios_its_report_and_charts(qtbot, history_db, tm
     assert compare.comparison.baseline == "tiny-Q4_0"
     ratios = {r.variant: r.ratio_tokens_per_s for r in compare.comparison.main_rows()}
     assert ratios["tiny-Q4_0"] == 1.0
-    compare.export_report(str(tmp_path / "r.html"))
-    compare.export_report(str(tmp_path / "r.json"))
+    compare.resize(1000, 700)
+    compare.show()
+    saved, problems = [], []
+    compare.saved.connect(saved.append)
+    compare.problem.connect(problems.append)
+    for name in ("r.html", "r.json"):  # clicked, the path typed into the real file dialog
+        with answering(choose_file(tmp_path / name)) as asked:
+            qtbot.mouseClick(compare.report_button, Qt.LeftButton)
+        assert asked.titles == ["Export the comparison"]
     HTMLParser().feed((tmp_path / "r.html").read_text())
     assert "tiny-Q8_0" in (tmp_path / "r.html").read_text()
     assert json.loads((tmp_path / "r.json").read_text())["baseline"] == "tiny-Q4_0"
-    compare.resize(1000, 700)
-    compare.show()
     for name in ("c.png", "c.svg"):
-        compare.export_charts(str(tmp_path / name))
+        with answering(choose_file(tmp_path / name)):
+            qtbot.mouseClick(compare.charts_button, Qt.LeftButton)
         assert (tmp_path / name).stat().st_size > 1000
-    problems = []
-    compare.problem.connect(problems.append)
-    compare.export_report(str(tmp_path / "r.txt"))
+    assert saved == [str(tmp_path / n) for n in ("r.html", "r.json", "c.png", "c.svg")] and problems == []
+    with answering(choose_file(tmp_path / "r.txt")):
+        qtbot.mouseClick(compare.report_button, Qt.LeftButton)
     assert problems == [f"{tmp_path / 'r.txt'}: a report is .html, .csv or .json"]
+    with answering(cancel):  # cancelled: nothing written, nothing said
+        qtbot.mouseClick(compare.charts_button, Qt.LeftButton)
+    assert len(saved) == 4 and len(problems) == 1
 
 
 def test_a_power_limit_sweep_draws_its_curve_and_marks_the_best_cap(qtbot, history_db):
@@ -190,10 +210,11 @@ def test_quantize_and_sweep_from_the_window(qtbot, make_window, tiny_model, tmp_
     window = make_window()
     source = tmp_path / "tiny-F32.gguf"
     source.write_bytes(tiny_model.read_bytes())
-    asked = []
     dialog = window.workflows.open_quantize()
-    dialog.confirm = lambda _parent, facts: asked.append(facts.quantization) or False
-    dialog.source.setText(str(source))
+    source_browse, output_browse = [b for b in dialog.findChildren(QPushButton) if b.text() == "Browse…"]
+    with answering(choose_file(source)) as asked:
+        qtbot.mouseClick(source_browse, Qt.LeftButton)
+    assert asked.titles == ["Model to quantize"] and dialog.source.text() == str(source)
     dialog.qtype.setCurrentText("Q8_0")
     assert dialog.output.text() == str(tmp_path / "tiny-Q8_0.gguf")
     with qtbot.waitSignal(window.controller.job_finished, timeout=60_000, check_params_cb=job_done("quantize")):
@@ -202,10 +223,15 @@ def test_quantize_and_sweep_from_the_window(qtbot, make_window, tiny_model, tmp_
     assert str(dialog.made) in window.model_panel.recent_paths
     dialog.source.setText(str(dialog.made))  # already quantized: asks, and the answer is no
     dialog.qtype.setCurrentText("Q4_0")
-    dialog.start()
-    assert asked == ["Q8_0"] and "Not quantized" in dialog.message.text()
-    assert not (tmp_path / "tiny-Q4_0.gguf").exists()
-    dialog.close()
+    with answering(choose_file(tmp_path / "again.gguf")):
+        qtbot.mouseClick(output_browse, Qt.LeftButton)
+    assert dialog.output.text() == str(tmp_path / "again.gguf")
+    with answering(press(QMessageBox.No)) as asked:
+        qtbot.mouseClick(dialog.go, Qt.LeftButton)
+    assert asked.titles == ["Already quantized"] and "Not quantized" in dialog.message.text()
+    assert not (tmp_path / "again.gguf").exists()
+    qtbot.mouseClick(dialog.buttons.button(QDialogButtonBox.Close), Qt.LeftButton)
+    assert not dialog.isVisible()
 
     window.workload_panel.select(CUSTOM_CHOICE, "the energy of a token")
     window.workload_panel.max_tokens.setValue(8)
@@ -213,7 +239,10 @@ def test_quantize_and_sweep_from_the_window(qtbot, make_window, tiny_model, tmp_
     window.power_panel.idle_s.setValue(0.3)
     window.power_panel.settle_s.setValue(0)
     sweep = window.workflows.open_sweep()
-    sweep._add_model(source, checked=True)
+    [add] = [b for b in sweep.findChildren(QPushButton) if b.text() == "Add model…"]
+    with answering(choose_file(source)):
+        qtbot.mouseClick(add, Qt.LeftButton)
+    assert sweep.models.item(sweep.models.count() - 1).data(Qt.UserRole) == str(source)
     for i in range(sweep.models.count()):
         item = sweep.models.item(i)
         item.setCheckState(Qt.Checked if item.data(Qt.UserRole) in (str(source), str(dialog.made)) else Qt.Unchecked)
@@ -244,3 +273,54 @@ def test_the_sweep_dialog_says_what_is_wrong_before_starting(qtbot, make_window)
     assert sweep.plan() is not None and sweep.go.isEnabled()
     sweep.limits.setText("lots")
     assert sweep.plan() is None and "power limits are watts" in sweep.plan_label.text()
+
+
+def test_the_sweeps_command_line_measures_what_the_window_would(qtbot, make_window, tiny_model, tmp_path):
+    """'Same as' means the same: the printed command, read back by `tpw sweep`, gives the window's plan."""
+    window = make_window()
+    window.workload_panel.select(CUSTOM_CHOICE, "Name three 'quoted' rivers; then stop.")
+    window.workload_panel.max_tokens.setValue(24)
+    window.engine_panel.temperature.setValue(0.7)
+    window.engine_panel.ctx.setValue(1024)
+    window.power_panel.idle_s.setValue(1.5)
+    sweep = window.workflows.open_sweep()
+    sweep._add_model(tiny_model, checked=True)
+    sweep._add_model(tmp_path / "other.gguf", checked=False)
+    for i in range(sweep.models.count()):
+        item = sweep.models.item(i)
+        item.setCheckState(Qt.Checked if item.data(Qt.UserRole) == str(tiny_model) else Qt.Unchecked)
+    sweep.setting.setCurrentText("threads")
+    sweep.values.setText("1,2")
+    plan = sweep.plan()
+    assert plan is not None and html.escape(plan.command) in sweep.plan_label.text()
+    args = shlex.split(plan.command)
+    assert args[:2] == ["tpw", "sweep"] and "-w" not in args and "auto" not in args
+    params = sweep_cli.make_context("sweep", args[2:]).params
+    spec = build_spec({key: params[key] for key in _KEYS}, repetitions=1)
+    assert spec.tests == list(plan.tests)
+    assert spec.options == replace(plan.options, repetitions=spec.options.repetitions)
+    assert [replace(v.settings, n_threads=None) for v in plan.variants] == [spec.settings, spec.settings]
+    assert params["setting"] == "threads=1,2" and spec.power_spec == window.power_panel.spec
+    sweep.close()
+
+
+def test_the_windows_auto_power_is_spelled_as_the_sources_it_opened(make_window):
+    window = make_window(choices=[("auto", "auto (best available)")])
+    spec = window.cli_power_spec()
+    opened = [s.name for s in open_sources(spec, PowerEnvironment())]
+    assert opened == [s.name for s in window.controller.sources]
+
+
+def test_the_sweep_dialog_opens_as_it_was_left(qtbot, make_window):
+    window = make_window()
+    sweep = window.workflows.open_sweep()
+    sweep.setting.setCurrentText("batch")
+    sweep.values.setText("256,512")
+    sweep.limits.setText("150,200")
+    sweep.rounds.setValue(5)
+    qtbot.mouseClick(sweep.buttons.button(QDialogButtonBox.Cancel), Qt.LeftButton)
+    assert not sweep.isVisible()
+    again = window.workflows.open_sweep()
+    assert (again.setting.currentText(), again.values.text(), again.limits.text()) == ("batch", "256,512", "150,200")
+    assert again.rounds.value() == 5
+    again.close()

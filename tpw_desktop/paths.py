@@ -31,6 +31,11 @@ def user_data_dir() -> Path:
     return platformdirs.user_data_path(APP_NAME, appauthor=False)
 
 
+def user_models_dir() -> Path:
+    """Where models tpw makes go when their source's folder isn't the user's (a package's, read-only)."""
+    return user_data_dir() / "models"
+
+
 def default_db_path() -> Path:
     return user_data_dir() / "sessions.db"
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import click
 
-from ..engine.workloads import TestSpec, get_workload
+from ..engine.workloads import DEFAULT_MAX_TOKENS, TestSpec, Workload, get_workload
 from ..power import DEFAULT_RATE_HZ, DEFAULT_TDP_W
 from ..record.meta import EngineSettings, RunOptions
 from .common import err, parse_counts
@@ -36,6 +36,21 @@ _OPTIONS = [
         "workloads",
         multiple=True,
         help="A named workload (see `tpw workloads`); repeatable. Replaces the pp/tg tests.",
+    ),
+    click.option("--prompt", help="One prompt of your own, as the window's custom prompt. Replaces the pp/tg tests."),
+    click.option(
+        "--max-tokens",
+        type=click.IntRange(1),
+        default=DEFAULT_MAX_TOKENS,
+        show_default=True,
+        help="The most tokens answered to --prompt.",
+    ),
+    click.option(
+        "--temperature",
+        type=click.FloatRange(min=0),
+        default=RunOptions.temperature,
+        show_default=True,
+        help="Sampling temperature of workloads and --prompt (0: greedy, the same tokens every time).",
     ),
     click.option(
         "--ngl",
@@ -114,6 +129,9 @@ _KEYS = (
     "n_prompt",
     "n_gen",
     "workloads",
+    "prompt",
+    "max_tokens",
+    "temperature",
     "n_gpu_layers",
     "n_ctx",
     "n_batch",
@@ -159,7 +177,13 @@ def measure_options(fn):
 
 def build_spec(shared: dict, repetitions: int, delay_s: float = 0.0) -> MeasureSpec:
     s = shared
-    if s["workloads"]:
+    if s["prompt"] is not None:
+        if s["workloads"]:
+            raise click.UsageError("give --prompt or --workload, not both")
+        if not s["prompt"].strip():
+            raise click.UsageError("--prompt is empty")
+        tests = [TestSpec.of(Workload.single_prompt(s["prompt"].strip(), s["max_tokens"]))]
+    elif s["workloads"]:
         tests = [TestSpec.of(get_workload(name)) for name in s["workloads"]]
     else:
         tests = [TestSpec.pp(n) for n in parse_counts(s["n_prompt"], "-p")]
@@ -182,6 +206,7 @@ def build_spec(shared: dict, repetitions: int, delay_s: float = 0.0) -> MeasureS
         delay_s=delay_s,
         price_per_kwh=s["price_per_kwh"],
         currency=s["currency"],
+        temperature=s["temperature"],
         store_text=not s["no_text"],
     )
     return MeasureSpec(tests, settings, options, s["power_spec"], s["tdp_w"], s["rate_hz"], s["quiet"])

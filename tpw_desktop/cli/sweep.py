@@ -26,7 +26,8 @@ from .measure_options import build_spec, measure_options
     "-o",
     "--output",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="The new file (default: beside SOURCE, named by type, e.g. model-Q4_K_M.gguf).",
+    help="The new file (default: beside SOURCE, named by type, e.g. model-Q4_K_M.gguf; in the user's models "
+    "folder when SOURCE's folder is an installed package's or read-only).",
 )
 @click.option("--allow-requantize", is_flag=True, help="Quantize a file that is already quantized (loses quality).")
 @click.option("-t", "--threads", type=click.IntRange(0), default=0, help="Threads (0: all cores).")
@@ -106,11 +107,14 @@ def sweep_cli(obj, models, rounds, setting, power_limits, gpu, settle_timeout, s
         list(models),
         spec.tests,
         rounds,
+        settings=spec.settings,
+        options=spec.options,
         setting=setting,
         power_limits_w=limits,
         settle_timeout_s=settle_timeout,
         power_spec=spec.power_spec,
-        settings=spec.settings,
+        tdp_w=spec.tdp_w,
+        rate_hz=spec.rate_hz,
     )
     plan = plan_sweep(
         list(models),

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import TpwError
+from ..paths import user_models_dir
 from .gguf_info import ModelFacts, format_size, read_model_facts
 from .llama_log import LLAMA_LOG
 
@@ -70,18 +71,31 @@ def ftype(name: str) -> int:
     return getattr(llama_cpp, f"LLAMA_FTYPE_MOSTLY_{check_type(name)}")
 
 
-def default_output(source: Path, qtype: str) -> Path:
-    """``model-F16.gguf`` -> ``model-Q4_K_M.gguf``; otherwise the type is appended."""
+def default_output(source: Path, qtype: str, models_dir: Path | None = None) -> Path:
+    """``model-F16.gguf`` -> ``model-Q4_K_M.gguf``; otherwise the type is appended.
+
+    Beside the source, unless its folder belongs to an installed package (the bundled model's) or
+    can't be written: then in the user's models folder, never inside site-packages.
+    """
     stem = source.stem
     for known in (*TYPES, "F32"):
         if stem.upper().endswith(f"-{known}") or stem.upper().endswith(f".{known}"):
             stem = stem[: -len(known) - 1]
             break
-    return source.with_name(f"{stem}-{qtype.upper()}.gguf")
+    name = f"{stem}-{qtype.upper()}.gguf"
+    folder = source.parent
+    if _installed_or_read_only(folder):
+        folder = models_dir or user_models_dir()
+    return folder / name
+
+
+def _installed_or_read_only(folder: Path) -> bool:
+    parts = set(folder.resolve().parts) if folder.exists() else set(folder.parts)
+    return bool(parts & {"site-packages", "dist-packages"}) or (folder.is_dir() and not os.access(folder, os.W_OK))
 
 
 def output_path(source: Path, qtype: str, output: str | Path | None) -> Path:
-    """Where a quantization goes: ``output``, or beside ``source`` named by type."""
+    """Where a quantization goes: ``output``, or ``default_output``."""
     return Path(output) if output is not None else default_output(source, qtype)
 
 
@@ -103,13 +117,15 @@ def quantize(
     threads: int = 0,
     progress: Callable[[int, int], None] | None = None,
 ) -> Quantized:
-    """Write ``output`` (default: beside ``source``, named by type); never overwrites an existing file, and a
-    file under that name is always whole: llama.cpp writes a partial file that is renamed once it is done."""
+    """Write ``output`` (default: ``default_output``); never overwrites an existing file, and a file under
+    that name is always whole: llama.cpp writes a partial file that is renamed once it is done."""
     import llama_cpp
 
     facts = read_model_facts(source)
     file_type = ftype(qtype)
     out = output_path(facts.path, qtype, output)
+    if out.parent == user_models_dir():
+        out.parent.mkdir(parents=True, exist_ok=True)
     if out.exists():
         raise TpwError(f"{out}: already exists (tpw doesn't overwrite a model; choose another name)")
     if not out.parent.is_dir():

@@ -25,6 +25,9 @@ class Call:
     max_tokens: int
 
 
+DEFAULT_MAX_TOKENS = 256  # a typed prompt's budget (shipped workloads bring their own)
+
+
 @dataclass(frozen=True)
 class Workload:
     name: str

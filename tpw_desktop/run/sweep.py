@@ -19,9 +19,10 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from ..engine.llama_engine import load_engine
-from ..engine.workloads import TestSpec
+from ..engine.workloads import TestSpec, load_workloads
 from ..errors import TpwError
 from ..metrics import IdleBaseline
+from ..power import DEFAULT_RATE_HZ, DEFAULT_TDP_W
 from ..record.meta import BuildFacts, EngineSettings, ModelRef, RunOptions, SweepTag
 from ..record.stored import Settle
 from .events import RunEvent, Status
@@ -145,9 +146,7 @@ def plan_sweep(
                     )
                 )
     if len(variants) < 2:
-        raise TpwError(
-            "a sweep needs at least two variants: several models, --setting NAME=V1,V2 or --power-limit W1,W2"
-        )
+        raise TpwError("a sweep needs at least two variants: two or more models, setting values or GPU power limits")
     kinds = [
         k
         for k, on in (
@@ -165,35 +164,80 @@ def sweep_command(
     tests: Sequence[TestSpec],
     rounds: int,
     *,
+    settings: EngineSettings,
+    options: RunOptions,
     setting: str | None = None,
     power_limits_w: Sequence[float] = (),
     settle_timeout_s: float = 60.0,
     power_spec: str = "auto",
-    settings: EngineSettings | None = None,
+    tdp_w: float = DEFAULT_TDP_W,
+    rate_hz: float = DEFAULT_RATE_HZ,
 ) -> str:
-    """The ``tpw sweep`` command line that runs the same plan (stored with the sweep, quoted in its report)."""
+    """The ``tpw sweep`` command line that runs the same plan (stored with the sweep, quoted in its report).
+
+    Everything the measurement depends on is spelled out where it differs from the command's
+    defaults (the context always, as the window chooses it), so the line reproduces a sweep
+    started in the window: a test reads back as the same test, settings as the same settings.
+    """
     import shlex
 
     args = ["tpw", "sweep", *(str(m) for m in models if m is not None), "--rounds", str(rounds)]
-    workloads = [t.workload.name for t in tests if t.workload is not None]
-    if workloads:
-        for name in workloads:
-            args += ["-w", name]
-    else:
-        for flag, kind in (("-p", "pp"), ("-n", "tg")):
-            args += [flag, ",".join(str(t.n_tokens) for t in tests if t.kind == kind) or "0"]
+    args += _test_args(tests)
     default = EngineSettings()
-    for flag, field_name in (("--ngl", "n_gpu_layers"), ("--ctx", "n_ctx"), ("-b", "n_batch"), ("-t", "n_threads")):
-        value = getattr(settings, field_name, None) if settings else None
+    args += ["--ctx", str(settings.n_ctx)]
+    for flag, field_name in (("--ngl", "n_gpu_layers"), ("-b", "n_batch"), ("-t", "n_threads"), ("--seed", "seed")):
+        value = getattr(settings, field_name)
         if value is not None and value != getattr(default, field_name):
             args += [flag, str(value)]
-    if settings is not None and settings.flash_attn is not None:
+    if settings.flash_attn is not None:
         args += ["--flash-attn", _show(settings.flash_attn)]
     if setting:
         args += ["--setting", setting]
     if power_limits_w:
         args += ["--power-limit", ",".join(f"{w:g}" for w in power_limits_w)]
-    return shlex.join(args + ["--settle-timeout", f"{settle_timeout_s:g}", "--power", power_spec])
+    args += _option_args(options)
+    args += ["--settle-timeout", f"{settle_timeout_s:g}", "--power", power_spec]
+    for flag, value, usual in (("--tdp-w", tdp_w, DEFAULT_TDP_W), ("--rate-hz", rate_hz, DEFAULT_RATE_HZ)):
+        if value != usual:
+            args += [flag, f"{value:g}"]
+    return shlex.join(args)
+
+
+def _test_args(tests: Sequence[TestSpec]) -> list[str]:
+    """A shipped workload by name, a typed prompt as --prompt, llama-bench's tests as -p/-n."""
+    shipped = load_workloads()
+    args: list[str] = []
+    for t in tests:
+        w = t.workload
+        if w is None:
+            continue
+        if shipped.get(w.name) == w:
+            args += ["-w", w.name]
+        elif len(w.calls) == 1 and len(w.calls[0].messages) == 1:
+            args += ["--prompt", w.calls[0].messages[0]["content"], "--max-tokens", str(w.calls[0].max_tokens)]
+        else:
+            raise TpwError(f"the workload {w.name!r} has no command-line form: save it as a workload file")
+    if args:
+        return args
+    for flag, kind in (("-p", "pp"), ("-n", "tg")):
+        args += [flag, ",".join(str(t.n_tokens) for t in tests if t.kind == kind) or "0"]
+    return args
+
+
+def _option_args(options: RunOptions) -> list[str]:
+    default = RunOptions()
+    args = [] if options.warmup else ["--no-warmup"]
+    for flag, field_name in (
+        ("--idle-s", "idle_s"),
+        ("--settle-s", "settle_s"),
+        ("--temperature", "temperature"),
+        ("--price", "price_per_kwh"),
+        ("--currency", "currency"),
+    ):
+        value = getattr(options, field_name)
+        if value is not None and value != getattr(default, field_name):
+            args += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
+    return args + ([] if options.store_text else ["--no-text"])
 
 
 def _show(value) -> str:

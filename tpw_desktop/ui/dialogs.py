@@ -34,9 +34,10 @@ from PySide6.QtWidgets import (
 from ..engine.gguf_info import read_model_facts
 from ..engine.quantize import TYPES, check_type, default_output, is_quantized
 from ..errors import TpwError
+from ..power import DEFAULT_TDP_W
 from ..run.sweep import SETTINGS, plan_sweep, sweep_command
 from ..worker.protocol import JobFinished, JobProgress, Quantized
-from .form import plain_label, spin_box
+from .form import plain_label, restore_choices, save_choices, spin_box
 
 DEFAULT_TYPE = "Q4_K_M"
 
@@ -233,7 +234,22 @@ class SweepDialog(QDialog):
         layout.addWidget(self.buttons)
         self.go.setDefault(True)  # Enter runs it (set once the button is in the dialog, else Qt picks the first)
         self.resize(620, 480)
+        restore_choices(window.settings, "sweep", self._remembered())
         self.plan()
+
+    def _remembered(self) -> dict:
+        return {
+            "setting": self.setting,
+            "values": self.values,
+            "limits": self.limits,
+            "rounds": self.rounds,
+            "settle_timeout_s": self.settle,
+        }
+
+    def done(self, result: int) -> None:
+        """Started or cancelled, the dialog opens next time as it is left."""
+        save_choices(self.window_.settings, "sweep", self._remembered())
+        super().done(result)
 
     def _add_model(self, path: Path, checked: bool) -> None:
         item = QListWidgetItem(path.name)
@@ -273,11 +289,13 @@ class SweepDialog(QDialog):
                 models,
                 tests,
                 self.rounds.value(),
+                settings=w.engine_panel.settings(),
+                options=w.run_options(),
                 setting=setting,
                 power_limits_w=limits,
                 settle_timeout_s=self.settle.value(),
-                power_spec=w.power_panel.spec,
-                settings=w.engine_panel.settings(),
+                power_spec=w.cli_power_spec(),
+                tdp_w=w.tdp_w or DEFAULT_TDP_W,
             )
             plan = plan_sweep(
                 models,

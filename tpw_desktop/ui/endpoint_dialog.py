@@ -30,7 +30,7 @@ from ..peers.urls import server_url
 from ..run.server import concurrency_levels
 from ..worker.protocol import StartEndpoint
 from .dialogs import side_button
-from .form import plain_label, spin_box
+from .form import plain_label, restore_choices, save_choices, spin_box
 
 LIST_TIMEOUT_S = 3.0  # listing models happens on the window's thread: keep a dead server from freezing it long
 
@@ -41,7 +41,7 @@ class EndpointDialog(QDialog):
         self.setWindowTitle("Measure a server")
         self.window_ = window
         s = window.settings
-        self.url = QLineEdit(str(s.value("endpoint/url", "http://127.0.0.1:8080")))
+        self.url = QLineEdit("http://127.0.0.1:8080")
         self.url.setToolTip("llama-server, llama_cpp.server, vLLM, Ollama, LM Studio: any OpenAI-compatible server")
         self.model = QComboBox()
         self.model.setEditable(True)
@@ -54,7 +54,7 @@ class EndpointDialog(QDialog):
             QSpinBox,
             1,
             256,
-            int(s.value("endpoint/concurrency", 4)),
+            4,
             tip="Measures 1, 2, 4 … up to this many clients at once",
         )
         self.repetitions = spin_box(QSpinBox, 1, 100, 2, tip="Times each client sends the workload at each level")
@@ -91,7 +91,19 @@ class EndpointDialog(QDialog):
         layout.addWidget(self.message)
         layout.addWidget(self.buttons)
         self.go.setDefault(True)  # Enter starts (set once the button is in the dialog, else Qt picks Cancel)
+        restore_choices(s, "endpoint", self._remembered())
         self.resize(560, self.sizeHint().height())
+
+    def _remembered(self) -> dict:
+        """What the dialog opens with next time: never the API key (nor a URL's password: see ``start``)."""
+        return {
+            "url": self.url,
+            "model": self.model,
+            "workload": self.workload,
+            "concurrency": self.concurrency,
+            "repetitions": self.repetitions,
+            "timeout": self.timeout,
+        }
 
     def _say(self, text: str, error: bool = False) -> None:
         self.message.setText(text)
@@ -146,6 +158,6 @@ class EndpointDialog(QDialog):
         if not self.window_.controller.start_endpoint(job):
             self._say("Busy: wait for the run or the model being loaded (and a power source), then start.", True)
             return
+        save_choices(self.window_.settings, "endpoint", self._remembered())
         self.window_.settings.setValue("endpoint/url", address.shown)  # never a password in the settings file
-        self.window_.settings.setValue("endpoint/concurrency", self.concurrency.value())
         self.accept()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import html
 
 from PySide6.QtCore import QEvent, QObject, Qt
-from PySide6.QtWidgets import QComboBox, QLabel
+from PySide6.QtWidgets import QAbstractSpinBox, QComboBox, QLabel, QLineEdit
 
 
 class _WheelGuard(QObject):
@@ -61,3 +61,36 @@ def plain_label(text: str = "") -> QLabel:
 def plain_tip(text: str) -> str:
     """A tooltip that shows ``text`` as it is (Qt would take text that looks like HTML for rich text)."""
     return "<p style='white-space:pre-wrap'>" + html.escape(text) + "</p>"
+
+
+def save_choices(settings, prefix: str, fields: dict) -> None:
+    """A dialog's choices by value (``prefix/name``), so it opens as the user left it."""
+    for name, widget in fields.items():
+        if isinstance(widget, QLineEdit):
+            value = widget.text()
+        elif isinstance(widget, QComboBox):
+            value = widget.currentText()
+        else:
+            value = widget.value()
+        settings.setValue(f"{prefix}/{name}", value)
+
+
+def restore_choices(settings, prefix: str, fields: dict) -> None:
+    """What ``save_choices`` kept; a value the widget can't take now is left at its default."""
+    for name, widget in fields.items():
+        value = settings.value(f"{prefix}/{name}")
+        if value is None:
+            continue
+        if isinstance(widget, QLineEdit):
+            widget.setText(str(value))
+        elif isinstance(widget, QComboBox):
+            index = widget.findText(str(value))
+            if index >= 0:
+                widget.setCurrentIndex(index)
+            elif widget.isEditable():
+                widget.setEditText(str(value))
+        elif isinstance(widget, QAbstractSpinBox):
+            try:
+                widget.setValue(type(widget.value())(value))
+            except (TypeError, ValueError):
+                pass

@@ -221,6 +221,14 @@ class MainWindow(QMainWindow):
         else:
             self.controller.select_power(spec, self.tdp_w)
 
+    def cli_power_spec(self) -> str:
+        """The ``--power`` that measures as this window does: its "auto" books only the measuring
+        process's CPU when there is no sensor, where the command line's books the whole machine."""
+        spec = self.power_panel.spec
+        if spec == "auto" and [s.name for s in self.controller.sources] == ["estimate-process"]:
+            return "estimate-process"
+        return spec
+
     # --- runs ---------------------------------------------------------------------------------
 
     def run_options(self, **overrides) -> RunOptions:

@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..engine.gguf_info import ModelFacts, format_params, format_size
-from ..engine.workloads import TestSpec, Workload
+from ..engine.workloads import DEFAULT_MAX_TOKENS, TestSpec, Workload
 from ..errors import TpwError
 from ..peers.urls import redact
 from ..record.meta import EngineSettings, RunOptions
@@ -38,7 +38,6 @@ from .form import guard_wheel, plain_label, set_combo_value, spin_box
 MAX_RECENT = 8
 BENCH_CHOICE = "bench"
 CUSTOM_CHOICE = "custom"
-DEFAULT_MAX_TOKENS = 256  # a custom prompt's budget (shipped workloads bring their own)
 ENGINE_DEFAULTS = EngineSettings()
 RUN_DEFAULTS = RunOptions()
 
