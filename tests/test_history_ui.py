@@ -163,6 +163,9 @@ def test_compare_a_sweep_with_ratios_its_report_and_charts(qtbot, history_db, tm
     assert compare.sweep_box.currentData() == model_sweep and compare.comparison.sweep.id == model_sweep
     assert compare.comparison.variants == ["tiny-Q8_0", "tiny-Q4_0"]
     assert len(compare.bars["tokens_per_j"].opts["x"]) == 2 and not compare.limit_plot.isVisible()
+    ticks = compare.eff_plot.getAxis("bottom")._tickLevels[0]
+    assert [text for _, text in ticks] == ["Q8_0", "Q4_0"]  # what tells them apart; the full names:
+    assert "Q8_0: tiny-Q8_0" in compare.plots.toolTip() and "Q4_0: tiny-Q4_0" in compare.plots.toolTip()
     compare.baseline_box.setCurrentText("tiny-Q4_0")
     compare.baseline_box.activated.emit(1)
     assert compare.comparison.baseline == "tiny-Q4_0"
@@ -178,7 +181,8 @@ def test_compare_a_sweep_with_ratios_its_report_and_charts(qtbot, history_db, tm
             qtbot.mouseClick(compare.report_button, Qt.LeftButton)
         assert asked.titles == ["Export the comparison"]
     HTMLParser().feed((tmp_path / "r.html").read_text())
-    assert "tiny-Q8_0" in (tmp_path / "r.html").read_text()
+    report = (tmp_path / "r.html").read_text()
+    assert "<li><b>Q8_0</b>: tiny-Q8_0</li>" in report and ">Q4_0</tspan>" in report
     assert json.loads((tmp_path / "r.json").read_text())["baseline"] == "tiny-Q4_0"
     for name in ("c.png", "c.svg"):
         with answering(choose_file(tmp_path / name)):

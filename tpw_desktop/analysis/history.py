@@ -134,9 +134,7 @@ def session_details(session: StoredSession) -> tuple[list[tuple[str, ...]], list
     """The summary as table rows (a header first), and what the session ran on as (label, value) pairs."""
     meta = session.meta
     summary = summary_table(session.outcome.summaries)
-    settings = (
-        ", ".join(f"{k}={_shown(v)}" for k, v in dataclasses.asdict(meta.settings).items()) if meta.settings else "?"
-    )
+    settings = ", ".join(settings_lines(session))
     if meta.load_ms is not None:
         settings += f", loaded in {meta.load_ms:.0f} ms"
     sources = "; ".join(f"{s.name} ({s.method}: {s.measures})" for s in meta.power_sources)
@@ -181,6 +179,16 @@ def session_details(session: StoredSession) -> tuple[list[tuple[str, ...]], list
     if session.error:
         facts.append(("error", session.error))
     return summary, facts
+
+
+def settings_lines(session: StoredSession) -> list[str]:
+    """The engine settings as a reader wants them: ``name=value`` each, numbers as they were typed."""
+    meta = session.meta
+    if meta.server is not None:
+        return [f"server {meta.server.url}", f"model {meta.server.api_model}"]
+    if meta.settings is None:
+        return ["?"]
+    return [f"{k}={_shown(v)}" for k, v in dataclasses.asdict(meta.settings).items() if v is not None]
 
 
 def _shown(value: object) -> str:

@@ -7,7 +7,6 @@ the commands that reproduce the runs: a file to attach to a forum post.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import html
 import io
@@ -22,6 +21,8 @@ from ..record.stored import StoredSession
 from ..serialize import SafeCsvWriter
 from . import svg_charts
 from .compare import ComparedRow, Comparison, measured_what, plus_minus, ratio_text
+from .history import settings_lines
+from .labels import short_labels
 
 
 def csv_text(comparison: Comparison) -> str:
@@ -42,7 +43,8 @@ def json_text(comparison: Comparison) -> str:
 def charts(comparison: Comparison) -> dict[str, str]:
     """The report's charts, by file stem: efficiency and speed bars, the frontier, the power-limit curve."""
     main = comparison.main_rows()
-    labels = [r.variant for r in main]
+    names = [r.variant for r in main]
+    labels = short_labels(names)
     what = ", ".join(sorted({f"{r.test}/{r.phase}" for r in main}))
     out = {
         "efficiency": svg_charts.bars(
@@ -51,6 +53,7 @@ def charts(comparison: Comparison) -> dict[str, str]:
             labels,
             [r.tokens_per_j.mean for r in main],
             [r.tokens_per_j.sd for r in main],
+            names,
         ),
         "speed": svg_charts.bars(
             f"Speed ({what}), mean ± sd",
@@ -58,12 +61,14 @@ def charts(comparison: Comparison) -> dict[str, str]:
             labels,
             [r.tokens_per_s.mean for r in main],
             [r.tokens_per_s.sd for r in main],
+            names,
         ),
         "frontier": svg_charts.scatter(
             "Speed against efficiency (up and right is better)",
             "tokens per second (tok/s)",
             "tokens per joule (tok/J)",
-            [(r.variant, r.tokens_per_s.mean, r.tokens_per_j.mean) for r in main],
+            [(label, r.tokens_per_s.mean, r.tokens_per_j.mean) for label, r in zip(labels, main)],
+            names,
         ),
     }
     limits = [r for r in main if r.power_limit_w is not None]
@@ -106,20 +111,6 @@ def _row_html(r: ComparedRow) -> str:
     return "<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
 
 
-def settings_text(session: StoredSession) -> str:
-    """The engine settings as a reader wants them: ``name=value``, numbers as they were typed."""
-    meta = session.meta
-    if meta.server is not None:
-        return f"server {meta.server.url}, model {meta.server.api_model}"
-    if meta.settings is None:
-        return "?"
-    return ", ".join(f"{k}={_shown(v)}" for k, v in dataclasses.asdict(meta.settings).items())
-
-
-def _shown(value: object) -> str:
-    return f"{value:g}" if isinstance(value, float) else str(value)
-
-
 def _session_row(s: StoredSession) -> str:
     meta = s.meta
     limit = meta.sweep.power_limit_w if meta.sweep else None
@@ -132,7 +123,7 @@ def _session_row(s: StoredSession) -> str:
         html.escape(meta.model.quantization),
         html.escape(f"{m.cpu}, {m.ram_gib} GiB, {m.os}"),
         html.escape(f"llama-cpp-python {meta.build.llama_cpp_python_version}{' (GPU)' if meta.on_gpu else ''}"),
-        html.escape(settings_text(s)),
+        "<br>".join(html.escape(line) for line in settings_lines(s)),
         "" if limit is None else f"{limit:g} W",
         html.escape(sources),
     ]
@@ -160,9 +151,19 @@ def commands(comparison: Comparison) -> list[str]:
     return list(dict.fromkeys(out))
 
 
+def _legend(comparison: Comparison) -> str:
+    """The charts' labels beside the variants' full names, when the labels are shortened."""
+    names = [r.variant for r in comparison.main_rows()]
+    pairs = [(label, name) for label, name in zip(short_labels(names), names) if label != name]
+    if not pairs:
+        return ""
+    items = "".join(f"<li><b>{html.escape(label)}</b>: {html.escape(name)}</li>" for label, name in pairs)
+    return f"<p>In the charts:</p><ul class=legend>{items}</ul>"
+
+
 def html_report(comparison: Comparison, title: str = "tpw-desktop comparison") -> str:
     rows = "".join(_row_html(r) for r in comparison.rows)
-    figures = "".join(f"<figure>{svg}</figure>" for svg in charts(comparison).values())
+    figures = "".join(f"<figure>{svg}</figure>" for svg in charts(comparison).values()) + _legend(comparison)
     warnings = "".join(f"<p class=warning>⚠ {html.escape(w)}</p>" for w in comparison.differences)
     best = comparison.best_power_limit()
     best_text = (
@@ -180,7 +181,8 @@ def html_report(comparison: Comparison, title: str = "tpw-desktop comparison") -
 <style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}}
 table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}
 td:first-child,th:first-child{{text-align:left}}.warning{{background:#fff1c2;padding:6px}}
-figure{{display:inline-block;margin:0.5em}}small{{color:#666}}</style></head>
+figure{{display:inline-block;margin:0.5em}}small{{color:#666}}
+pre{{white-space:pre-wrap;overflow-wrap:anywhere;background:#f6f6f6;padding:6px}}</style></head>
 <body><h1>{html.escape(title)}</h1>
 <p>Made by tpw-desktop {__version__} on {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC.
 Baseline for the ratios: <b>{html.escape(comparison.baseline)}</b>.</p>

@@ -10,6 +10,8 @@ from __future__ import annotations
 import html
 import math
 
+from .labels import wrapped
+
 WIDTH, HEIGHT = 560, 300
 LEFT, RIGHT, TOP, BOTTOM = 64, 16, 28, 64
 COLORS = ("#4f9dde", "#e4572e", "#2ca02c", "#a463f2", "#f2a541", "#17bebb", "#888888")
@@ -48,27 +50,45 @@ def _frame(title: str, y_label: str, y_max: float, x_label: str = "") -> list[st
     return parts
 
 
-def bars(title: str, y_label: str, labels: list[str], means: list[float | None], sds: list[float | None]) -> str:
-    """One bar per label, with its ± sd; an unknown value is a labelled gap, never a zero bar."""
+def _label_lines(x: float, y: float, label: str, width_px: float) -> str:
+    """A label under a bar, wrapped to the bar's slot (about 6.5 px a character at 11 px type)."""
+    lines = wrapped(label, max(int(width_px / 6.5), 4))[:3]
+    spans = "".join(
+        f'<tspan x="{x:.1f}" dy="{0 if i == 0 else 13}">{html.escape(t)}</tspan>' for i, t in enumerate(lines)
+    )
+    return f'<text x="{x:.1f}" y="{y}" text-anchor="middle">{spans}</text>'
+
+
+def bars(
+    title: str,
+    y_label: str,
+    labels: list[str],
+    means: list[float | None],
+    sds: list[float | None],
+    names: list[str] | None = None,
+) -> str:
+    """One bar per label, with its ± sd; an unknown value is a labelled gap, never a zero bar.
+
+    ``names``: each bar's full name, in its tooltip (the label may be only what tells it apart).
+    """
+    names = names or labels
     top = max(((m or 0) + (s or 0) for m, s in zip(means, sds)), default=0)
     y_max = _nice_max(top)
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     parts = _frame(title, y_label, y_max)
     slot = plot_w / max(len(labels), 1)
-    for i, (label, mean, sd) in enumerate(zip(labels, means, sds)):
+    for i, (label, name, mean, sd) in enumerate(zip(labels, names, means, sds)):
         x = LEFT + slot * i + slot * 0.15
         w = slot * 0.7
         cx = x + w / 2
-        parts.append(
-            f'<text x="{cx:.1f}" y="{HEIGHT - BOTTOM + 14}" text-anchor="middle">{html.escape(label[:24])}</text>'
-        )
+        parts.append(_label_lines(cx, HEIGHT - BOTTOM + 14, label, slot))
         if mean is None:
             parts.append(f'<text x="{cx:.1f}" y="{TOP + plot_h - 6}" text-anchor="middle" fill="#999">unknown</text>')
             continue
         h = plot_h * mean / y_max
         parts.append(
             f'<rect class="bar" x="{x:.1f}" y="{TOP + plot_h - h:.1f}" width="{w:.1f}" height="{h:.1f}" '
-            f'fill="{COLORS[i % len(COLORS)]}"><title>{html.escape(label)}: {mean:.4g}</title></rect>'
+            f'fill="{COLORS[i % len(COLORS)]}"><title>{html.escape(name)}: {mean:.4g}</title></rect>'
         )
         if sd:
             y_hi, y_lo = TOP + plot_h - plot_h * (mean + sd) / y_max, TOP + plot_h - plot_h * max(mean - sd, 0) / y_max
@@ -80,23 +100,42 @@ def bars(title: str, y_label: str, labels: list[str], means: list[float | None],
     return "".join(parts)
 
 
-def scatter(title: str, x_label: str, y_label: str, points: list[tuple[str, float | None, float | None]]) -> str:
-    """Labelled points (the efficiency frontier: tok/s against tok/J)."""
-    known = [(label, x, y) for label, x, y in points if x is not None and y is not None]
-    x_max = _nice_max(max((x for _, x, _ in known), default=1))
-    y_max = _nice_max(max((y for _, _, y in known), default=1))
+def scatter(
+    title: str,
+    x_label: str,
+    y_label: str,
+    points: list[tuple[str, float | None, float | None]],
+    names: list[str] | None = None,
+) -> str:
+    """Labelled points (the efficiency frontier: tok/s against tok/J), each point's full name in its tooltip.
+
+    Labels go right of their point, or left in the right half, and below instead of above when the
+    point before (in height) sits close: points close together keep legible labels.
+    """
+    names = names or [label for label, _, _ in points]
+    known = [(label, name, x, y) for (label, x, y), name in zip(points, names) if x is not None and y is not None]
+    x_max = _nice_max(max((x for _, _, x, _ in known), default=1))
+    y_max = _nice_max(max((y for _, _, _, y in known), default=1))
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     parts = _frame(title, y_label, y_max, x_label)
     for i in range(5):
         x = LEFT + plot_w * i / 4
         parts.append(f'<text x="{x:.1f}" y="{HEIGHT - BOTTOM + 14}" text-anchor="middle">{x_max * i / 4:.4g}</text>')
-    for i, (label, x, y) in enumerate(known):
+    placed: list[tuple[float, float]] = []
+    for i, (label, name, x, y) in enumerate(known):
         px, py = LEFT + plot_w * x / x_max, TOP + plot_h - plot_h * y / y_max
         parts.append(
             f'<circle class="point" cx="{px:.1f}" cy="{py:.1f}" r="5" fill="{COLORS[i % len(COLORS)]}">'
-            f"<title>{html.escape(label)}: {x:.4g}, {y:.4g}</title></circle>"
+            f"<title>{html.escape(name)}: {x:.4g}, {y:.4g}</title></circle>"
         )
-        parts.append(f'<text x="{px + 7:.1f}" y="{py - 6:.1f}">{html.escape(label[:24])}</text>')
+        crowded = any(abs(px - qx) < 90 and abs(py - qy) < 14 for qx, qy in placed)
+        dy = 16 if crowded else -6
+        left = px > LEFT + plot_w / 2
+        anchor = ' text-anchor="end"' if left else ""
+        parts.append(
+            f'<text x="{px - 7 if left else px + 7:.1f}" y="{py + dy:.1f}"{anchor}>{html.escape(label)}</text>'
+        )
+        placed.append((px, py + dy))
     parts.append("</svg>")
     return "".join(parts)
 

@@ -30,10 +30,11 @@ from PySide6.QtWidgets import (
 )
 
 from ..analysis.compare import ComparedRow, Comparison, compare, plus_minus, ratio_text
+from ..analysis.labels import short_labels, wrapped
 from ..analysis.report import write_report
 from ..errors import TpwError
 from ..store import Store
-from .form import plain_label
+from .form import plain_label, plain_tip
 from .svg_export import export_svg
 from .theme import Theme
 
@@ -191,9 +192,12 @@ class CompareView(QWidget):
         what = ", ".join(sorted({f"{r.test}/{r.phase}" for r in main}))
         self.eff_plot.setTitle(f"Efficiency ({what}), mean ± sd", color=self.theme.colors["foreground"])
         self.speed_plot.setTitle(f"Speed ({what}), mean ± sd", color=self.theme.colors["foreground"])
-        self._bars(self.eff_plot, "tokens_per_j", main)
-        self._bars(self.speed_plot, "tokens_per_s", main)
-        self._frontier(main)
+        labels = short_labels([r.variant for r in main])
+        legend = "\n".join(f"{label}: {r.variant}" for label, r in zip(labels, main) if label != r.variant)
+        self.plots.setToolTip(plain_tip(legend) if legend else "")
+        self._bars(self.eff_plot, "tokens_per_j", main, labels)
+        self._bars(self.speed_plot, "tokens_per_s", main, labels)
+        self._frontier(main, labels)
         self._limit_curve(main, comparison.best_power_limit())
         self._set_enabled()
 
@@ -220,8 +224,12 @@ class CompareView(QWidget):
                     item.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
                 self.table.setItem(i, j, item)
 
-    def _bars(self, plot, figure: str, rows: list[ComparedRow]) -> None:
-        """One bar per variant (its headline row), the sd as error bars; 'unknown' where there's no figure."""
+    def _bars(self, plot, figure: str, rows: list[ComparedRow], labels: list[str]) -> None:
+        """One bar per variant (its headline row), the sd as error bars; 'unknown' where there's no figure.
+
+        Under each bar what tells its variant apart (``analysis.labels``), wrapped to its slot; the
+        full names are in the charts' tooltip and the table.
+        """
         plot.clear()
         x = np.arange(len(rows), dtype=float)
         stats = [getattr(r, figure) for r in rows]
@@ -241,14 +249,19 @@ class CompareView(QWidget):
                 label = pg.TextItem("unknown", color=self.theme.colors["foreground"], anchor=(0.5, 1))
                 label.setPos(xi, 0)
                 plot.addItem(label)
-        plot.getAxis("bottom").setTicks([[(xi, r.variant) for xi, r in zip(x, rows)]])
+        width = max(int(self.plots.width() / 2 / max(len(rows), 1) / 7), 6)  # characters a slot holds
+        lines = [wrapped(label, width)[:2] for label in labels]
+        axis = plot.getAxis("bottom")
+        axis.setTicks([[(xi, "\n".join(text)) for xi, text in zip(x, lines)]])
+        axis.setHeight(14 * max((len(text) for text in lines), default=1) + 12)
         top = float(np.max(heights + sds)) if len(rows) else 1.0
         plot.setYRange(0, top * 1.15 or 1.0, padding=0)
         plot.setXRange(-0.6, len(rows) - 0.4, padding=0)
 
-    def _frontier(self, rows: list[ComparedRow]) -> None:
+    def _frontier(self, rows: list[ComparedRow], labels: list[str]) -> None:
         plot = self.frontier_plot
         plot.clear()
+        label_of = {r.variant: label for r, label in zip(rows, labels)}
         known = [r for r in rows if r.tokens_per_s.mean is not None and r.tokens_per_j.mean is not None]
         if not known:
             return
@@ -264,7 +277,7 @@ class CompareView(QWidget):
         for i, r in enumerate(sorted(known, key=lambda r: r.tokens_per_j.mean)):
             # left of the point in the right half, and alternately below and above, so close points stay legible
             anchor = (1.05 if r.tokens_per_s.mean > right / 2 else -0.05, 1.0 if i % 2 else 0.0)
-            label = pg.TextItem(r.variant, color=self.theme.colors["foreground"], anchor=anchor)
+            label = pg.TextItem(label_of[r.variant], color=self.theme.colors["foreground"], anchor=anchor)
             label.setPos(r.tokens_per_s.mean, r.tokens_per_j.mean)
             plot.addItem(label)
         plot.setXRange(0, right, padding=0)
