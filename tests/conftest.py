@@ -101,7 +101,7 @@ def make_window(qtbot, tmp_path, flat_trace, bundled_model):
     """A window with its parts handed in: a real measuring process, a replayed trace, a temporary database."""
     made = []
 
-    def make(db=True, choices=None):
+    def make(db=True, choices=None, bundled=True):
         from PySide6.QtCore import QSettings
 
         from tpw_desktop.ui.controller import RunController
@@ -112,7 +112,7 @@ def make_window(qtbot, tmp_path, flat_trace, bundled_model):
         window = MainWindow(
             controller=controller,
             settings=settings,
-            bundled_model=bundled_model,
+            bundled_model=bundled_model if bundled else None,
             power_choices=choices or [(f"replay:{flat_trace}", "constant 100 W — replayed")],
         )
         qtbot.addWidget(window)

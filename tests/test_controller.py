@@ -110,6 +110,17 @@ def test_a_killed_measuring_process_is_reported_its_session_kept_and_it_restarts
     assert run(qtbot, c, [TestSpec.tg(8)]).status == "completed"
 
 
+def test_cancelling_a_load_starts_a_new_process_with_the_power_and_no_model(qtbot, controller, bundled_model):
+    c = controller()
+    old_pid = c.client.pid
+    assert c.load(bundled_model, EngineSettings()) and c.state == "loading"
+    with qtbot.waitSignal(c.job_finished, timeout=30_000, check_params_cb=job_done("power")):
+        assert c.cancel_load()
+    assert c.state == "ready" and c.model is None and c.client.pid != old_pid
+    assert not c.cancel_load()  # nothing loading now
+    assert c.live is not None and [s.name for s in c.sources] == [s.name for s in c.sources if s.method == "replayed"]
+
+
 def test_stop_ends_the_run_as_cancelled(qtbot, controller, tiny_model):
     c = controller()
     load(qtbot, c, tiny_model)
@@ -214,3 +225,11 @@ def test_the_state_machine_refuses_what_the_state_does_not_allow(qtbot, controll
     # every state can die, and only a dead one restarts
     assert all((state, "died") in TRANSITIONS for state in ("starting", "ready", "loading", "idle", "running"))
     assert [k for k in TRANSITIONS if k[1] == "restart"] == [("dead", "restart")]
+
+
+def test_a_run_that_takes_every_core_is_sent_to_the_window_less_often():
+    from tpw_desktop.worker.forwarder import streaming_batch_s
+
+    assert streaming_batch_s(model_threads=2, cores=2) == 2.0  # every frame stalls one of its threads
+    assert streaming_batch_s(model_threads=8, cores=16) == 0.25  # a core to spare: 4 frames a second
+    assert streaming_batch_s(model_threads=None, cores=16) == 2.0  # a sweep or a server: unknown, so careful

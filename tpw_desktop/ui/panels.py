@@ -47,6 +47,7 @@ class ModelPanel(QGroupBox):
 
     open_requested = Signal()
     model_chosen = Signal(object)  # Path
+    cancel_requested = Signal()
 
     def __init__(self, parent=None):
         super().__init__("Model", parent)
@@ -64,21 +65,33 @@ class ModelPanel(QGroupBox):
         self.progress = QProgressBar()
         self.progress.setRange(0, 0)  # llama.cpp reports no progress we can reach: show activity
         self.progress.hide()
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setToolTip("Stop loading this model (the measuring process starts again, without it)")
+        self.cancel_button.clicked.connect(self.cancel_requested)
+        self.cancel_button.hide()
         row = QHBoxLayout()
         row.addWidget(self.open_button)
         row.addWidget(self.recent, 1)
+        loading = QHBoxLayout()
+        loading.addWidget(self.progress, 1)
+        loading.addWidget(self.cancel_button)
         layout.addWidget(self.label)
         layout.addLayout(row)
-        layout.addWidget(self.progress)
+        layout.addLayout(loading)
         self.recent_paths: list[str] = []
         self._fill_recent()
 
     def show_loading(self, name: str, stage: str) -> None:
         self.progress.setFormat(f"{name}: {stage}…")
         self.progress.show()
+        self.cancel_button.show()
+
+    def hide_loading(self) -> None:
+        self.progress.hide()
+        self.cancel_button.hide()
 
     def show_model(self, facts: ModelFacts, settings: EngineSettings) -> None:
-        self.progress.hide()
+        self.hide_loading()
         threads = f"{settings.n_threads} thread{'s' if settings.n_threads != 1 else ''}"
         self.label.setText(
             f"<b>{html.escape(facts.file_name)}</b><br>{html.escape(facts.architecture)} · "
@@ -91,7 +104,7 @@ class ModelPanel(QGroupBox):
         self.remember(facts.path)
 
     def show_none(self) -> None:
-        self.progress.hide()
+        self.hide_loading()
         self.label.setText("no model loaded")
 
     def remember(self, path: Path) -> None:

@@ -8,22 +8,24 @@ and only while the window can be seen.
 
 from __future__ import annotations
 
+import os
 import time
 
-from PySide6.QtCore import QObject, QTimer
+from PySide6.QtCore import QObject, Qt, QTimer
 
 from ..run.events import Caution, IdleMeasured, SaveProblem, Status
 from ..run.results import RunReport
 from ..view.dashboard import finished_dashboard
+from ..worker.forwarder import streaming_batch_s
 from ..worker.protocol import JobFinished, JobProgress, JobStarted, Loaded, PowerReady, SourcesFailing, Started
 
 # Every redraw takes CPU from the model being measured (on a 2-core machine, from its own
 # threads: 10 frames a second cost runs from the window ~10% of their speed). So a frame is
-# drawn only after new data; while a run streams, at most 4 a second (the rate charts' bins are
-# 250 ms: a faster frame shows nothing new there) and no more often than keeps painting under
-# PAINT_BUDGET of one core (a frame that takes 12 ms is drawn every ~0.5 s); otherwise once a second.
-# No timer ticks in between: a frame is drawn when data arrives, or once, later, if it came too soon.
-STREAMING_PAINT_S = 0.25
+# drawn only after new data, which the measuring process sends as often as the model's threads
+# leave room for (``streaming_batch_s``: 4 batches a second with a core to spare, else one
+# every 2 s), and no more often than keeps painting under PAINT_BUDGET of one core (a frame
+# that takes 12 ms is drawn every ~0.5 s); at rest, once a second. No timer ticks in between:
+# a frame is drawn when data arrives, or once, later, if it came too soon.
 IDLE_PAINT_S = 1.0
 PAINT_BUDGET = 0.025
 
@@ -50,6 +52,7 @@ class Presenter(QObject):
         w.stop_button.clicked.connect(c.stop)
         w.model_panel.open_requested.connect(w.choose_model)
         w.model_panel.model_chosen.connect(w.load_model)
+        w.model_panel.cancel_requested.connect(self._cancel_load)
         w.engine_panel.reload_requested.connect(w.reload_model)
         w.power_panel.source_chosen.connect(w.select_power)
         w.power_panel.measure_idle_requested.connect(w.measure_idle)
@@ -149,7 +152,7 @@ class Presenter(QObject):
 
     def _on_load_failed(self, failed: JobFinished) -> None:
         if failed.still_loaded:
-            self.w.model_panel.progress.hide()
+            self.w.model_panel.hide_loading()
             kept = f" {failed.still_loaded} is still loaded."
             self.w.status_label.setText(f"kept {failed.still_loaded}")
         else:
@@ -157,6 +160,11 @@ class Presenter(QObject):
             kept = " No model is loaded now."
             self.w.status_label.setText("no model loaded")
         self.w.show_error(f"Could not load the model: {failed.error}.{kept}", kind="load")
+
+    def _cancel_load(self) -> None:
+        if self.w.controller.cancel_load():
+            self.w.model_panel.show_none()
+            self.w.status_label.setText(f"loading {self._loading} cancelled: no model loaded")
 
     def _status(self, message: str) -> None:
         self.w.status_label.setText(message)
@@ -213,6 +221,7 @@ class Presenter(QObject):
     def update_controls(self) -> None:
         state = self.w.controller.state
         idle = state == "idle"
+        self._keep_focus_off_fields(idle)
         self.w.start_button.setEnabled(idle)
         self.w.stop_button.setEnabled(state == "running")
         self.w.power_panel.idle_button.setEnabled(idle)
@@ -228,6 +237,13 @@ class Presenter(QObject):
         if state in ("idle", "ready"):
             self._run_label = ""
         self._header()
+
+    def _keep_focus_off_fields(self, idle: bool) -> None:
+        """Start, once pressed, is disabled: Qt would hand its focus to the next field in the chain (the
+        electricity price, its text selected, where a key press changes it). The dashboard takes it."""
+        focused = self.w.focusWidget()
+        if focused is not None and not idle and focused in (self.w.start_button, self.w.power_panel.idle_button):
+            self.w.dashboard.setFocus(Qt.OtherFocusReason)
 
     # --- painting ---------------------------------------------------------------------------------
 
@@ -247,7 +263,11 @@ class Presenter(QObject):
             return
         now = time.monotonic()
         streaming = self.w.controller.state in ("running", "stopping")
-        interval = max(STREAMING_PAINT_S, self.frame_s / PAINT_BUDGET) if streaming else IDLE_PAINT_S
+        model = self.w.controller.model
+        threads = model.settings.n_threads if model else None
+        interval = (
+            max(streaming_batch_s(threads, os.cpu_count()), self.frame_s / PAINT_BUDGET) if streaming else IDLE_PAINT_S
+        )
         too_soon_s = interval - (now - self._painted_at)
         if too_soon_s > 0 and not force:
             if not self.timer.isActive():

@@ -1,12 +1,14 @@
 """The measuring process's outbox: what happened, in order, plus new power samples, in batches.
 
-One batch every 250 ms while a run streams and every 500 ms otherwise (at
-once for a state change the window is waiting for), never one message per
-token: each wake-up here takes CPU the model's threads would use.
+One batch every 250 ms while a run streams (every 2 s when the model's
+threads take every core) and every second otherwise (at once for a state
+change the window is waiting for), never one message per token: each
+wake-up here takes CPU the model's threads would use.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections import deque
@@ -15,9 +17,19 @@ from ..power import Sampler
 from .protocol import Batch, SampleBlock, SourcesFailing
 
 # As often as the window redraws while a run streams (its rate charts have 250 ms bins), and
-# every wake-up here takes the CPU the model's threads would use.
+# every wake-up here takes the CPU the model's threads would use. When they take every core,
+# every 2 s: each frame the window draws then stalls one of the model's threads while its
+# partner waits at llama.cpp's barrier (on the 2-core VM a run from the window read 0.92x of
+# `tpw bench` at 4 frames a second, 0.94x at 1, 0.98x at 0.5; minimized, 1.00x).
 STREAMING_BATCH_S = 0.25
-IDLE_BATCH_S = 0.5
+CROWDED_BATCH_S = 2.0
+IDLE_BATCH_S = 1.0
+
+
+def streaming_batch_s(model_threads: int | None, cores: int | None) -> float:
+    """Seconds between batches while a run streams: 4 a second with a core to spare, else one every 2 s."""
+    crowded = model_threads is None or cores is None or model_threads >= cores
+    return CROWDED_BATCH_S if crowded else STREAMING_BATCH_S
 
 
 class Forwarder:
@@ -27,6 +39,7 @@ class Forwarder:
         self.conn = conn  # the write end of the pipe to the window
         self.outbox: deque = deque()
         self.streaming = threading.Event()
+        self.streaming_batch_s = STREAMING_BATCH_S
         self.wake = threading.Event()
         self.closed = threading.Event()
         self._lock = threading.Lock()  # the sampler and its cursors change together
@@ -40,6 +53,11 @@ class Forwarder:
         self.outbox.append(item)
         if urgent:
             self.wake.set()
+
+    def stream(self, model_threads: int | None) -> None:
+        """A run streams: batches at the pace ``streaming_batch_s`` allows for the model's threads."""
+        self.streaming_batch_s = streaming_batch_s(model_threads, os.cpu_count())
+        self.streaming.set()
 
     def use_sampler(self, sampler: Sampler | None) -> None:
         self.flush()
@@ -57,7 +75,7 @@ class Forwarder:
 
     def _run(self) -> None:
         while not self.closed.is_set():
-            self.wake.wait(STREAMING_BATCH_S if self.streaming.is_set() else IDLE_BATCH_S)
+            self.wake.wait(self.streaming_batch_s if self.streaming.is_set() else IDLE_BATCH_S)
             self.wake.clear()
             try:
                 self.conn.send(self._next_batch())

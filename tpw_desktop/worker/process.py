@@ -8,9 +8,9 @@ this process's CPU time is what ``estimate-process`` counts. Three threads:
   a typed status and result (``protocol``);
 - a command thread reads the pipe, so Stop takes effect at once even while
   a run holds the main thread;
-- a forwarder sends what happened, in order, plus new power samples, as one
-  batch every 250 ms while a run streams and every 500 ms otherwise (and at
-  once for a message the window is waiting for).
+- a forwarder sends what happened, in order, plus new power samples, in
+  batches (``forwarder``: a few a second while a run streams, as the model's
+  threads leave room for, and at once for a message the window waits for).
 """
 
 from __future__ import annotations
@@ -223,7 +223,7 @@ class MeasuringProcess:
             self.engine, self.sampler, job.options, recorder=recorder, listener=self._listener(job), stop=self.stop
         )
         self.started(job, ", ".join(t.name for t in job.tests))
-        self.forward.streaming.set()
+        self.forward.stream(self.engine.settings.n_threads)
         try:
             report = run.run(list(job.tests))
         except Exception as exc:  # noqa: BLE001 - reported in the window; saved as failed by MeasuredRun
@@ -249,7 +249,7 @@ class MeasuringProcess:
         limiter = None
         if self.exporter is not None:
             self.exporter.set_model(f"sweep of {job.plan.kind}", "various", "various")
-        self.forward.streaming.set()
+        self.forward.stream(None)
         try:
             if any(v.power_limit_w is not None for v in job.plan.variants):
                 limiter = PowerLimiter()
@@ -288,7 +288,7 @@ class MeasuringProcess:
         if self.exporter is not None:
             self.exporter.set_model(job.api_model, "?", "endpoint")
         self.started(job, job.workload)
-        self.forward.streaming.set()
+        self.forward.stream(None)
         endpoint = None
         try:
             endpoint = Endpoint(job.url, job.timeout_s, api_key=job.api_key, stop=self.stop)
