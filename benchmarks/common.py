@@ -43,6 +43,18 @@ class Result:
     figures: list[Figure] = field(default_factory=list)
     tables: list[Table] = field(default_factory=list)
     raw: dict = field(default_factory=dict)
+    date: str = ""  # when it ran (UTC): a page may combine runs of different benchmarks (--only)
+
+    @classmethod
+    def from_json(cls, data: dict) -> Result:
+        return cls(
+            data["name"],
+            data["command"],
+            [Figure(**f) for f in data["figures"]],
+            [Table(**t) for t in data["tables"]],
+            data.get("raw", {}),
+            data.get("date", ""),
+        )
 
 
 def thread_cpu_s(native_id: int) -> float:

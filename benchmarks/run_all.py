@@ -78,7 +78,8 @@ def markdown(results: list[Result], failures: dict[str, str], facts: dict, secon
         for f in r.figures:
             met = {True: "yes", False: "**no**", None: "–"}[f.ok]
             note = f" ({f.note})" if f.note else ""
-            lines.append(f"| {f.name}{note} | {f.goal or '–'} | {f.measured} | {met} | `{r.command}` |")
+            when = f"<br>{r.date} UTC" if r.date else ""
+            lines.append(f"| {f.name}{note} | {f.goal or '–'} | {f.measured} | {met} | `{r.command}`{when} |")
     for name, error in failures.items():
         lines.append(f"| {name}: did not run | – | {error} | **no** | |")
     for r in results:
@@ -95,6 +96,20 @@ def markdown(results: list[Result], failures: dict[str, str], facts: dict, secon
     return "\n".join(lines)
 
 
+def kept_and_new(previous_json: Path, new: list[Result]) -> list[Result]:
+    """With --only, the page keeps the other benchmarks' last figures (each says when it ran)."""
+    try:
+        previous = json.loads(previous_json.read_text())
+    except (OSError, ValueError):
+        return new
+    if previous.get("quick"):
+        return new
+    by_name = {r["name"]: Result.from_json(r) for r in previous.get("results", [])}
+    by_name.update({r.name: r for r in new})
+    order = {name: i for i, name in enumerate(BENCHMARKS)}
+    return sorted(by_name.values(), key=lambda r: order.get(r.name, len(order)))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a smoke run of every benchmark (seconds, not minutes)")
@@ -109,11 +124,15 @@ def main() -> None:
     for name in names:
         print(f"bench: {name}…", file=sys.stderr, flush=True)
         try:
-            results.append(run_one(name, args.quick, args.llama_bench))
+            result = run_one(name, args.quick, args.llama_bench)
+            result.date = f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M}"
+            results.append(result)
         except Exception as exc:  # noqa: BLE001 - one broken benchmark must not lose the others' figures
             traceback.print_exc()
             failures[name] = f"{type(exc).__name__}: {exc}"
     seconds = time.monotonic() - started
+    if args.only and not args.quick:
+        results = kept_and_new(args.out.with_suffix(".json"), results)
     args.out.write_text(markdown(results, failures, facts, seconds, args.quick))
     raw = {
         "machine": facts,

@@ -42,3 +42,7 @@ echo "llama-cpp-python build flags: $CMAKE_ARGS" >&2
 echo "(the first install builds llama.cpp from source: about 7 minutes on 2 cores)" >&2
 "${PIP[@]}" install --quiet -c packaging/constraints.txt -e ".${EXTRAS:+[$EXTRAS]}"
 printf '%s' "$CMAKE_ARGS" > "$flags_file"
+# The stamps make's rules check: an install done here, by hand or by make, is not repeated by
+# `make run` (any install gives the app; one with the test extra also gives the tests).
+touch "$VENV/.installed"
+case ",$EXTRAS," in *,test,*) touch "$VENV/.installed-test" ;; esac

@@ -13,15 +13,17 @@
 # server extra (make test installs it):
 #   apt-get install xvfb openbox xdotool imagemagick prometheus curl libxcb-cursor0 libxkbcommon-x11-0 \
 #     libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-render-util0 libxcb-shape0 libegl1 libgl1
-# Usage: scripts/screenshots.sh [OUTDIR]   (default docs/screenshots)
+# Usage: scripts/screenshots.sh [OUTDIR] [WIDTHxHEIGHT]   (default docs/screenshots 1600x1000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-docs/screenshots}
+SIZE=${2:-1600x1000}
+WIDTH=${SIZE%x*} HEIGHT=${SIZE#*x}
 mkdir -p "$OUT"
 work=$(mktemp -d)
 DISPLAY_NUM=${DISPLAY_NUM:-:97}
 
-Xvfb "$DISPLAY_NUM" -screen 0 1600x1000x24 -nolisten tcp -r >"$work/xvfb.log" 2>&1 &
+Xvfb "$DISPLAY_NUM" -screen 0 "${SIZE}x24" -nolisten tcp -r >"$work/xvfb.log" 2>&1 &
 xvfb=$!  # -r: no key autorepeat, so a key pressed on a busy machine is typed once
 app= server= prom=
 trap 'kill $app $server $prom $wm $xvfb 2>/dev/null || true; rm -rf "$work"' EXIT
@@ -31,12 +33,15 @@ openbox >"$work/openbox.log" 2>&1 &
 wm=$!
 sleep 0.5
 
-# A sweep of two quantizations in the database, for the History and Compare views.
+# A sweep of three quantizations whose file names differ only there, for the History and Compare views.
 bundled=$(.venv/bin/python -c "from tpw_desktop.paths import bundled_model_path as b; print(b())")
-cp "$bundled" "$work/smollm2-135m-Q4_1.gguf"
-.venv/bin/tpw quantize "$work/smollm2-135m-Q4_1.gguf" --type Q8_0 --allow-requantize >/dev/null
-.venv/bin/tpw --db "$work/sessions.db" sweep "$work/smollm2-135m-Q4_1.gguf" "$work/smollm2-135m-Q8_0.gguf" \
-    -r 3 -p 128 -n 64 --idle-s 2 --settle-s 1 --settle-timeout 5 -q >/dev/null
+name="$work/SmolLM2-135M-Instruct"
+cp "$bundled" "$name-Q4_1.gguf"
+for type in Q8_0 Q4_K_M; do
+    .venv/bin/tpw quantize "$name-Q4_1.gguf" --type "$type" --allow-requantize >/dev/null
+done
+.venv/bin/tpw --db "$work/sessions.db" sweep "$name-Q4_1.gguf" "$name-Q4_K_M.gguf" "$name-Q8_0.gguf" \
+    -r 2 -p 128 -n 64 --idle-s 2 --settle-s 1 --settle-timeout 5 -q >/dev/null
 
 # A server tpw didn't start, and a Prometheus that scrapes the window's metrics, all on loopback.
 SERVER_PORT=${SERVER_PORT:-18089} METRICS_PORT=${METRICS_PORT:-19464} PROM_PORT=${PROM_PORT:-19090}
@@ -98,7 +103,7 @@ PY
 
 wait_for 60 xdotool search --onlyvisible --name "tpw-desktop"
 win=$(xdotool search --onlyvisible --name "tpw-desktop" | head -1)
-xdotool windowsize "$win" 1600 1000 windowmove "$win" 0 0 windowfocus "$win"
+xdotool windowsize "$win" "$WIDTH" "$HEIGHT" windowmove "$win" 0 0 windowfocus "$win"
 sleep 3                            # let the bundled model load (~0.3 s) and the idle chart fill
 xdotool key --window "$win" ctrl+Return
 wait_for 180 session_done
