@@ -60,12 +60,13 @@ def markdown(results: list[Result], failures: dict[str, str], facts: dict, secon
     lines = [
         "# Performance: what tpw costs the engine it measures",
         "",
-        "Written by `make bench` (`benchmarks/run_all.py`); every figure below comes from the run that wrote this "
-        "page. Ratios are measured alternately within one run, because this machine's speed drifts by ±20% "
-        "within minutes.",
+        "Written by `make bench` (`benchmarks/run_all.py`; `--only NAME` reruns one benchmark and keeps the "
+        "others' figures, each with its date). Ratios are measured alternately within one run, because this "
+        "machine's speed drifts by ±20% within minutes.",
         "",
         f"- date: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC; {seconds / 60:.1f} min"
-        + (" (quick smoke run: the figures are not meant to be read)" if quick else ""),
+        + (" (quick smoke run: the figures are not meant to be read)" if quick else "")
+        + ("; figures from earlier runs say when they ran" if len({r.date for r in results}) > 1 else ""),
         f"- machine: {facts['cpu']}, {facts['cpu_logical']} logical CPUs ({facts['cpu_physical']} physical), "
         f"{facts['ram_gib']} GiB, {facts['os']}, Python {facts['python']}",
         f"- llama-cpp-python {facts['llama_cpp_python']} ({'GPU offload' if facts['gpu_offload'] else 'CPU build'}); "

@@ -11,6 +11,7 @@ import pytest
 from openai_servers import BadServer, LlamaServer
 from prometheus_server import free_port
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QPushButton
 from tpw_cli import TPW, run_tpw
 
 from tpw_desktop.analysis.tables import levels_table
@@ -471,7 +472,9 @@ def test_the_window_measures_a_server_and_streams_its_tokens(qtbot, make_window,
     window = make_window()
     dialog = window.workflows.open_endpoint()
     dialog.url.setText(server.url)
-    assert dialog.list_models() and dialog.model.currentText() == "tiny"
+    [list_button] = [b for b in dialog.findChildren(QPushButton) if b.text() == "List models"]
+    qtbot.mouseClick(list_button, Qt.LeftButton)
+    assert dialog.model.currentText() == "tiny" and dialog.message.text() == "1 model on the server."
     dialog.workload.setCurrentIndex(dialog.workload.findData("chat"))
     dialog.concurrency.setValue(2)
     dialog.repetitions.setValue(1)

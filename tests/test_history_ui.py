@@ -151,6 +151,18 @@ def test_compare_draws_one_bar_per_selected_session(qtbot, history, history_db):
     assert compare.table.item(0, 0).text() == compare.comparison.variants[0]
 
 
+def test_compare_its_sweep_is_clicked_from_a_session_of_the_sweep(qtbot, history, history_db):
+    history.filter_edit.setText("250 W")  # a session of the power-limit sweep
+    select_rows(history, [0])
+    assert history.sweep_button.isEnabled()
+    with qtbot.waitSignal(history.sweep_requested, timeout=5_000) as asked:
+        qtbot.mouseClick(history.sweep_button, Qt.LeftButton)
+    assert asked.args == [history_db[2]]
+    history.filter_edit.setText("estimated")  # the bench: in no sweep
+    select_rows(history, [0])
+    assert not history.sweep_button.isEnabled()
+
+
 def test_compare_a_sweep_with_ratios_its_report_and_charts(qtbot, history_db, tmp_path):
     db, model_sweep, limit_sweep = history_db
     compare = CompareView(db, THEMES["dark"])
