@@ -12,7 +12,7 @@ pytest.importorskip("PySide6")
 from answer_dialogs import answering, press
 from conftest import job_done, news_of
 from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
-from PySide6.QtGui import QDropEvent, QWheelEvent
+from PySide6.QtGui import QDropEvent, QFontMetrics, QWheelEvent
 from PySide6.QtWidgets import QAbstractSpinBox, QApplication, QFileDialog, QLineEdit, QMessageBox
 
 from tpw_desktop.engine.memory import total_ram_bytes
@@ -470,3 +470,15 @@ def test_without_the_bundled_model_the_window_says_what_to_do(qtbot, make_window
     qtbot.waitUntil(lambda: window.controller.state == "ready", timeout=10_000)
     assert window.status_label.text() == "ready: load a model (File ▸ Open model) or measure a server"
     assert not window.start_button.isEnabled() and window.model_panel.open_button.isEnabled()
+
+
+def test_a_tiles_figure_is_never_cut_at_its_edge(qtbot, make_window):
+    window = make_window(db=False)
+    tile = window.dashboard.tiles["j_tok"]
+    qtbot.keyClick(window, Qt.Key_F11)
+    tile.set(0.26781234, "estimated · long-summary: whole calls, all repetitions")
+    tile.resize(150, tile.height())
+    metrics = QFontMetrics(tile.value.font())
+    assert tile.value.text() == "0.2678"
+    assert metrics.horizontalAdvance("0.2678") <= tile.value.contentsRect().width()  # smaller type, every digit
+    qtbot.keyClick(window, Qt.Key_F11)

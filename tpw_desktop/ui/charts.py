@@ -201,6 +201,7 @@ class LiveCharts(pg.GraphicsLayoutWidget):
 
     def set_presentation(self, on: bool) -> None:
         self._presentation = on
+        self.ci.layout.setVerticalSpacing(30 if on else 14)  # room for the larger axis labels
         self.apply_theme(self.theme)
 
     def _user_moved_view(self, *_) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QFont, QFontMetrics
 from PySide6.QtWidgets import QFrame, QGridLayout, QSizePolicy, QVBoxLayout, QWidget
 
 from .form import plain_label, plain_tip
@@ -50,11 +51,13 @@ class Tile(QFrame):
         for w in (self.title, self.value, self.unit_label, self.method):
             layout.addWidget(w)
         self.basis = ""
+        self._value_pt, self._shown_pt = 20, 0
         self.set_presentation(False)
 
     def set(self, value, basis: str, unit: str | None = None, why: str | None = None) -> None:
         """Show a figure and how it was obtained; a missing one shows "–" and ``why`` in its tooltip."""
         self.value.setText(_format(value, self.decimals))
+        self._fit_value()
         if unit is not None:
             self.unit_label.setText(unit)
         self.basis = basis
@@ -67,12 +70,31 @@ class Tile(QFrame):
 
     def set_presentation(self, on: bool) -> None:
         scale = 2.2 if on else 1.0
+        self._value_pt = round(20 * scale)
         self.title.setStyleSheet(f"font-size: {round(9 * scale)}pt; color: palette(placeholder-text);")
-        self.value.setStyleSheet(f"font-size: {round(20 * scale)}pt; font-weight: 600;")
         self.unit_label.setStyleSheet(f"font-size: {round(9 * scale)}pt;")
+        # the basis stays on the tile from the back of the room, but smaller than the figure it explains
         self.method.setStyleSheet(
-            f"font-size: {round(8 * scale)}pt; font-style: italic; color: palette(placeholder-text);"
+            f"font-size: {round(8 * (1.4 if on else 1.0))}pt; font-style: italic; color: palette(placeholder-text);"
         )
+        self._fit_value()
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._fit_value()
+
+    def _fit_value(self) -> None:
+        """The figure in the largest type that shows all of it: a number cut at the tile's edge
+        ("0.267" for 0.2678) would be a wrong number, not a small one."""
+        width = self.value.contentsRect().width()  # laid out already: the layout takes a resize first
+        font = QFont(self.value.font())
+        font.setPointSize(self._value_pt)
+        font.setWeight(QFont.DemiBold)
+        text_px = QFontMetrics(font).horizontalAdvance(self.value.text())
+        points = self._value_pt if text_px <= width or text_px == 0 else max(6, int(self._value_pt * width / text_px))
+        if points != self._shown_pt:  # a style sheet is re-applied only when the size changes: it costs a frame
+            self._shown_pt = points
+            self.value.setStyleSheet(f"font-size: {points}pt; font-weight: 600;")
 
 
 class TileBoard(QWidget):
