@@ -121,6 +121,17 @@ def test_cancelling_a_load_starts_a_new_process_with_the_power_and_no_model(qtbo
     assert c.live is not None and [s.name for s in c.sources] == [s.name for s in c.sources if s.method == "replayed"]
 
 
+def test_a_stop_right_after_start_is_not_lost(qtbot, controller, tiny_model):
+    """The Stop reached the measuring process before its main thread took the run, which then cleared it:
+    a run of minutes went on (found by the menu test, triggering Stop as soon as the state said running)."""
+    c = controller()
+    load(qtbot, c, tiny_model)
+    with qtbot.waitSignal(c.job_finished, timeout=30_000, check_params_cb=job_done("run")) as done:
+        assert c.start([TestSpec.tg(512)], RunOptions(repetitions=500, idle_s=0, warmup=False))
+        assert c.stop()
+    assert done.args[0].status == "cancelled"
+
+
 def test_stop_ends_the_run_as_cancelled(qtbot, controller, tiny_model):
     c = controller()
     load(qtbot, c, tiny_model)

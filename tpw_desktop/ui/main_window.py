@@ -40,7 +40,8 @@ from .fleet_view import FleetView
 from .form import plain_label
 from .history import HistoryView
 from .menus import build_menus
-from .panels import EnginePanel, ModelPanel, PowerPanel, WorkloadPanel
+from .model_panel import ModelPanel
+from .panels import EnginePanel, PowerPanel, WorkloadPanel
 from .presenter import Presenter
 from .theme import THEMES, apply_palette
 from .workflows import Workflows

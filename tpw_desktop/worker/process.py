@@ -95,6 +95,10 @@ class MeasuringProcess:
                 continue
             if isinstance(command, Shutdown):
                 self.stop.set()
+            if isinstance(command, (StartRun, StartSweep, StartEndpoint)):
+                # cleared as the run is asked for, not as it starts: a Stop sent right after Start
+                # (read here before the main thread takes the job) would otherwise be lost
+                self.stop.clear()
             self.jobs.put(command)
             if isinstance(command, Shutdown):
                 return
@@ -211,7 +215,6 @@ class MeasuringProcess:
             why = "no model is loaded" if self.engine is None else "no power source"
             self.finished(JobFinished("run", "failed", None, why))
             return
-        self.stop.clear()
         recorder = self.writer if job.record else None
         if self.exporter is not None:
             self.exporter.set_model(
@@ -245,7 +248,6 @@ class MeasuringProcess:
         self._use_chosen_power()
         previous = LoadModel(self.engine.facts.path, self.engine.settings) if self.engine is not None else None
         self._close_engine()
-        self.stop.clear()
         limiter = None
         if self.exporter is not None:
             self.exporter.set_model(f"sweep of {job.plan.kind}", "various", "various")
@@ -284,7 +286,6 @@ class MeasuringProcess:
             self.finished(JobFinished("endpoint", "failed", None, "no power source"))
             return
         self._see_the_server()
-        self.stop.clear()
         if self.exporter is not None:
             self.exporter.set_model(job.api_model, "?", "endpoint")
         self.started(job, job.workload)
