@@ -12,10 +12,10 @@ from answer_dialogs import answering, choose_file, press
 from conftest import job_done
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QInputDialog, QMessageBox
+from test_ui import custom_prompt
 
 from tpw_desktop.ui.dialogs import QuantizeDialog, SweepDialog
 from tpw_desktop.ui.endpoint_dialog import EndpointDialog
-from tpw_desktop.ui.panels import CUSTOM_CHOICE
 
 
 def menu_actions(window) -> dict[str, object]:
@@ -26,15 +26,6 @@ def menu_actions(window) -> dict[str, object]:
             if not action.isSeparator():
                 actions[action.text().replace("&", "")] = action
     return actions
-
-
-def short_run(window, max_tokens=8, reps=1):
-    window.workload_panel.select(CUSTOM_CHOICE, "the energy of a token")
-    window.workload_panel.max_tokens.setValue(max_tokens)
-    window.workload_panel.repetitions.setValue(reps)
-    window.power_panel.idle.setChecked(False)
-    window.power_panel.idle_s.setValue(0.3)
-    window.power_panel.settle_s.setValue(0)
 
 
 def answer_port(port: int):
@@ -75,7 +66,7 @@ def test_every_menu_action_does_what_it_says(qtbot, make_window, tiny_model, bun
     window.workflows.dialog.close()
 
     # Run
-    short_run(window)
+    custom_prompt(window, max_tokens=8)
     with qtbot.waitSignal(window.run_ended, timeout=60_000) as ended:
         trigger("Start")
     assert ended.args == ["completed"] and c.last_report.summaries
@@ -83,7 +74,7 @@ def test_every_menu_action_does_what_it_says(qtbot, make_window, tiny_model, bun
     with answering(choose_file(target)):
         trigger("Save results as…")
     assert target.stat().st_size > 100 and window.status_label.text() == f"saved {target}"
-    short_run(window, max_tokens=400, reps=50)
+    custom_prompt(window, max_tokens=400, reps=50)
     window.start()
     qtbot.waitUntil(lambda: c.state == "running", timeout=30_000)
     with qtbot.waitSignal(window.run_ended, timeout=30_000) as ended:
@@ -152,7 +143,7 @@ def test_the_compare_and_history_buttons_are_clicked_not_called(qtbot, make_wind
     window = make_window()
     with qtbot.waitSignal(window.controller.job_finished, timeout=30_000, check_params_cb=job_done("load")):
         window.load_model(tiny_model)
-    short_run(window, reps=2)
+    custom_prompt(window, max_tokens=8, reps=2)
     for _ in range(2):
         with qtbot.waitSignal(window.run_ended, timeout=60_000):
             qtbot.mouseClick(window.start_button, Qt.LeftButton)
